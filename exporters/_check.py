@@ -1,0 +1,30 @@
+"""Run a fresh artifact once through ``runtime`` and compare it with the Keras model."""
+from __future__ import annotations
+
+import numpy as np
+
+from runtime import load
+from runtime.errors import UserError
+
+# Largest mean absolute difference from the Keras output accepted per precision
+# (probabilities for classifiers, pixels in [0, 1] for denoisers). Quantized
+# variants are allowed more, as in Keras's own exporter tests; the accuracy
+# they keep is what the benchmark measures.
+TOLERANCE = {"float32": 1e-4, "float16": 5e-3, "dynamic": 3e-2, "int8": 3e-2}
+MIN_TOP1_AGREEMENT = {"float32": 1.0, "float16": 0.98, "dynamic": 0.9, "int8": 0.9}
+
+
+def check_against_keras(path, model, inputs: np.ndarray, precision: str, task: str) -> tuple[float, float]:
+    """Return (max abs diff, top-1 agreement); raise if the artifact strays from the model."""
+    expected = np.asarray(model(inputs, training=False), dtype=np.float32)
+    got = load(path, threads=1).predict(inputs)
+    if got.shape != expected.shape:
+        raise UserError(f"{path}: artifact output shape {got.shape} differs from the model's {expected.shape}")
+    diff = np.abs(got - expected)
+    agreement = float(np.mean(got.argmax(-1) == expected.argmax(-1))) if task == "classification" else 1.0
+    if diff.mean() > TOLERANCE[precision] or agreement < MIN_TOP1_AGREEMENT[precision]:
+        raise RuntimeError(
+            f"{path}: {precision} artifact strays from the Keras model "
+            f"(mean |diff| {diff.mean():.3g} > {TOLERANCE[precision]} or top-1 agreement {agreement:.3f})"
+        )
+    return float(diff.max()), agreement

@@ -1,0 +1,49 @@
+"""The one place that imports TensorFlow and decides which Keras it means.
+
+tensorflow-model-optimization only works with Keras 2 (tf-keras), and it sets
+``TF_USE_LEGACY_KERAS=1`` itself when imported, which changes what
+``tf.keras`` means for the rest of the process. We decide it here, before
+TensorFlow is first imported, so that ``tf.keras``, ``tf_keras`` and tfmot all
+agree. A user who set the variable already keeps their choice.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from runtime.errors import UserError
+
+INSTALL_HINT = "pip install 'edgedl[train]'"
+
+
+def _require(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UserError(f"the host side of edgedl is not installed ({exc.name} is missing): {INSTALL_HINT}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def tf():
+    """TensorFlow, imported with Keras 2 as ``tf.keras``."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    return _require("tensorflow")
+
+
+@functools.lru_cache(maxsize=None)
+def keras():
+    """tf-keras (the Keras 2 API), the Keras that edgedl builds and compresses with."""
+    tf()
+    return _require("tf_keras")
+
+
+def weights_sha256(model) -> str:
+    """A fingerprint of a Keras model: sha256 over its architecture and weights."""
+    import hashlib
+
+    digest = hashlib.sha256(model.to_json().encode())
+    for w in model.get_weights():
+        digest.update(w.tobytes())
+    return digest.hexdigest()

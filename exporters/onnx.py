@@ -1,0 +1,117 @@
+"""Keras model -> ``.onnx`` (float32, or int8 through onnxruntime's own quantization tools).
+
+The float graph comes from tf2onnx; ``dynamic`` is ``quantize_dynamic``
+(int8 weights, activations quantized on the fly); ``int8`` is
+``quantize_static`` in QDQ format, calibrated on training inputs after
+``quant_pre_process``. The metadata travels inside, as ``metadata_props``.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from runtime.files import sha256_file
+from runtime.metadata import ONNX_METADATA_KEY, ModelMetadata, TensorSpec
+
+from ._base import EDGEDL_VERSION, Artifact, ExportConfig, ModelInfo, register_exporter, staged
+from ._check import check_against_keras
+from ._tf import tf
+
+OPSET = 17
+
+
+class OnnxConfig(ExportConfig):
+    """``precision``: float32, dynamic (``quantize_dynamic``) or int8 (static QDQ, calibrated)."""
+
+    PRECISIONS = ("float32", "dynamic", "int8")
+
+
+def _float_onnx(model, path: Path) -> None:
+    import tf2onnx
+
+    t = tf()
+    spec = [t.TensorSpec(model.inputs[0].shape, t.float32, name="input")]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, output_path=str(path))
+
+
+class _Calibration:
+    """onnxruntime's ``CalibrationDataReader`` protocol over a numpy batch, one sample a call."""
+
+    def __init__(self, name: str, data: np.ndarray):
+        self._name = name
+        self._rows = iter(data)
+
+    def get_next(self):
+        row = next(self._rows, None)
+        return None if row is None else {self._name: row[None].astype(np.float32)}
+
+    def rewind(self):  # pragma: no cover - only used by some calibrators
+        raise NotImplementedError
+
+
+def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if config.precision == "dynamic":
+        quantize_dynamic(float_path, out, weight_type=QuantType.QInt8)
+        return
+    pre = work / "pre.onnx"
+    quant_pre_process(str(float_path), str(pre))
+    quantize_static(
+        pre,
+        out,
+        calibration_data_reader=_Calibration("input", config.calibration_set()),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+
+
+def _spec(value_info) -> TensorSpec:
+    import onnx
+
+    tensor = value_info.type.tensor_type
+    shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name
+    return TensorSpec(name=value_info.name, shape=shape, dtype=dtype)
+
+
+@register_exporter("onnx", ".onnx", OnnxConfig)
+def export_onnx(model, path, config: OnnxConfig, info: ModelInfo) -> Artifact:
+    """Convert ``model`` (and quantize it) to ``path``; check it with onnx.checker and against the model."""
+    import onnx
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="edgedl-onnx-") as work_dir, staged(path) as out:
+        work = Path(work_dir)
+        float_path = work / "float.onnx"
+        _float_onnx(model, float_path)
+        graph_path = float_path
+        if config.precision != "float32":
+            graph_path = work / "quant.onnx"
+            _quantize(float_path, graph_path, config, work)
+        proto = onnx.load(str(graph_path))
+        meta = ModelMetadata(
+            task=info.task,
+            format="onnx",
+            precision=config.precision,
+            input=_spec(proto.graph.input[0]),
+            output=_spec(proto.graph.output[0]),
+            normalization=info.normalization,
+            labels=info.labels,
+            techniques=tuple(info.techniques),
+            source_sha256=info.source_sha256,
+            edgedl_version=EDGEDL_VERSION,
+        )
+        onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: meta.to_json()})
+        onnx.save(proto, str(out))
+        onnx.checker.check_model(str(out), full_check=True)
+        max_diff, agreement = float("nan"), float("nan")
+        check = config.check_set()
+        if check is not None:
+            max_diff, agreement = check_against_keras(out, model, check, config.precision, info.task)
+    return Artifact(path, "onnx", config.precision, meta, path.stat().st_size, sha256_file(path), max_diff, agreement)

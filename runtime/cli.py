@@ -1,0 +1,105 @@
+"""``edgedl-run``: classify images on the device with an exported artifact.
+
+    edgedl-run cnn_int8.tflite digit.png more_digits/ --threads 2
+    edgedl-run cnn_int8.tflite batch.npy --json
+
+Imports numpy, Pillow and one interpreter; never TensorFlow.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .images import expand_inputs, load_inputs
+from .model import load
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem and where to look."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def run_cli(main: Callable[[], int]) -> int:
+    """Run a CLI body: a ``UserError`` becomes one line on stderr and exit code 2."""
+    try:
+        return main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="edgedl-run", description="Run an edgedl artifact (.tflite or .onnx) on images.")
+    p.add_argument("model", help="a .tflite or .onnx file exported by edgedl")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/.npy files or folders of them")
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the interpreter's)")
+    p.add_argument("--top", type=int, default=1, help="how many classes to list per input (default 1)")
+    p.add_argument("--batch", type=int, default=64, help="inputs per interpreter call (default 64)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    return p
+
+
+def classify(model, names: list[str], x: np.ndarray, top: int, batch: int) -> list[dict]:
+    """Top-``top`` classes for each input, as JSON-ready dicts."""
+    from .bench import predict_batched
+
+    scores = predict_batched(model.predict, x, batch)
+    labels = model.metadata.labels or tuple(str(i) for i in range(scores.shape[-1]))
+    results = []
+    for name, row in zip(names, scores):
+        order = np.argsort(row)[::-1][:top]
+        results.append(
+            {
+                "input": name,
+                "label": labels[order[0]],
+                "class_index": int(order[0]),
+                "score": float(row[order[0]]),
+                "top": [{"label": labels[i], "score": float(row[i])} for i in order],
+            }
+        )
+    return results
+
+
+def _table(results: list[dict]) -> str:
+    width = max(len("input"), *(len(r["input"]) for r in results))
+    lines = [f"{'input':<{width}}  {'label':>8}  {'score':>7}"]
+    lines += [f"{r['input']:<{width}}  {r['label']:>8}  {r['score']:>7.4f}" for r in results]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def body() -> int:
+        if args.threads is not None and args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        if args.top < 1 or args.batch < 1:
+            raise UserError("--top and --batch must be at least 1")
+        model = load(args.model, threads=args.threads)
+        if model.metadata.task != "classification":
+            raise UserError(f"{args.model}: a {model.metadata.task} model; this command classifies images")
+        names, x = load_inputs(expand_inputs(args.inputs), model.metadata)
+        results = classify(model, names, x, args.top, args.batch)
+        if args.json:
+            doc = {"model": args.model, "task": model.metadata.task, "precision": model.metadata.precision,
+                   "results": results}
+            print(json.dumps(doc, indent=2))
+        else:
+            print(_table(results))
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
