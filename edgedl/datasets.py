@@ -42,13 +42,13 @@ class Dataset:
     def take(self, index, source: Optional[str] = None) -> "Dataset":
         return Dataset(self.x[index], self.y[index], self.labels, source or self.source)
 
-    def save_npz(self, path: Path) -> None:
-        """Write ``x``, ``y`` and ``labels`` to an ``.npz`` (the benchmarks' input), atomically."""
+    def save_npz(self, path: Path, task: str) -> None:
+        """Write ``x``, ``y``, ``labels`` and ``task`` to an ``.npz`` (the benchmarks' input), atomically."""
         from runtime.files import atomic_path
 
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, x=self.x, y=self.y, labels=np.array(self.labels))
+                np.savez(handle, x=self.x, y=self.y, labels=np.array(self.labels), task=np.array(task))
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -124,7 +124,7 @@ def train(
     # Save in float32 whatever the training policy was, so exports are float32.
     keras().mixed_precision.set_global_policy("float32")
     with atomic_path(out_dir / "model.keras") as tmp:
-        model.save(tmp)
+        model.save(tmp, include_optimizer=False)
     write_json(
         out_dir / "history.json",
         {

@@ -38,6 +38,10 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         tmp = Path(name)
     try:
         yield tmp
+        if not is_dir:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         if is_dir and final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
