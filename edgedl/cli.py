@@ -18,7 +18,13 @@ HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2o
 
 
 def _missing_host_module() -> Optional[str]:
-    return next((m for m in HOST_MODULES if importlib.util.find_spec(m) is None), None)
+    for module in HOST_MODULES:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except (ImportError, ValueError):
+            return module
+    return None
 
 
 def _add_data_args(p) -> None:

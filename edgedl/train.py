@@ -123,8 +123,7 @@ def train(
     )
     # Save in float32 whatever the training policy was, so exports are float32.
     keras().mixed_precision.set_global_policy("float32")
-    with atomic_path(out_dir / "model.keras") as tmp:
-        model.save(tmp, include_optimizer=False)
+    save_model(model, out_dir / "model.keras")
     write_json(
         out_dir / "history.json",
         {
@@ -134,6 +133,16 @@ def train(
         },
     )
     return model
+
+
+def save_model(model, path: Path) -> None:
+    """Save the weights and architecture only, atomically: the optimizer state is training's business
+    (``BackupAndRestore`` keeps it) and would triple the size the report compares against."""
+    k = keras()
+    clean = k.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    with atomic_path(path) as tmp:
+        clean.save(tmp)
 
 
 def load_keras_model(path: str | Path):

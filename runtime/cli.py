@@ -57,7 +57,7 @@ def classify(model, names: list[str], x: np.ndarray, top: int, batch: int) -> li
     labels = model.metadata.labels or tuple(str(i) for i in range(scores.shape[-1]))
     results = []
     for name, row in zip(names, scores):
-        order = np.argsort(row)[::-1][:top]
+        order = np.argsort(-row, kind="stable")[:top]  # ties (common in int8 output) go to the lower index, as argmax
         results.append(
             {
                 "input": name,
@@ -85,10 +85,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserError(f"--threads must be at least 1, got {args.threads}")
         if args.top < 1 or args.batch < 1:
             raise UserError("--top and --batch must be at least 1")
+        files = expand_inputs(args.inputs)  # bad paths fail before the interpreter starts
         model = load(args.model, threads=args.threads)
         if model.metadata.task != "classification":
             raise UserError(f"{args.model}: a {model.metadata.task} model; this command classifies images")
-        names, x = load_inputs(expand_inputs(args.inputs), model.metadata)
+        names, x = load_inputs(files, model.metadata)
         results = classify(model, names, x, args.top, args.batch)
         if args.json:
             doc = {"model": args.model, "task": model.metadata.task, "precision": model.metadata.precision,

@@ -1,0 +1,73 @@
+"""The edgedl command: one line and exit code 2 for every user error, no traceback."""
+import pytest
+
+from tests.conftest import run_cli, run_python
+
+
+def _one_error_line(proc) -> str:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith(("error:", "edgedl"))]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_models_lists_the_zoo():
+    proc = run_cli("edgedl", "models")
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "cnn" and "classification" in proc.stdout
+
+
+def test_without_the_host_side_edgedl_says_which_extra_to_install():
+    proc = run_python("import sys; from edgedl.cli import main; sys.exit(main(['models']))", block_host=False)
+    assert proc.returncode == 0
+    proc = run_python(
+        """
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "tensorflow":
+                    raise ImportError(name)
+        sys.meta_path.insert(0, Block())
+        from edgedl.cli import main
+        sys.exit(main(["models"]))
+        """
+    )
+    line = _one_error_line(proc)
+    assert "host side is not installed (tensorflow is missing)" in line and "pip install 'edgedl[train]'" in line
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["pipeline", "--model", "resnet9000", "--out", "{tmp}/o"], "unknown model 'resnet9000'; known models: cnn"),
+        (["pipeline", "--out", "{tmp}/o", "--variants", "tflite_int4"], "unknown variant(s) tflite_int4"),
+        (["pipeline", "--out", "{tmp}/o", "--epochs", "0"], "epochs must be at least 1"),
+        (["pipeline", "--out", "{tmp}/o", "--data", "{tmp}/nothing"], "nothing: no such data file or folder"),
+        (["pipeline", "--model", "{tmp}/broken.keras", "--out", "{tmp}/o"], "broken.keras: cannot load this Keras model"),
+        (["export", "{tmp}/none.keras", "--format", "tflite", "--out", "{tmp}/m.tflite"], "none.keras: no such model"),
+        (["train", "--out", "{tmp}/o", "--bogus"], "unrecognized arguments: --bogus"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, argv, message):
+    (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 this zip ends early")
+    proc = run_cli("edgedl", *[a.format(tmp=tmp_path) for a in argv])
+    assert message in _one_error_line(proc)
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_export_command_writes_a_loadable_artifact(tmp_path, trained_cnn):
+    import runtime
+    from edgedl.train import save_model
+
+    save_model(trained_cnn, tmp_path / "m.keras")
+    proc = run_cli("edgedl", "export", str(tmp_path / "m.keras"), "--format", "onnx", "--precision", "int8",
+                   "--out", str(tmp_path / "m.onnx"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote" in proc.stdout
+    meta = runtime.read_metadata(tmp_path / "m.onnx")
+    assert (meta.precision, meta.labels) == ("int8", tuple("0123456789"))
+    bad = run_cli("edgedl", "export", str(tmp_path / "m.keras"), "--format", "onnx", "--precision", "float16",
+                  "--out", str(tmp_path / "x.onnx"))  # fmt: skip
+    assert "precision 'float16' is not supported by OnnxConfig" in _one_error_line(bad)
+    assert not (tmp_path / "x.onnx").exists()

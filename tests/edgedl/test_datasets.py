@@ -1,0 +1,96 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgedl import datasets
+from edgedl.datasets import load_data, mnist_default, read_idx, train_eval
+from runtime.errors import UserError
+
+
+def _write_idx(path, array: np.ndarray, compress=False):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
+def test_default_split_is_8000_then_2000_real_digits(mnist):
+    train, ev = mnist
+    assert train.x.shape == (8000, 28, 28, 1) and ev.x.shape == (2000, 28, 28, 1)
+    assert train.x.dtype == np.float32 and 0.0 == train.x.min() and train.x.max() == 1.0
+    # The published mean pixel of the MNIST test split is 33.79 (on 0-255).
+    full = np.concatenate([train.x, ev.x])
+    assert full.mean() * 255 == pytest.approx(33.79, abs=0.01)
+    assert np.bincount(np.concatenate([train.y, ev.y])).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_damaged_embedded_data_is_detected(tmp_path, monkeypatch):
+    copy = tmp_path / "mnist"
+    shutil.copytree(datasets.MNIST_DIR, copy)
+    raw = bytearray((copy / datasets.MNIST_FILES[1]).read_bytes())
+    raw[-1] ^= 0xFF
+    (copy / datasets.MNIST_FILES[1]).write_bytes(bytes(raw))
+    monkeypatch.setattr(datasets, "MNIST_DIR", copy)
+    with pytest.raises(UserError, match="sha256 mismatch"):
+        mnist_default()
+
+
+def test_idx_folder_picks_train_and_t10k(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), compress=True)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n), compress=True)
+    train, ev = train_eval(tmp_path)
+    assert (len(train), len(ev)) == (12, 5)
+    assert train.x.shape == (12, 28, 28, 1) and train.x.max() <= 1.0
+
+
+def test_truncated_idx_and_missing_labels_are_named(tmp_path):
+    _write_idx(tmp_path / "x-images-idx3-ubyte", np.zeros((4, 28, 28)))
+    raw = (tmp_path / "x-images-idx3-ubyte").read_bytes()
+    (tmp_path / "x-images-idx3-ubyte").write_bytes(raw[:-10])
+    with pytest.raises(UserError, match="truncated"):
+        read_idx(tmp_path / "x-images-idx3-ubyte")
+    with pytest.raises(UserError, match="labels file x-labels-idx1-ubyte is missing"):
+        load_data(tmp_path / "x-images-idx3-ubyte")
+
+
+def test_npz_with_train_and_test_parts(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 20), x_test=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+             y_test=rng.integers(0, 10, 6))  # fmt: skip
+    train, ev = train_eval(tmp_path / "mnist.npz")
+    assert (len(train), len(ev)) == (20, 6)
+    np.savez(tmp_path / "bad.npz", images=np.zeros(3))
+    with pytest.raises(UserError, match=r"needs arrays x_train/y_train"):
+        load_data(tmp_path / "bad.npz")
+
+
+def test_image_folder_per_class_with_seeded_holdout(tmp_path):
+    for cls, value in (("cat", 30), ("dog", 220)):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((40, 32, 3), value, np.uint8)).save(tmp_path / cls / f"{i}.png")
+    train, ev = train_eval(tmp_path, image_shape=(28, 28, 1))
+    assert train.labels == ("cat", "dog")
+    assert (len(train), len(ev)) == (8, 2) and train.x.shape[1:] == (28, 28, 1)
+    everything = np.concatenate([train.y, ev.y])
+    assert sorted(everything.tolist()) == [0] * 5 + [1] * 5
+    cats = np.concatenate([train.x, ev.x])[np.concatenate([train.y, ev.y]) == 0]
+    assert cats.mean() == pytest.approx(30 / 255, abs=1e-6)
+    again, _ = train_eval(tmp_path, image_shape=(28, 28, 1))
+    np.testing.assert_array_equal(again.y, train.y)  # the hold-out is seeded
+
+
+def test_missing_or_unknown_data_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no such data file or folder"):
+        load_data(tmp_path / "nothing")
+    (tmp_path / "data.csv").write_text("1,2")
+    with pytest.raises(UserError, match="unknown data format"):
+        load_data(tmp_path / "data.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images found in class sub-folders"):
+        load_data(tmp_path / "empty")

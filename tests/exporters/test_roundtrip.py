@@ -1,0 +1,92 @@
+"""Every registered format and precision: export, run through runtime/, compare with Keras."""
+import json
+
+import numpy as np
+import pytest
+
+import runtime
+from exporters import get_exporter, list_formats
+from exporters._check import TOLERANCE
+
+CASES = [(fmt, p) for fmt in list_formats() for p in get_exporter(fmt).config_cls.PRECISIONS]
+
+
+def test_every_format_is_covered():
+    assert {"tflite", "onnx"} <= set(list_formats())
+    assert ("tflite", "int8") in CASES and ("onnx", "int8") in CASES
+
+
+@pytest.mark.parametrize("fmt,precision", CASES)
+def test_artifact_matches_keras(artifacts, trained_cnn, mnist, fmt, precision):
+    _, ev = mnist
+    art = artifacts[(fmt, precision)]
+    x = ev.x[100:300]  # not the inputs the exporter checked with
+    expected = trained_cnn.predict(x, verbose=0)
+    got = runtime.load(art.path, threads=1).predict(x)
+    # float32 must match to rounding; quantized variants within the documented looser tolerance.
+    atol = 1e-5 if precision == "float32" else 10 * TOLERANCE[precision]
+    np.testing.assert_allclose(got, expected, atol=atol)
+    agreement = np.mean(got.argmax(1) == expected.argmax(1))
+    assert agreement >= (1.0 if precision == "float32" else 0.97)
+    assert art.size_bytes == art.path.stat().st_size
+
+
+@pytest.mark.parametrize("fmt,precision", CASES)
+def test_artifact_describes_itself(artifacts, model_info, fmt, precision):
+    meta = runtime.read_metadata(artifacts[(fmt, precision)].path)
+    assert (meta.format, meta.precision, meta.task) == (fmt, precision, "classification")
+    assert meta.labels == model_info.labels
+    assert meta.source_sha256 == model_info.source_sha256 and len(meta.source_sha256) == 64
+    assert meta.input.shape == (None, 28, 28, 1) and meta.output.shape[-1] == 10
+    assert meta.normalization.scale == pytest.approx(1 / 255)
+    assert meta.edgedl_version
+
+
+def test_tflite_int8_is_integer_end_to_end(artifacts):
+    from ai_edge_litert.interpreter import Interpreter
+
+    art = artifacts[("tflite", "int8")]
+    assert art.input.dtype == "int8" and art.input.quantization is not None
+    assert art.output.dtype == "int8" and art.output.quantization is not None
+    interp = Interpreter(model_path=str(art.path))
+    float_tensors = [t["name"] for t in interp.get_tensor_details() if t["dtype"] == np.float32]
+    assert float_tensors == []  # a "quantized" model that kept float ops fails here
+    ops = {op["op_name"] for op in interp._get_ops_details()}
+    assert "DEQUANTIZE" not in ops and "CONV_2D" in ops
+
+
+def test_tflite_dynamic_and_float16_store_smaller_weights(artifacts):
+    sizes = {p: artifacts[("tflite", p)].size_bytes for p in ("float32", "float16", "dynamic")}
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    assert sizes["dynamic"] < 0.35 * sizes["float32"]
+
+
+def _onnx_ops(path):
+    import onnx
+
+    model = onnx.load(str(path))
+    return [n.op_type for n in model.graph.node], {i.name: i.data_type for i in model.graph.initializer}
+
+
+def test_onnx_int8_is_qdq_with_int8_weights(artifacts):
+    import onnx
+
+    ops, inits = _onnx_ops(artifacts[("onnx", "int8")].path)
+    assert ops.count("QuantizeLinear") >= 4 and ops.count("DequantizeLinear") >= 8
+    int8_inits = [n for n, t in inits.items() if t == onnx.TensorProto.INT8]
+    assert len(int8_inits) >= 5  # the five weight tensors of the CNN
+    ops_f, _ = _onnx_ops(artifacts[("onnx", "float32")].path)
+    assert "QuantizeLinear" not in ops_f
+
+
+def test_onnx_dynamic_quantizes_weights(artifacts):
+    ops, _ = _onnx_ops(artifacts[("onnx", "dynamic")].path)
+    assert "DynamicQuantizeLinear" in ops
+    assert any(op in ops for op in ("MatMulInteger", "ConvInteger"))
+
+
+def test_onnx_metadata_is_inside_the_file(artifacts):
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(artifacts[("onnx", "int8")].path)).metadata_props}
+    assert json.loads(props["edgedl"])["precision"] == "int8"
