@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -154,6 +155,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     args = build_parser().parse_args(argv)
+    # TensorFlow's C++ INFO/WARNING lines drown the progress display; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return run_cli(lambda: args.func(args))
 
 

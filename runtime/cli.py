@@ -36,6 +36,9 @@ def run_cli(main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,8 +75,13 @@ def classify(model, names: list[str], x: np.ndarray, top: int, batch: int) -> li
 
 def _table(results: list[dict]) -> str:
     width = max(len("input"), *(len(r["input"]) for r in results))
-    lines = [f"{'input':<{width}}  {'label':>8}  {'score':>7}"]
-    lines += [f"{r['input']:<{width}}  {r['label']:>8}  {r['score']:>7.4f}" for r in results]
+    runners_up = any(len(r["top"]) > 1 for r in results)
+    lines = [f"{'input':<{width}}  {'label':>8}  {'score':>7}" + ("  next" if runners_up else "")]
+    for r in results:
+        line = f"{r['input']:<{width}}  {r['label']:>8}  {r['score']:>7.4f}"
+        if runners_up:
+            line += "  " + ", ".join(f"{t['label']} {t['score']:.4f}" for t in r["top"][1:])
+        lines.append(line)
     return "\n".join(lines)
 
 
