@@ -43,7 +43,8 @@ def test_edgedl_run_prints_a_table_and_rejects_bad_input(artifacts, digit_pngs, 
     proc = run_cli("edgedl-run", model, str(folder / "d00.png"), "--top", "3")
     assert proc.returncode == 0, proc.stderr
     header, row = proc.stdout.strip().splitlines()
-    assert header.split() == ["input", "label", "score"] and row.split()[0].endswith("d00.png")
+    assert header.split() == ["input", "label", "score", "next"] and row.split()[0].endswith("d00.png")
+    assert len(row.split(",")) == 2  # the two runner-up classes of --top 3
 
     for argv, message in [
         ([model, str(tmp_path / "missing.png")], "missing.png: no such file or folder"),
