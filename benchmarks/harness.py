@@ -5,7 +5,7 @@ import gzip
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -27,6 +27,7 @@ class Variant:
     path: Path
     techniques: tuple = ()
     measurer: str = "benchmarks.measure"
+    extra: dict = field(default_factory=dict, compare=False, hash=False)  # copied into the record (params, macs, ...)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root
         "path": str(shown),
         "size_bytes": size,
         "gzip_bytes": gz,
+        **variant.extra,
         **figures,
     }
 

@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from runtime.cli import OneLineParser, run_cli
+from runtime.errors import UserError
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
@@ -76,11 +78,11 @@ def cmd_export(args) -> int:
 
     from . import datasets
     from ._tf import weights_sha256
-    from .pipeline import CALIBRATION_SAMPLES, _task_of
+    from .pipeline import CALIBRATION_SAMPLES, task_of
     from .train import load_keras_model
 
     model = load_keras_model(args.model)
-    task = args.task or _task_of(model)
+    task = args.task or task_of(model)
     train_data, _ = datasets.train_eval(args.data, None, tuple(model.inputs[0].shape[1:]))
     labels = tuple(args.labels.split(",")) if args.labels else train_data.labels
     info = ModelInfo(task=task, labels=labels if task == "classification" else None,
@@ -91,10 +93,84 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _compress_configs(args) -> list:
+    from .compress import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+
+    epochs = {"epochs": args.epochs} if args.epochs is not None else {}
+    builders = {
+        "prune": lambda: PruneConfig(target_sparsity=args.sparsity, **epochs),
+        "prune_2_4": lambda: PruneConfig(structure="2:4", **epochs),
+        "cluster": lambda: ClusterConfig(clusters=args.clusters, **epochs),
+        "qat": lambda: QATConfig(**epochs),
+        "distill": lambda: DistillConfig(student=args.student, temperature=args.temperature, alpha=args.alpha,
+                                         **epochs),  # fmt: skip
+    }
+    configs = []
+    for name in args.technique.split(","):
+        if name not in builders:
+            raise UserError(f"unknown technique {name!r}; known: {', '.join(builders)} (combine with commas)")
+        configs.append(builders[name]())
+    return configs
+
+
+def cmd_compress(args) -> int:
+    """Compress a saved model, export it, and write what the compression did and what it cost."""
+    import numpy as np
+
+    from exporters import ModelInfo, export
+    from runtime.files import write_json
+
+    from . import datasets
+    from ._tf import weights_sha256
+    from .compress import compress, model_stats
+    from .pipeline import CALIBRATION_SAMPLES, task_of
+    from .train import load_keras_model, save_model
+
+    configs = _compress_configs(args)
+    model = load_keras_model(args.model)
+    task = task_of(model)
+    train_data, eval_data = datasets.train_eval(args.data, args.eval_data, tuple(model.inputs[0].shape[1:]))
+    result = compress(model, configs, train_data, task)
+    out = Path(args.out)
+    precision = args.precision or ("int8" if result.quantized else "float32")
+    info = ModelInfo(task=task, labels=train_data.labels if task == "classification" else None,
+                     techniques=result.techniques, source_sha256=weights_sha256(model))  # fmt: skip
+    name = "_".join(result.techniques)
+    art = export(result.model, out / f"{name}_{precision}.tflite", "tflite", info, precision=precision,
+                 calibration=train_data.x[:CALIBRATION_SAMPLES], check_inputs=eval_data.x[:64])  # fmt: skip
+    if not result.quantized:  # a QAT model needs tfmot's scope to load again; its artifact is what ships
+        save_model(result.model, out / "model.keras")
+
+    def keras_accuracy(m) -> Optional[float]:
+        if task != "classification":
+            return None
+        return float(np.mean(m.predict(eval_data.x, verbose=0).argmax(-1) == eval_data.y))
+
+    summary = {
+        "source": str(args.model),
+        "techniques": list(result.techniques),
+        "configs": [repr(c) for c in configs],
+        "artifact": art.path.name,
+        "before": {**model_stats(model), "accuracy": keras_accuracy(model)},
+        "after": {**result.stats, "accuracy": keras_accuracy(result.model)},
+    }
+    write_json(out / "compression.json", summary)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_variants(args) -> int:
+    from .recipes import all_variants
+
+    for spec in all_variants(args.task):
+        print(f"{spec.name:<28} {spec.format:<7} {spec.precision:<8} {','.join(spec.techniques) or '-'}")
+    return 0
+
+
 def cmd_pipeline(args) -> int:
     from benchmarks import BenchConfig
 
-    from .pipeline import ALL_VARIANTS, PipelineConfig, run_pipeline
+    from .pipeline import PipelineConfig, run_pipeline
 
     config = PipelineConfig(
         model=args.model,
@@ -103,7 +179,7 @@ def cmd_pipeline(args) -> int:
         bench=BenchConfig(threads=args.threads, runs=args.runs, warmup=args.warmup),
         data=args.data,
         eval_data=args.eval_data,
-        variants=tuple(args.variants.split(",")) if args.variants else ALL_VARIANTS,
+        variants=tuple(args.variants.split(",")) if args.variants else (),
         retrain=args.retrain,
     )
     run_pipeline(config)
@@ -134,13 +210,33 @@ def build_parser() -> OneLineParser:
     p.add_argument("--labels", help="comma-separated class names (default: from the data)")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
+    p.add_argument("model", help="a saved tf-keras model (.keras, .h5 or SavedModel folder)")
+    p.add_argument("--technique", required=True,
+                   help="prune, prune_2_4, cluster, qat, distill, or a chain such as prune,qat or cluster,qat")
+    p.add_argument("--out", type=Path, required=True, help="folder for the artifact, model.keras, compression.json")
+    p.add_argument("--sparsity", type=float, default=0.8, help="pruning target sparsity in [0, 1) (default 0.8)")
+    p.add_argument("--clusters", type=int, default=16, help="clusters per kernel (default 16)")
+    p.add_argument("--student", default="cnn_student", help="distillation student from the registry")
+    p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss (default 0.5)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs per technique (default: each technique's own)")
+    p.add_argument("--precision", help="precision of the .tflite (default int8 after qat, float32 otherwise)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("variants", help="list the variants the pipeline can build")
+    p.add_argument("--task", default="classification", choices=("classification", "denoising"))
+    p.set_defaults(func=cmd_variants)
+
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")
     p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     _add_data_args(p)
     _add_train_args(p)
     p.add_argument("--retrain", action="store_true", help="train a saved model further on --data")
-    p.add_argument("--variants", help="comma-separated subset of the variants (default: all)")
+    p.add_argument("--variants", help="comma-separated variants or recipes, e.g. tflite_int8,prune,qat; 'post' for "
+                                      "all post-training ones (default: all; see 'edgedl variants')")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="interpreter threads when benchmarking (default 1)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per variant (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs per variant (default 20)")

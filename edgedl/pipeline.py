@@ -1,19 +1,20 @@
-"""``edgedl pipeline``: train (or load) a model, export every variant, benchmark them, write ``report.json``.
+"""``edgedl pipeline``: train (or load) a model, build every variant, benchmark them, write ``report.json``.
 
 Run folder layout::
 
-    OUT/model.keras         the trained original (zoo models) and history.json
-    OUT/eval.npz            the evaluation set every variant is measured on
-    OUT/artifacts/*.tflite  one file per variant (+ .json sidecar); *.onnx
-    OUT/report.json         the comparison
+    OUT/model.keras            the trained original (zoo models), history.json
+    OUT/eval.npz               the evaluation set every variant is measured on
+    OUT/artifacts/NAME.tflite  one file per variant (+ .json sidecar); NAME.onnx
+    OUT/compressed/RECIPE.json what each compression recipe did (sparsity, params, MACs)
+    OUT/report.json            the comparison
 
-A re-run with the same arguments reuses a trained model and artifacts that
-are still intact and built from the same model.
+A re-run with the same arguments reuses the trained model, and every
+artifact still built from it with the same techniques.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -23,29 +24,23 @@ from benchmarks import BenchConfig, Variant, make_report, measure_all, print_tab
 from exporters import ModelInfo, export, get_exporter
 from runtime import read_metadata
 from runtime.errors import UserError
+from runtime.files import write_json
 from runtime.metadata import Normalization
 
 from . import datasets
+from .compress import compress, model_stats
+from .compress._techniques import is_tf_keras, require_tf_keras
 from .models import list_models, model_entry
+from .recipes import RECIPES, select_variants
 from .train import TrainConfig, load_keras_model, train
 
-# (format, precision) of every post-training variant, in report order.
-POST_TRAINING = (
-    ("tflite", "float32"),
-    ("tflite", "float16"),
-    ("tflite", "dynamic"),
-    ("tflite", "int8"),
-    ("onnx", "float32"),
-    ("onnx", "dynamic"),
-    ("onnx", "int8"),
-)
-ALL_VARIANTS = tuple(f"{fmt}_{prec}" for fmt, prec in POST_TRAINING)
 CALIBRATION_SAMPLES = 300
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """One whole job. ``model`` is a registry name or the path of a saved Keras model."""
+    """One whole job. ``model`` is a registry name or the path of a saved Keras model;
+    ``variants`` names variants or recipes (see ``edgedl.recipes``), all when empty."""
 
     model: str
     out: Path
@@ -53,27 +48,21 @@ class PipelineConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
     data: Optional[Path] = None
     eval_data: Optional[Path] = None
-    variants: tuple = ALL_VARIANTS
+    variants: tuple = ()
     retrain: bool = False
-
-    def __post_init__(self):
-        unknown = [v for v in self.variants if v not in ALL_VARIANTS]
-        if unknown:
-            raise UserError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(ALL_VARIANTS)}")
 
 
 def _is_path(model: str) -> bool:
     return model not in list_models() and (Path(model).exists() or Path(model).suffix in (".keras", ".h5"))
 
 
-def _task_of(keras_model) -> str:
+def task_of(keras_model) -> str:
     """Infer the task of a user's model from its output: a vector of scores, or an image."""
-    shape = keras_model.outputs[0].shape
-    return "classification" if len(shape) == 2 else "denoising"
+    return "classification" if len(keras_model.outputs[0].shape) == 2 else "denoising"
 
 
 class Pipeline:
-    """The stages of one job, each callable on its own (the CLI runs them in order)."""
+    """The stages of one job, run in order by ``run``."""
 
     def __init__(self, config: PipelineConfig, console: Optional[Console] = None):
         self.config = config
@@ -81,15 +70,12 @@ class Pipeline:
         self.console = console or Console(stderr=True)
         self.is_user_model = _is_path(config.model)
         if not self.is_user_model:
-            model_entry(config.model)  # unknown names fail here, listing the known ones
+            # Unknown model or variant names fail here, before any work, listing the known ones.
+            select_variants(config.variants, model_entry(config.model).task)
+        self._compressed: dict = {}
 
     def log(self, message: str) -> None:
         self.console.print(f"[bold cyan]edgedl[/] {message}")
-
-    def input_shape(self, keras_model=None) -> tuple:
-        if keras_model is not None:
-            return tuple(keras_model.inputs[0].shape[1:])
-        return model_entry(self.config.model).input_shape
 
     def load_data(self, image_shape: tuple):
         cfg = self.config
@@ -98,58 +84,85 @@ class Pipeline:
                  f"{len(eval_data)} evaluation images ({eval_data.source})")  # fmt: skip
         return train_data, eval_data
 
-    def model(self, train_data, eval_data, user_model=None):
-        """The original: a user's saved model as it is, or a zoo model trained (or reused) in OUT."""
+    def original(self, train_data, eval_data, user_model=None):
+        """A user's saved model as it is, or a zoo model trained (or reused) in OUT."""
         cfg = self.config
         if user_model is not None and not cfg.retrain:
             self.log(f"model: {cfg.model} (loaded, not retrained)")
             return user_model, Path(cfg.model)
-        saved = self.out / "model.keras"
-        marker = self.out / "train_config.json"
-        wanted = {"model": str(cfg.model), "train": asdict(cfg.train), "data": str(cfg.data), "labels": list(train_data.labels)}
+        saved, marker = self.out / "model.keras", self.out / "train_config.json"
+        wanted = {"model": str(cfg.model), "train": asdict(cfg.train), "data": str(cfg.data),
+                  "labels": list(train_data.labels)}  # fmt: skip
         if saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
             self.log(f"model: reusing {saved} (trained with the same settings)")
             return load_keras_model(saved), saved
-        entry = None if self.is_user_model else model_entry(cfg.model)
-        self.log(f"train: {cfg.model}, {cfg.train.epochs} epochs")
-        if entry is not None:
+        if user_model is None:
+            entry = model_entry(cfg.model)
             build: Callable = lambda: entry.build(num_classes=len(train_data.labels))  # noqa: E731
             task = entry.task
         else:
-            build = lambda: load_keras_model(cfg.model)  # noqa: E731
-            task = _task_of(user_model)
+            build, task = (lambda: load_keras_model(cfg.model)), task_of(user_model)
+        self.log(f"train: {cfg.model}, {cfg.train.epochs} epochs")
         model = train(build, task, train_data, eval_data, cfg.train, self.out)
-        marker.write_text(json.dumps(wanted, indent=2) + "\n")
+        write_json(marker, wanted)
         return model, saved
 
-    def export_all(self, keras_model, info: ModelInfo, calibration, check) -> list[Variant]:
-        """Export every asked-for variant; reuse one already exported from this very model."""
+    # -- compression ------------------------------------------------------------------------------
+
+    def compressed(self, recipe_name: str, original, train_data, task: str):
+        """The recipe's compressed model (its parent's first), built once per run."""
+        if recipe_name not in self._compressed:
+            recipe = RECIPES[recipe_name]
+            base, before = original, ()
+            if recipe.parent:
+                parent = self.compressed(recipe.parent, original, train_data, task)
+                base, before = parent.model, parent.techniques
+            self.log(f"compress: {recipe_name} ({', '.join(type(c).__name__ for c in recipe.configs)})")
+            result = compress(base, recipe.configs, train_data, task, seed=self.config.train.seed, before=before)
+            self._compressed[recipe_name] = result
+        return self._compressed[recipe_name]
+
+    # -- export -----------------------------------------------------------------------------------
+
+    def build_variants(self, specs, original, train_data, eval_data, task: str, info: ModelInfo) -> list[Variant]:
+        """Export every spec; reuse an artifact already built from this original with the same techniques."""
+        base_stats = model_stats(original)
         variants = []
-        for fmt, precision in POST_TRAINING:
-            name = f"{fmt}_{precision}"
-            if name not in self.config.variants:
-                continue
-            path = self.out / "artifacts" / f"{name}{get_exporter(fmt).suffix}"
-            if self._intact(path, info.source_sha256, precision):
-                self.log(f"export: {name} (reused)")
+        for spec in specs:
+            path = self.out / "artifacts" / f"{spec.name}{get_exporter(spec.format).suffix}"
+            stats_path = self.out / "compressed" / f"{spec.recipe}.json"
+            reusable = self._intact(path, info.source_sha256, spec.precision, spec.techniques) and (
+                spec.recipe is None or stats_path.exists()
+            )
+            if reusable:
+                self.log(f"export: {spec.name} (reused)")
+                stats = base_stats if spec.recipe is None else json.loads(stats_path.read_text())
             else:
-                self.log(f"export: {name}")
-                art = export(keras_model, path, fmt, info, precision=precision, calibration=calibration,
-                             check_inputs=check)  # fmt: skip
-                self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs Keras {art.max_abs_diff:.2g}, "
+                model, stats = original, base_stats
+                if spec.recipe is not None:
+                    result = self.compressed(spec.recipe, original, train_data, task)
+                    model, stats = result.model, result.stats
+                    write_json(stats_path, stats)
+                self.log(f"export: {spec.name}")
+                art = export(model, path, spec.format, replace(info, techniques=spec.techniques),
+                             precision=spec.precision,
+                             calibration=train_data.x[:CALIBRATION_SAMPLES], check_inputs=eval_data.x[:64])  # fmt: skip
+                self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}, "
                          f"top-1 agreement {art.top1_agreement:.3f}")  # fmt: skip
-            variants.append(Variant(name, fmt, precision, path, info.techniques))
+            variants.append(Variant(spec.name, spec.format, spec.precision, path, spec.techniques, extra=stats))
         return variants
 
     @staticmethod
-    def _intact(path: Path, source_sha256: str, precision: str) -> bool:
+    def _intact(path: Path, source_sha256: str, precision: str, techniques: tuple) -> bool:
         if not path.exists():
             return False
         try:
             meta = read_metadata(path)
         except UserError:
             return False
-        return meta.source_sha256 == source_sha256 and meta.precision == precision
+        return (meta.source_sha256, meta.precision, tuple(meta.techniques)) == (source_sha256, precision, techniques)
+
+    # -- the whole job ----------------------------------------------------------------------------
 
     def run(self) -> dict:
         from ._tf import weights_sha256
@@ -157,10 +170,20 @@ class Pipeline:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         user_model = load_keras_model(cfg.model) if self.is_user_model else None
-        train_data, eval_data = self.load_data(self.input_shape(user_model))
-        keras_model, keras_path = self.model(train_data, eval_data, user_model)
-        task = _task_of(keras_model)
-        classes = keras_model.outputs[0].shape[-1]
+        image_shape = tuple(user_model.inputs[0].shape[1:]) if user_model else model_entry(cfg.model).input_shape
+        specs = select_variants(cfg.variants, task_of(user_model) if user_model else model_entry(cfg.model).task)
+        if user_model is not None and not is_tf_keras(user_model):
+            if cfg.variants:
+                for spec in specs:
+                    if spec.recipe is not None:  # says, in one line, that compression needs tf-keras
+                        require_tf_keras(user_model, f"{spec.name} ({', '.join(spec.techniques)})")
+            else:
+                specs = tuple(s for s in specs if s.recipe is None)
+                self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
+        train_data, eval_data = self.load_data(image_shape)
+        original, original_path = self.original(train_data, eval_data, user_model)
+        task = task_of(original)
+        classes = original.outputs[0].shape[-1]
         if task == "classification" and classes != len(train_data.labels):
             raise UserError(f"{cfg.model}: the model has {classes} outputs but the data has "
                             f"{len(train_data.labels)} classes; give matching data")  # fmt: skip
@@ -170,11 +193,11 @@ class Pipeline:
             task=task,
             labels=train_data.labels if task == "classification" else None,
             normalization=Normalization(scale=1.0 / 255.0, offset=0.0),
-            source_sha256=weights_sha256(keras_model),
+            source_sha256=weights_sha256(original),
         )
-        calibration = train_data.x[:CALIBRATION_SAMPLES]
-        variants = [Variant("original", "keras", "float32", keras_path, (), measurer="edgedl.measure_keras")]
-        variants += self.export_all(keras_model, info, calibration, eval_data.x[:64])
+        variants = [Variant("original", "keras", "float32", original_path, (), measurer="edgedl.measure_keras",
+                            extra=model_stats(original))]  # fmt: skip
+        variants += self.build_variants(specs, original, train_data, eval_data, task, info)
         records = measure_all(variants, eval_path, cfg.bench, root=self.out,
                               progress=lambda name: self.log(f"benchmark: {name}"))  # fmt: skip
         report = make_report(str(cfg.model), task, records, cfg.bench.threads,

@@ -75,6 +75,11 @@ def detect_strategy() -> StrategyChoice:
     return choose_strategy([d.name for d in tf().config.list_logical_devices("GPU")])
 
 
+def fit_verbosity() -> int:
+    """Keras's progress bar on a terminal, one line per epoch in a log."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def set_seeds(seed: int) -> None:
     """Python, numpy and TensorFlow seeds in one call."""
     keras().utils.set_random_seed(seed)
@@ -119,7 +124,7 @@ def train(
         epochs=config.epochs,
         batch_size=config.batch_size * strategy.num_replicas_in_sync,
         callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=fit_verbosity(),
     )
     # Save in float32 whatever the training policy was, so exports are float32.
     keras().mixed_precision.set_global_policy("float32")
@@ -155,10 +160,28 @@ def load_keras_model(path: str | Path):
     if path.is_dir() and not (path / "saved_model.pb").exists():
         raise UserError(f"{path}: folder is not a SavedModel (no saved_model.pb inside)")
     try:
+        if _saved_by_keras3(path):
+            import keras as keras3  # Keras 3 files load with Keras 3: post-training variants only
+
+            return keras3.models.load_model(path, compile=False)
         return keras().models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file; all mean "cannot load"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"{path}: cannot load this Keras model ({first}); is the file complete?") from None
+
+
+def _saved_by_keras3(path: Path) -> bool:
+    """Whether a ``.keras`` archive was written by Keras 3 (its metadata.json says so)."""
+    import zipfile
+
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        try:
+            meta = json.loads(archive.read("metadata.json"))
+        except (KeyError, ValueError):
+            return False
+    return str(meta.get("keras_version", "")).startswith("3")
 
 
 def history_summary(out_dir: Path) -> dict:

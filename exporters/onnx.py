@@ -31,9 +31,14 @@ class OnnxConfig(ExportConfig):
 def _float_onnx(model, path: Path) -> None:
     import tf2onnx
 
+    from ._tf import keras
+
     t = tf()
     spec = [t.TensorSpec(model.inputs[0].shape, t.float32, name="input")]
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, output_path=str(path))
+    if isinstance(model, keras().Model):
+        tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, output_path=str(path))
+    else:  # Keras 3: tf2onnx's Keras path fails on it (KeyError 'keras_tensor_N'); its graph path does not.
+        tf2onnx.convert.from_function(t.function(model), input_signature=spec, opset=OPSET, output_path=str(path))
 
 
 class _Calibration:

@@ -40,7 +40,7 @@ def test_without_the_host_side_edgedl_says_which_extra_to_install():
     "argv,message",
     [
         (["pipeline", "--model", "resnet9000", "--out", "{tmp}/o"], "unknown model 'resnet9000'; known models: cnn"),
-        (["pipeline", "--out", "{tmp}/o", "--variants", "tflite_int4"], "unknown variant(s) tflite_int4"),
+        (["pipeline", "--out", "{tmp}/o", "--variants", "tflite_int4"], "unknown variant 'tflite_int4' for a classification model; known: post, prune"),
         (["pipeline", "--out", "{tmp}/o", "--epochs", "0"], "epochs must be at least 1"),
         (["pipeline", "--out", "{tmp}/o", "--data", "{tmp}/nothing"], "nothing: no such data file or folder"),
         (["pipeline", "--model", "{tmp}/broken.keras", "--out", "{tmp}/o"], "broken.keras: cannot load this Keras model"),
@@ -71,3 +71,32 @@ def test_export_command_writes_a_loadable_artifact(tmp_path, trained_cnn):
                   "--out", str(tmp_path / "x.onnx"))  # fmt: skip
     assert "precision 'float16' is not supported by OnnxConfig" in _one_error_line(bad)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_compress_command_prunes_exports_and_reports(tmp_path, trained_cnn):
+    import json
+
+    from edgedl.train import save_model
+
+    save_model(trained_cnn, tmp_path / "m.keras")
+    proc = run_cli("edgedl", "compress", str(tmp_path / "m.keras"), "--technique", "prune", "--sparsity", "0.5",
+                   "--epochs", "1", "--out", str(tmp_path / "c"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "c" / "compression.json").read_text())
+    assert summary["techniques"] == ["prune"] and summary["after"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert summary["before"]["params"] == summary["after"]["params"] == 93_322
+    assert (tmp_path / "c" / summary["artifact"]).exists() and (tmp_path / "c" / "model.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--technique", "prune", "--sparsity", "1.5"], "sparsity must be in [0, 1), got 1.5"),
+        (["--technique", "distill", "--temperature", "-1"], "temperature must be positive, got -1.0"),
+        (["--technique", "sparsify"], "unknown technique 'sparsify'; known: prune, prune_2_4, cluster, qat, distill"),
+    ],
+)
+def test_compress_command_rejects_bad_options(tmp_path, extra, message):
+    proc = run_cli("edgedl", "compress", str(tmp_path / "m.keras"), "--out", str(tmp_path / "c"), *extra)
+    assert message in _one_error_line(proc)
+    assert not (tmp_path / "c").exists()

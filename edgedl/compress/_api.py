@@ -1,0 +1,88 @@
+"""``compress(model, [config, ...], data)``: apply techniques in order and say what they did."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from runtime.errors import UserError
+
+from ..datasets import Dataset
+from . import _distill, _stats, _techniques
+from ._configs import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """The compressed model (ready to export), the techniques applied, and what it costs."""
+
+    model: object
+    techniques: tuple
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def quantized(self) -> bool:
+        """Quantization-aware trained: export it as int8."""
+        return "qat" in self.techniques
+
+
+def technique_name(config) -> str:
+    """The name a config's technique has in reports (``prune``, ``prune_2_4``, ``cluster``, ``qat``, ``distill``)."""
+    if isinstance(config, PruneConfig):
+        return "prune_2_4" if config.structure == "2:4" else "prune"
+    for cls, name in ((ClusterConfig, "cluster"), (QATConfig, "qat"), (DistillConfig, "distill")):
+        if isinstance(config, cls):
+            return name
+    raise UserError(f"unknown compression config {type(config).__name__}; use PruneConfig, ClusterConfig, "
+                    "QATConfig or DistillConfig")  # fmt: skip
+
+
+TECHNIQUES: dict[str, Callable] = {
+    "prune": _techniques.prune,
+    "prune_2_4": _techniques.prune,
+    "cluster": _techniques.cluster,
+    "qat": _techniques.qat,
+    "distill": _distill.distill,
+}
+
+
+def model_stats(model, techniques: Sequence[str] = ()) -> dict:
+    """``params``, ``macs`` and, for pruned models, ``sparsity`` overall and per layer."""
+    stats = {"params": _stats.count_params(model), "macs": _stats.count_macs(model)}
+    if any(t.startswith("prune") for t in techniques):
+        stats["sparsity"] = round(_stats.overall_sparsity(model), 4)
+        stats["layer_sparsity"] = {k: round(v, 4) for k, v in _stats.layer_sparsity(model).items()}
+    if "cluster" in techniques:
+        stats["distinct_weights"] = _stats.distinct_kernel_values(model)
+    return stats
+
+
+def _check_order(names: list) -> None:
+    if "qat" in names and names.index("qat") != len(names) - 1:
+        raise UserError("quantization-aware training must come last: nothing can be applied after it")
+    if "distill" in names and names.index("distill") != 0:
+        raise UserError("distillation must come first: it trains a new (student) model")
+
+
+def compress(
+    model, configs: Sequence, data: Dataset, task: str = "classification", seed: int = 0, before: tuple = ()
+) -> CompressResult:
+    """Apply each technique of ``configs`` in order (``before``: what was already applied to ``model``).
+
+    >>> result = compress(model, [PruneConfig(0.8), QATConfig()], train_data)   # doctest: +SKIP
+    >>> result.techniques, result.stats["sparsity"]                             # doctest: +SKIP
+    (('prune', 'qat'), 0.8)
+    """
+    from ..train import set_seeds
+
+    if not configs:
+        raise UserError("no compression technique given")
+    names = [technique_name(c) for c in configs]
+    _check_order(list(before) + names)
+    done: tuple = tuple(before)
+    # tfmot wraps the very layer objects it is given, so pruning would zero the caller's weights too.
+    model = _stats.copy_model(model)
+    for name, config in zip(names, configs):
+        set_seeds(seed)
+        model = TECHNIQUES[name](model, config, data, task, done)
+        done += (name,)
+    return CompressResult(model, done, model_stats(model, done))

@@ -1,0 +1,93 @@
+"""Knowledge distillation (Hinton, Vinyals & Dean, 2015), written out: no library here does it for tf-keras.
+
+The student minimises ``alpha * CE(labels, student) + (1 - alpha) * T² * KL(teacher_T || student_T)``
+where ``_T`` is a softmax at temperature ``T``. The zoo's classifiers end in a
+softmax, so logits are recovered as log-probabilities (equal up to a constant,
+which the softmax ignores). Both teacher and student see the same randomly
+shifted images, where the teacher's answer carries more than the label.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.errors import UserError
+
+from .._tf import keras, tf
+from ..datasets import Dataset
+from ..train import fit_verbosity
+from ._configs import DistillConfig
+from ._techniques import require_tf_keras
+
+EPS = 1e-7
+
+
+def _distiller_class():
+    k, t = keras(), tf()
+
+    class Distiller(k.Model):
+        """Trains ``student`` against ``teacher``; ``alpha == 1`` is plain training on the labels."""
+
+        def __init__(self, student, teacher, temperature: float, alpha: float, shift: float):
+            super().__init__()
+            self.student, self.teacher = student, teacher
+            self.temperature, self.alpha = temperature, alpha
+            self.augment = (
+                k.layers.RandomTranslation(shift, shift, fill_mode="constant") if shift > 0 else None
+            )
+
+        def call(self, x, training=False):
+            return self.student(x, training=training)
+
+        def train_step(self, data):
+            x, y = data
+            if self.augment is not None:
+                x = self.augment(x, training=True)
+            temp = self.temperature
+            with t.GradientTape() as tape:
+                p_student = self.student(x, training=True)
+                hard = k.losses.sparse_categorical_crossentropy(y, p_student)
+                loss = self.alpha * hard
+                if self.alpha < 1.0:
+                    p_teacher = self.teacher(x, training=False)
+                    soft_t = t.nn.softmax(t.math.log(p_teacher + EPS) / temp)
+                    soft_s = t.nn.softmax(t.math.log(p_student + EPS) / temp)
+                    loss += (1.0 - self.alpha) * temp**2 * k.losses.kl_divergence(soft_t, soft_s)
+                loss = t.reduce_mean(loss)
+            grads = tape.gradient(loss, self.student.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+            return {"loss": loss}
+
+    return Distiller
+
+
+def build_student(teacher, config: DistillConfig, num_classes: int):
+    """The student: the user's model, or a fresh one from the registry, checked against the teacher."""
+    from ..models import create_model
+
+    student = config.student_model if config.student_model is not None else create_model(
+        config.student, num_classes=num_classes
+    )
+    require_tf_keras(student, "distillation")
+    for what, a, b in (("input", teacher.inputs[0].shape, student.inputs[0].shape),
+                       ("output", teacher.outputs[0].shape, student.outputs[0].shape)):  # fmt: skip
+        if tuple(a[1:]) != tuple(b[1:]):
+            raise UserError(f"the student's {what} shape {tuple(b[1:])} differs from the teacher's {tuple(a[1:])}")
+    return student
+
+
+def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tuple):
+    """Train a student from ``teacher`` on ``data`` (``alpha=1`` in the config: without it).
+
+    Random state (the student's initial weights, the shifts) comes from the
+    global seed, which ``compress`` sets: the same seed with and without the
+    teacher gives the same starting student, so the two compare pairwise.
+    """
+    if task != "classification":
+        raise UserError(f"distillation is implemented for classification, not {task}")
+    require_tf_keras(teacher, "distillation")
+    student = build_student(teacher, config, num_classes=int(teacher.outputs[0].shape[-1]))
+    distiller = _distiller_class()(student, teacher, config.temperature, config.alpha, config.shift)
+    distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))
+    distiller.fit(data.x, np.asarray(data.y), epochs=config.epochs, batch_size=config.batch_size,
+                  verbose=fit_verbosity())  # fmt: skip
+    return student

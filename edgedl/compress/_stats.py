@@ -1,0 +1,85 @@
+"""What a compressed model costs: parameters, multiply-accumulates, sparsity per layer."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _unwrap(layer):
+    # tfmot wraps layers (PruneLowMagnitude, ClusterWeights, QuantizeWrapper) around the real one.
+    while hasattr(layer, "layer"):
+        layer = layer.layer
+    return layer
+
+
+def _shape(tensor_shape) -> tuple:
+    return tuple(int(d) if d is not None else 1 for d in tensor_shape)
+
+
+def layer_macs(layer) -> int:
+    """Multiply-accumulates of one call on one sample (batch dimension excluded)."""
+    layer = _unwrap(layer)
+    kind = type(layer).__name__
+    try:
+        out = _shape(layer.output_shape[1:]) if not isinstance(layer.output_shape, list) else ()
+        inp = _shape(layer.input_shape[1:]) if not isinstance(layer.input_shape, list) else ()
+    except (AttributeError, RuntimeError):
+        return 0
+    if kind in ("Conv2D", "Conv1D", "Conv2DTranspose"):
+        kernel = layer.kernel.shape  # (kh, kw, cin/groups, cout) or transposed (kh, kw, cout, cin)
+        spatial = int(np.prod(out[:-1])) if kind != "Conv2DTranspose" else int(np.prod(inp[:-1]))
+        return spatial * int(np.prod(kernel))
+    if kind == "DepthwiseConv2D":
+        return int(np.prod(out[:-1])) * int(np.prod(layer.depthwise_kernel.shape))
+    if kind == "Dense":
+        return int(np.prod(inp[:-1])) * int(np.prod(layer.kernel.shape))
+    if kind in ("LSTM", "GRU"):
+        steps = inp[0] if len(inp) == 2 else 1
+        return steps * int(np.prod(layer.cell.kernel.shape) + np.prod(layer.cell.recurrent_kernel.shape))
+    if kind in ("Bidirectional",):
+        return 2 * layer_macs(layer.forward_layer)
+    return 0
+
+
+def count_macs(model) -> int:
+    """Multiply-accumulates of one inference on one sample (convolutions, dense and recurrent layers)."""
+    return int(sum(layer_macs(layer) for layer in model.layers))
+
+
+def copy_model(model):
+    """A new model with the same architecture and weights, sharing nothing with ``model``."""
+    from .._tf import keras
+
+    clone = keras().models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+# Variables that quantization-aware training adds for its own bookkeeping; not deployed weights.
+_QAT_BOOKKEEPING = ("optimizer_step", "_min:", "_max:")
+
+
+def count_params(model) -> int:
+    """Deployed parameters: a QAT model's quantizer ranges and step counters are not counted."""
+    return int(sum(int(np.prod(w.shape)) for w in model.weights if not any(b in w.name for b in _QAT_BOOKKEEPING)))
+
+
+def _kernels(layer) -> list:
+    # Wrapped or not, a kernel is the weight named ".../kernel:0" (QAT moves it from the inner layer to its wrapper).
+    return [w for w in layer.weights if w.name.rsplit("/", 1)[-1].split(":")[0] in ("kernel", "depthwise_kernel")]
+
+
+def layer_sparsity(model) -> dict:
+    """Fraction of exactly-zero kernel weights of every layer that has a kernel."""
+    return {layer.name: float(np.mean(np.asarray(k[0].numpy()) == 0)) for layer in model.layers if (k := _kernels(layer))}
+
+
+def overall_sparsity(model) -> float:
+    """Zero kernel weights over all kernel weights."""
+    kernels = [np.asarray(k.numpy()) for layer in model.layers for k in _kernels(layer)]
+    total = sum(k.size for k in kernels)
+    return sum(int(np.sum(k == 0)) for k in kernels) / total if total else 0.0
+
+
+def distinct_kernel_values(model) -> dict:
+    """Distinct values per kernel (what clustering bounds)."""
+    return {layer.name: int(np.unique(np.asarray(k[0].numpy())).size) for layer in model.layers if (k := _kernels(layer))}

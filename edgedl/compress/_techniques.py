@@ -1,0 +1,115 @@
+"""The techniques, each a function ``(model, config, data, task, before) -> model``.
+
+tensorflow-model-optimization does pruning, 2:4 sparsity, clustering, QAT and
+their collaborative combinations; distillation, which no library here does,
+is written out in ``_distill.py``. Every function returns a plain tf-keras
+model ready to export (pruning and clustering wrappers stripped).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from runtime.errors import UserError
+
+from .._tf import keras, tf
+from ..datasets import Dataset
+from ..train import compile_for_task, fit_verbosity
+from ._configs import ClusterConfig, PruneConfig, QATConfig
+
+
+@functools.lru_cache(maxsize=None)
+def tfmot():
+    tf()  # decides TF_USE_LEGACY_KERAS before tfmot imports TensorFlow
+    try:
+        import tensorflow_model_optimization as module
+    except ImportError:
+        raise UserError("tensorflow-model-optimization is not installed: pip install 'edgedl[train]'") from None
+    return module
+
+
+def is_tf_keras(model) -> bool:
+    return isinstance(model, keras().Model)
+
+
+def require_tf_keras(model, technique: str) -> None:
+    """tfmot works on tf-keras (Keras 2) Sequential/functional models only: say so in one line."""
+    if not is_tf_keras(model):
+        kind = "Keras 3" if type(model).__module__.split(".")[0] == "keras" else type(model).__name__
+        raise UserError(
+            f"{technique} needs a tf-keras (Keras 2) model, and this is a {kind} model: rebuild it with tf_keras, "
+            "or use post-training quantization, which works on any Keras model"
+        )
+
+
+def _wrap(technique: str, fn, *args, **kwargs):
+    """Call a tfmot wrapper; a layer it cannot handle becomes a one-line error naming it."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{technique}: {first}") from None
+
+
+def _fine_tune(model, data: Dataset, task: str, lr: float, epochs: int, batch: int, callbacks=()) -> None:
+    compile_for_task(model, task, lr)
+    model.fit(data.x, data.y if task == "classification" else data.x, epochs=epochs, batch_size=batch,
+              callbacks=list(callbacks), verbose=fit_verbosity())  # fmt: skip
+
+
+def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
+    require_tf_keras(model, "pruning")
+    sparsity = tfmot().sparsity.keras
+    steps_per_epoch = int(np.ceil(len(data) / config.batch_size))
+    if config.structure == "2:4":
+        wrapped = _wrap("2:4 sparsity", sparsity.prune_low_magnitude, model, sparsity_m_by_n=(2, 4))
+    else:
+        schedule = sparsity.PolynomialDecay(
+            initial_sparsity=0.0,
+            final_sparsity=config.target_sparsity,
+            begin_step=0,
+            end_step=max(1, steps_per_epoch * max(1, config.epochs // 2)),
+            frequency=max(1, steps_per_epoch // 4),
+        )
+        wrapped = _wrap("pruning", sparsity.prune_low_magnitude, model, pruning_schedule=schedule)
+    _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size,
+               [sparsity.UpdatePruningStep()])  # fmt: skip
+    return sparsity.strip_pruning(wrapped)
+
+
+def _pruned(before: tuple) -> bool:
+    return any(t in ("prune", "prune_2_4") for t in before)
+
+
+def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tuple):
+    require_tf_keras(model, "clustering")
+    clustering = tfmot().clustering.keras
+    wrapped = _wrap(
+        "clustering",
+        clustering.cluster_weights,
+        model,
+        number_of_clusters=config.clusters,
+        cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
+        preserve_sparsity=_pruned(before),  # sparsity-preserving clustering after pruning
+    )
+    _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size)
+    return clustering.strip_clustering(wrapped)
+
+
+def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple):
+    """Quantization-aware training; preserves sparsity after pruning and clusters after clustering."""
+    require_tf_keras(model, "quantization-aware training")
+    q = tfmot().quantization.keras
+    combine = tfmot().experimental.combine
+    if before and before[-1] == "cluster":  # CQAT, or PCQAT after pruning
+        scheme = combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=_pruned(before))
+    elif _pruned(before):  # PQAT
+        scheme = combine.Default8BitPrunePreserveQuantizeScheme()
+    else:
+        scheme = None
+    annotated = _wrap("quantization-aware training", q.quantize_annotate_model, model)
+    with q.quantize_scope():
+        quantized = _wrap("quantization-aware training", q.quantize_apply, annotated, *([scheme] if scheme else []))
+    _fine_tune(quantized, data, task, config.learning_rate, config.epochs, config.batch_size)
+    return quantized

@@ -1,0 +1,109 @@
+"""The catalogue of variants the pipeline can build: post-training exports and compression recipes.
+
+A variant is named ``<recipe>_<format>_<precision>``, for example
+``tflite_int8`` (post-training, from the original) or ``prune_tflite_int8``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .compress import ClusterConfig, DistillConfig, PruneConfig, QATConfig, technique_name
+
+POST_TRAINING = (
+    ("tflite", "float32"),
+    ("tflite", "float16"),
+    ("tflite", "dynamic"),
+    ("tflite", "int8"),
+    ("onnx", "float32"),
+    ("onnx", "dynamic"),
+    ("onnx", "int8"),
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Compress the original with ``configs`` (in order; ``parent``'s result first, if given),
+    then export it as each of ``exports``. ``label`` replaces the techniques' names in the report."""
+
+    name: str
+    configs: tuple
+    exports: tuple
+    tasks: tuple = ("classification", "denoising")
+    parent: Optional[str] = None
+    label: Optional[tuple] = None
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe("prune", (PruneConfig(0.8),), (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"))),
+        Recipe("prune_2_4", (PruneConfig(structure="2:4"),), (("tflite", "float32"), ("tflite", "int8"))),
+        Recipe("cluster", (ClusterConfig(16),), (("tflite", "float32"), ("tflite", "int8"))),
+        Recipe("qat", (QATConfig(),), (("tflite", "int8"),)),
+        Recipe("prune_qat", (QATConfig(),), (("tflite", "int8"),), parent="prune"),
+        Recipe("cluster_qat", (QATConfig(),), (("tflite", "int8"),), parent="cluster"),
+        # tfmot's collaborative optimization: sparsity- and cluster-preserving QAT (PCQAT).
+        Recipe("prune_cluster_qat", (ClusterConfig(16), QATConfig()), (("tflite", "int8"),), parent="prune"),
+        Recipe("distill", (DistillConfig(),), (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32")),
+               tasks=("classification",)),  # fmt: skip
+        # The same student, same epochs and seed, trained on the labels alone: what distillation is measured against.
+        Recipe("student", (DistillConfig(alpha=1.0),), (("tflite", "float32"),), tasks=("classification",),
+               label=("student_scratch",)),  # fmt: skip
+    )
+}
+
+
+def recipe_techniques(name: str) -> tuple:
+    """What the report lists as a recipe's ``techniques`` (its parent's first)."""
+    recipe = RECIPES[name]
+    if recipe.label:
+        return recipe.label
+    inherited = recipe_techniques(recipe.parent) if recipe.parent else ()
+    return inherited + tuple(technique_name(c) for c in recipe.configs)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    recipe: Optional[str]  # None: post-training, from the original
+    format: str
+    precision: str
+
+    @property
+    def techniques(self) -> tuple:
+        return recipe_techniques(self.recipe) if self.recipe else ()
+
+
+def all_variants(task: str = "classification") -> tuple:
+    """Every variant that applies to ``task``, in report order."""
+    specs = [VariantSpec(f"{fmt}_{p}", None, fmt, p) for fmt, p in POST_TRAINING]
+    for recipe in RECIPES.values():
+        if task in recipe.tasks:
+            specs += [VariantSpec(f"{recipe.name}_{fmt}_{p}", recipe.name, fmt, p) for fmt, p in recipe.exports]
+    return tuple(specs)
+
+
+def variant_names(task: str = "classification") -> tuple:
+    return tuple(s.name for s in all_variants(task))
+
+
+def select_variants(requested: Optional[tuple], task: str) -> tuple:
+    """The specs for ``requested`` names (all when None); an unknown name lists the known ones.
+
+    A recipe name alone (``prune``) selects all of that recipe's exports, and
+    ``post`` all post-training variants.
+    """
+    from runtime.errors import UserError
+
+    specs = all_variants(task)
+    if not requested:
+        return specs
+    chosen = []
+    for name in requested:
+        match = [s for s in specs if s.name == name or s.recipe == name or (name == "post" and s.recipe is None)]
+        if not match:
+            known = ", ".join(["post", *RECIPES, *(s.name for s in specs)])
+            raise UserError(f"unknown variant {name!r} for a {task} model; known: {known}")
+        chosen += [m for m in match if m not in chosen]
+    return tuple(s for s in specs if s in chosen)
