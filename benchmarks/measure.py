@@ -50,6 +50,7 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
         "threads": threads,
+        "delegate": getattr(model, "delegate", None),
     }
 
 

@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from .metrics import accuracy  # noqa: F401  (re-exported: the bench's classifier metric)
+
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20) -> dict:
     """Call ``fn`` ``warmup`` times untimed, then ``runs`` times; milliseconds per call.
@@ -44,7 +46,3 @@ def predict_batched(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, 
     """Run ``predict`` over ``x`` in chunks of ``batch`` and stack the results."""
     return np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
 
-
-def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy of class scores (N, classes) against integer labels (N,)."""
-    return float(np.mean(np.argmax(scores, axis=-1) == np.asarray(labels).reshape(-1)))

@@ -96,38 +96,61 @@ class TFLiteModel(Model):
             [("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime")],
             "TFLite models",
         )
-        try:
-            self._interp = module.Interpreter(model_path=str(path), num_threads=threads)
-        except ValueError as exc:
-            raise UserError(f"{path}: not a valid TFLite model ({exc}); re-export it") from None
+        self._module = module
+        self.delegate = "xnnpack"  # the interpreters' default; dropped if it cannot run the graph
+        self._interp = self._interpreter(default_delegates=True)
         self._in = self._interp.get_input_details()[0]
         self._out_index = self._interp.get_output_details()[0]["index"]
-        # A model converted with a fixed batch (recurrent models are) is fed one chunk at a time.
+        # A model converted with a fixed batch is fed one chunk of that size at a time.
         self._fixed_batch = int(self._in["shape_signature"][0]) if self._in["shape_signature"][0] > 0 else None
-        self._batch = int(self._in["shape"][0])
+        self._shape = tuple(int(d) for d in self._in["shape"])
         self._interp.allocate_tensors()
 
-    def _resize(self, n: int) -> None:
-        shape = list(self._in["shape"])
-        shape[0] = n
-        self._interp.resize_tensor_input(self._in["index"], shape)
+    def _interpreter(self, default_delegates: bool):
+        kwargs = {}
+        if not default_delegates:
+            kwargs["experimental_op_resolver_type"] = self._module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            return self._module.Interpreter(model_path=str(self.path), num_threads=self.threads, **kwargs)
+        except ValueError as exc:
+            raise UserError(f"{self.path}: not a valid TFLite model ({exc}); re-export it") from None
+
+    def _without_delegate(self) -> None:
+        """XNNPACK refuses some graphs (an unrolled int8 LSTM, for one): run them on the builtin kernels."""
+        self._interp = self._interpreter(default_delegates=False)
+        self._interp.resize_tensor_input(self._in["index"], list(self._shape))
         self._interp.allocate_tensors()
-        self._batch = n
+        self.delegate = "none"
+
+    def _resize(self, shape: tuple) -> None:
+        # Free dimensions (batch; height and width of a fully convolutional model) follow the input.
+        self._interp.resize_tensor_input(self._in["index"], list(shape))
+        self._interp.allocate_tensors()
+        self._shape = shape
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         self._interp.set_tensor(self._in["index"], x)
-        self._interp.invoke()
+        try:
+            self._interp.invoke()
+        except RuntimeError as exc:
+            if self.delegate != "xnnpack" or "XNNPACK" not in str(exc):
+                raise
+            self._without_delegate()
+            self._interp.set_tensor(self._in["index"], x)
+            self._interp.invoke()
         return self._interp.get_tensor(self._out_index)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         if self._fixed_batch is None:
-            if n != self._batch:
-                self._resize(n)
+            if x.shape != self._shape:
+                self._resize(x.shape)
             return self._invoke(x)
         step = self._fixed_batch
         if n % step:
             raise UserError(f"{self.path.name}: batch of {n} is not a multiple of the model's fixed batch {step}")
+        if (step, *x.shape[1:]) != self._shape:
+            self._resize((step, *x.shape[1:]))
         return np.concatenate([self._invoke(x[i : i + step]) for i in range(0, n, step)])
 
 

@@ -1,0 +1,41 @@
+"""DnCNN (Zhang et al., 2017): a residual CNN denoiser, fully convolutional.
+
+conv+ReLU, then (depth - 2) × conv+batch-norm+ReLU, then a conv that predicts
+the noise; the output is the input minus that noise. The full size is 17
+layers × 64 channels (about 556 k parameters, meant for a GPU); the lite size
+trains in minutes on a CPU.
+"""
+from __future__ import annotations
+
+from .._tf import keras
+from ._registry import register_model
+
+
+def _dncnn(depth: int, width: int, channels: int, name: str):
+    k = keras()
+    layers = k.layers
+    noisy = layers.Input(shape=(None, None, channels), name="noisy")
+    x = layers.Conv2D(width, 3, padding="same", activation="relu")(noisy)
+    for _ in range(depth - 2):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    noise = layers.Conv2D(channels, 3, padding="same", name="noise")(x)
+    clean = layers.Subtract(name="denoised", dtype="float32")([noisy, noise])
+    return k.Model(noisy, clean, name=name)
+
+
+@register_model(task="denoising", input_shape=(None, None, 1))
+def dncnn(depth: int = 17, width: int = 64, channels: int = 1):
+    """DnCNN-S, full size: 17 conv layers × 64 channels (about 556 k parameters; train it on a GPU)."""
+    if depth < 3 or width < 1:
+        from runtime.errors import UserError
+
+        raise UserError(f"dncnn needs depth >= 3 and width >= 1, got depth={depth}, width={width}")
+    return _dncnn(depth, width, channels, "dncnn")
+
+
+@register_model(task="denoising", input_shape=(None, None, 1))
+def dncnn_lite(depth: int = 8, width: int = 32, channels: int = 1):
+    """DnCNN, lite: 8 conv layers × 32 channels (about 57 k parameters), trains in minutes on a CPU."""
+    return _dncnn(depth, width, channels, "dncnn_lite")

@@ -1,0 +1,57 @@
+"""Task metrics in numpy alone, so the device measures exactly what the host does.
+
+Denoising follows the convention of ``shared/data/bsd/README.md``: images in
+[0, 1], the model's output clipped to [0, 1], PSNR = 10·log10(1 / MSE) per
+image, then averaged over images. SSIM is Wang et al. (2004) with an 11×11
+Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, on the [0, 1] range.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of class scores (N, classes) against integer labels (N,)."""
+    return float(np.mean(np.argmax(scores, axis=-1) == np.asarray(labels).reshape(-1)))
+
+
+def psnr(clean: np.ndarray, restored: np.ndarray) -> float:
+    """PSNR in dB of one image in [0, 1] (the restored one clipped to [0, 1] first)."""
+    mse = float(np.mean((np.clip(restored, 0.0, 1.0).astype(np.float64) - clean.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size) - (size - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter(img: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Separable 'valid' filtering of a 2-D image."""
+    rows = np.apply_along_axis(lambda r: np.convolve(r, window, mode="valid"), 1, img)
+    return np.apply_along_axis(lambda c: np.convolve(c, window, mode="valid"), 0, rows)
+
+
+def ssim(clean: np.ndarray, restored: np.ndarray) -> float:
+    """Mean SSIM of one grey image (H, W) or (H, W, 1) in [0, 1]."""
+    a = np.squeeze(clean).astype(np.float64)
+    b = np.clip(np.squeeze(restored), 0.0, 1.0).astype(np.float64)
+    w = _gaussian_window()
+    if min(a.shape) < len(w):
+        w = _gaussian_window(min(a.shape) | 1 if min(a.shape) % 2 else min(a.shape) - 1, 1.5)
+    c1, c2 = (0.01) ** 2, (0.03) ** 2
+    mu_a, mu_b = _filter(a, w), _filter(b, w)
+    var_a = _filter(a * a, w) - mu_a**2
+    var_b = _filter(b * b, w) - mu_b**2
+    cov = _filter(a * b, w) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(s.mean())
+
+
+def denoising_metrics(clean: list, restored: list) -> dict:
+    """Mean PSNR and SSIM over pairs of images (each pair the same shape)."""
+    return {
+        "psnr": float(np.mean([psnr(c, r) for c, r in zip(clean, restored)])),
+        "ssim": float(np.mean([ssim(c, r) for c, r in zip(clean, restored)])),
+    }
