@@ -15,37 +15,56 @@ import time
 import numpy as np
 
 import runtime
-from runtime.bench import accuracy, latency, predict_batched
+from runtime.bench import latency, predict_batched
+from runtime.metrics import accuracy, denoising_metrics
 from runtime.cli import OneLineParser, run_cli
 
 
-def load_eval(path) -> tuple[np.ndarray, np.ndarray, str]:
-    """The evaluation set the pipeline wrote: ``x`` (model-ready floats), ``y`` (targets) and the task."""
+def load_eval(path):
+    """The evaluation set the pipeline wrote, as (inputs, targets, task).
+
+    Classification: an array of model-ready images and their labels.
+    Denoising: lists of noisy inputs and clean targets (sizes may differ).
+    """
     with np.load(path, allow_pickle=False) as data:
-        return data["x"].astype(np.float32), data["y"], str(data["task"])
+        task = str(data["task"])
+        if task == "classification":
+            return data["x"].astype(np.float32), data["y"], task
+        n = int(data["n"])
+        return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)], task
 
 
-def task_metrics(task: str, outputs: np.ndarray, y: np.ndarray) -> dict:
-    """The metric that fits the task."""
+def run_all(predict, inputs, batch: int = 200):
+    """Outputs for every input: in batches when the inputs share a shape, one by one otherwise."""
+    if isinstance(inputs, np.ndarray) or all(x.shape == inputs[0].shape for x in inputs):
+        return list(predict_batched(predict, np.asarray(inputs, dtype=np.float32), batch))
+    return [predict(np.asarray(x, dtype=np.float32)[None])[0] for x in inputs]
+
+
+def task_metrics(task: str, outputs, targets) -> dict:
+    """The metric that fits the task: accuracy, or mean PSNR and SSIM."""
     if task == "classification":
-        return {"accuracy": accuracy(outputs, y)}
-    raise runtime.UserError(f"no metric for task {task!r} yet")
+        return {"accuracy": accuracy(np.asarray(outputs), targets)}
+    if task == "denoising":
+        return denoising_metrics(targets, outputs)
+    raise runtime.UserError(f"no metric for task {task!r}")
 
 
 def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20, batch: int = 200) -> dict:
     """Load ``path``, score it on the evaluation set, time ``predict`` at batch 1."""
-    x, y, _ = load_eval(eval_path)
+    inputs, targets, task = load_eval(eval_path)
     start = time.perf_counter()
     model = runtime.load(path, threads=threads)
     init_ms = (time.perf_counter() - start) * 1e3
-    one = x[:1]
+    one = np.asarray(inputs[0], dtype=np.float32)[None]
     start = time.perf_counter()
     model.predict(one)
     first_ms = (time.perf_counter() - start) * 1e3
     stats = latency(lambda: model.predict(one), runs=runs, warmup=warmup)
-    outputs = predict_batched(model.predict, x, batch)
+    outputs = run_all(model.predict, inputs, batch)
     return {
-        "metrics": task_metrics(model.metadata.task, outputs, y),
+        "metrics": task_metrics(task, outputs, targets),
+        "input_shape": list(one.shape),
         "latency_ms": stats,
         "init_ms": init_ms,
         "first_inference_ms": first_ms,

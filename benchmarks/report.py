@@ -87,9 +87,10 @@ def render_table(report: dict):
 
     metric = report["metric"]
     unit = "pts" if metric == "accuracy" else "dB"
+    extra = [m for m in ("ssim",) if m in report["variants"][0]["metrics"]]
     table = Table(title=f"{report['model']} ({report['task']}) on {report['machine']['cpu']}, "
                         f"{report['machine']['threads']} thread(s)")  # fmt: skip
-    for col in ("variant", "format", "precision", "size KB", "gzip KB", metric, f"Δ {unit}",
+    for col in ("variant", "format", "precision", "size KB", "gzip KB", metric, f"Δ {unit}", *extra,
                 "p50 µs", "p90 µs", "p99 µs", "mean µs"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("variant", "format", "precision") else "right")
     for v in report["variants"]:
@@ -100,6 +101,7 @@ def render_table(report: dict):
             f"{v['size_bytes'] / 1024:,.1f}", f"{v['gzip_bytes'] / 1024:,.1f}",
             f"{value:.4f}" if metric == "accuracy" else f"{value:.2f}",
             f"{v['metric_delta']:+.2f}",
+            *(f"{v['metrics'][m]:.4f}" for m in extra),
             *(f"{lat[k] * 1e3:,.1f}" for k in ("p50", "p90", "p99", "mean")),
         )  # fmt: skip
     return table

@@ -37,16 +37,28 @@ def _add_data_args(p) -> None:
 
 
 def _add_train_args(p) -> None:
-    p.add_argument("--epochs", type=int, help="training epochs (default 8)")
-    p.add_argument("--batch-size", type=int, help="batch size per device (default 64)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: the model's, 8 for cnn)")
+    p.add_argument("--batch-size", type=int, help="batch size per device (default: the model's, 64 for cnn)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--sigma", default="25", help="denoisers: noise σ on the 0-255 scale, or 'blind' (default 25)")
 
 
-def _train_config(args):
+def _train_config(args, model: str):
+    """The model's own training defaults (a zoo model's), overridden by what the user gave."""
+    from .models import list_models, model_entry
     from .train import TrainConfig
 
+    defaults = model_entry(model).train_defaults if model in list_models() else {}
     given = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed") if getattr(args, k) is not None}
-    return TrainConfig(**given)
+    return TrainConfig(**{**defaults, **given})
+
+
+def _prepare(args, task: str, image_shape: tuple, batch_size: int = 64, seed: int = 0):
+    from . import tasks
+    from .denoising import Noise
+
+    noise = Noise.parse(getattr(args, "sigma", "25"), getattr(args, "eval_sigma", None))
+    return tasks.prepare(task, args.data, getattr(args, "eval_data", None), image_shape, noise, batch_size, seed)
 
 
 def cmd_models(args) -> int:
@@ -59,15 +71,13 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import datasets
-    from .models import model_entry
+    from .models import build_for_task, model_entry
     from .train import train
 
     entry = model_entry(args.model)
-    config = _train_config(args)
-    train_data, eval_data = datasets.train_eval(args.data, args.eval_data, entry.input_shape, config.seed)
-    model = train(lambda: entry.build(num_classes=len(train_data.labels)), entry.task, train_data, eval_data,
-                  config, args.out)  # fmt: skip
+    config = _train_config(args, args.model)
+    data = _prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
+    model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config, args.out)
     print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)")
     return 0
 
@@ -76,19 +86,18 @@ def cmd_export(args) -> int:
     from exporters import ModelInfo, export
     from runtime.metadata import Normalization
 
-    from . import datasets
     from ._tf import weights_sha256
-    from .pipeline import CALIBRATION_SAMPLES, task_of
+    from .pipeline import task_of
     from .train import load_keras_model
 
     model = load_keras_model(args.model)
     task = args.task or task_of(model)
-    train_data, _ = datasets.train_eval(args.data, None, tuple(model.inputs[0].shape[1:]))
-    labels = tuple(args.labels.split(",")) if args.labels else train_data.labels
+    data = _prepare(args, task, tuple(model.inputs[0].shape[1:]))
+    labels = tuple(args.labels.split(",")) if args.labels else data.labels
     info = ModelInfo(task=task, labels=labels if task == "classification" else None,
                      normalization=Normalization(), source_sha256=weights_sha256(model))  # fmt: skip
-    art = export(model, args.out, args.format, info, precision=args.precision,
-                 calibration=train_data.x[:CALIBRATION_SAMPLES], check_inputs=train_data.x[-64:])  # fmt: skip
+    art = export(model, args.out, args.format, info, precision=args.precision, calibration=data.calibration,
+                 check_inputs=data.check)  # fmt: skip
     print(f"wrote {art.path} ({art.format}, {art.precision}, {art.size_bytes:,} bytes, sha256 {art.sha256[:12]}…)")
     return 0
 
@@ -120,31 +129,30 @@ def cmd_compress(args) -> int:
     from exporters import ModelInfo, export
     from runtime.files import write_json
 
-    from . import datasets
     from ._tf import weights_sha256
     from .compress import compress, model_stats
-    from .pipeline import CALIBRATION_SAMPLES, task_of
+    from .pipeline import task_of
     from .train import load_keras_model, save_model
 
     configs = _compress_configs(args)
     model = load_keras_model(args.model)
     task = task_of(model)
-    train_data, eval_data = datasets.train_eval(args.data, args.eval_data, tuple(model.inputs[0].shape[1:]))
-    result = compress(model, configs, train_data, task)
+    data = _prepare(args, task, tuple(model.inputs[0].shape[1:]))
+    result = compress(model, configs, data.fit, task)
     out = Path(args.out)
     precision = args.precision or ("int8" if result.quantized else "float32")
-    info = ModelInfo(task=task, labels=train_data.labels if task == "classification" else None,
-                     techniques=result.techniques, source_sha256=weights_sha256(model))  # fmt: skip
+    info = ModelInfo(task=task, labels=data.labels, techniques=result.techniques, source_sha256=weights_sha256(model))
     name = "_".join(result.techniques)
     art = export(result.model, out / f"{name}_{precision}.tflite", "tflite", info, precision=precision,
-                 calibration=train_data.x[:CALIBRATION_SAMPLES], check_inputs=eval_data.x[:64])  # fmt: skip
+                 calibration=data.calibration, check_inputs=data.check)  # fmt: skip
     if not result.quantized:  # a QAT model needs tfmot's scope to load again; its artifact is what ships
         save_model(result.model, out / "model.keras")
 
     def keras_accuracy(m) -> Optional[float]:
         if task != "classification":
             return None
-        return float(np.mean(m.predict(eval_data.x, verbose=0).argmax(-1) == eval_data.y))
+        x, y = data.validation.x, data.validation.y
+        return float(np.mean(m.predict(x, verbose=0).argmax(-1) == y))
 
     summary = {
         "source": str(args.model),
@@ -170,13 +178,15 @@ def cmd_variants(args) -> int:
 def cmd_pipeline(args) -> int:
     from benchmarks import BenchConfig
 
+    from .denoising import Noise
     from .pipeline import PipelineConfig, run_pipeline
 
     config = PipelineConfig(
         model=args.model,
         out=args.out,
-        train=_train_config(args),
+        train=_train_config(args, args.model),
         bench=BenchConfig(threads=args.threads, runs=args.runs, warmup=args.warmup),
+        noise=Noise.parse(args.sigma, args.eval_sigma),
         data=args.data,
         eval_data=args.eval_data,
         variants=tuple(args.variants.split(",")) if args.variants else (),
@@ -208,6 +218,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--data", type=Path, help="calibration data (default: the embedded MNIST split)")
     p.add_argument("--task", choices=("classification", "denoising"), help="default: inferred from the output")
     p.add_argument("--labels", help="comma-separated class names (default: from the data)")
+    p.add_argument("--sigma", default="25", help="denoisers: noise σ of the calibration inputs (default 25)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
@@ -222,6 +233,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss (default 0.5)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs per technique (default: each technique's own)")
     p.add_argument("--precision", help="precision of the .tflite (default int8 after qat, float32 otherwise)")
+    p.add_argument("--sigma", default="25", help="denoisers: noise σ for fine-tuning (default 25)")
     _add_data_args(p)
     p.set_defaults(func=cmd_compress)
 
@@ -235,6 +247,7 @@ def build_parser() -> OneLineParser:
     _add_data_args(p)
     _add_train_args(p)
     p.add_argument("--retrain", action="store_true", help="train a saved model further on --data")
+    p.add_argument("--eval-sigma", type=float, help="denoisers: σ of the evaluation noise (default: --sigma, or 25)")
     p.add_argument("--variants", help="comma-separated variants or recipes, e.g. tflite_int8,prune,qat; 'post' for "
                                       "all post-training ones (default: all; see 'edgedl variants')")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="interpreter threads when benchmarking (default 1)")

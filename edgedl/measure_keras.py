@@ -12,8 +12,10 @@ import json
 import sys
 import time
 
-from benchmarks.measure import load_eval, task_metrics
-from runtime.bench import latency, predict_batched
+import numpy as np
+
+from benchmarks.measure import load_eval, run_all, task_metrics
+from runtime.bench import latency
 from runtime.cli import OneLineParser, run_cli
 
 from ._tf import tf
@@ -25,21 +27,23 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
     # Must happen before TensorFlow runs its first op.
     t.config.threading.set_intra_op_parallelism_threads(threads)
     t.config.threading.set_inter_op_parallelism_threads(1)
-    x, y, task = load_eval(eval_path)
+    inputs, targets, task = load_eval(eval_path)
     start = time.perf_counter()
     model = load_keras_model(path)
-    fn = t.function(lambda v: model(v, training=False), input_signature=[t.TensorSpec((1, *x.shape[1:]), t.float32)])
-    one = t.constant(x[:1])
+    first = np.asarray(inputs[0], dtype=np.float32)[None]
+    fn = t.function(lambda v: model(v, training=False), input_signature=[t.TensorSpec(first.shape, t.float32)])
+    one = t.constant(first)
     fn(one)  # trace and compile
     init_ms = (time.perf_counter() - start) * 1e3
     start = time.perf_counter()
     fn(one).numpy()
     first_ms = (time.perf_counter() - start) * 1e3
     stats = latency(lambda: fn(one).numpy(), runs=runs, warmup=warmup)
-    batched = t.function(lambda v: model(v, training=False))
-    outputs = predict_batched(lambda b: batched(t.constant(b)).numpy(), x, batch)
+    batched = t.function(lambda v: model(v, training=False), reduce_retracing=True)
+    outputs = run_all(lambda b: batched(t.constant(b)).numpy(), inputs, batch)
     return {
-        "metrics": task_metrics(task, outputs, y),
+        "metrics": task_metrics(task, outputs, targets),
+        "input_shape": list(first.shape),
         "latency_ms": stats,
         "init_ms": init_ms,
         "first_inference_ms": first_ms,

@@ -20,21 +20,21 @@ from typing import Callable, Optional
 
 from rich.console import Console
 
-from benchmarks import BenchConfig, Variant, make_report, measure_all, print_table, write_report
+from benchmarks import BenchConfig, Variant, make_report, measure_all, measure_variant, print_table, write_report
 from exporters import ModelInfo, export, get_exporter
 from runtime import read_metadata
 from runtime.errors import UserError
 from runtime.files import write_json
 from runtime.metadata import Normalization
 
-from . import datasets
+from . import tasks
 from .compress import compress, model_stats
 from .compress._techniques import is_tf_keras, require_tf_keras
-from .models import list_models, model_entry
+from .denoising import Noise
+from .models import build_for_task, list_models, model_entry
 from .recipes import RECIPES, select_variants
 from .train import TrainConfig, load_keras_model, train
 
-CALIBRATION_SAMPLES = 300
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,13 @@ class PipelineConfig:
 
     model: str
     out: Path
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: Optional[TrainConfig] = None  # None: the model's own defaults (see the registry)
     bench: BenchConfig = field(default_factory=BenchConfig)
     data: Optional[Path] = None
     eval_data: Optional[Path] = None
     variants: tuple = ()
     retrain: bool = False
+    noise: Noise = field(default_factory=Noise)  # denoisers: training and evaluation noise
 
 
 def _is_path(model: str) -> bool:
@@ -71,60 +72,81 @@ class Pipeline:
         self.is_user_model = _is_path(config.model)
         if not self.is_user_model:
             # Unknown model or variant names fail here, before any work, listing the known ones.
-            select_variants(config.variants, model_entry(config.model).task)
+            entry = model_entry(config.model)
+            select_variants(config.variants, entry.task, entry.recipes)
         self._compressed: dict = {}
+        defaults = {} if self.is_user_model else model_entry(config.model).train_defaults
+        self.train_config = config.train or TrainConfig(**defaults)
 
     def log(self, message: str) -> None:
         self.console.print(f"[bold cyan]edgedl[/] {message}")
 
-    def load_data(self, image_shape: tuple):
-        cfg = self.config
-        train_data, eval_data = datasets.train_eval(cfg.data, cfg.eval_data, image_shape, cfg.train.seed)
-        self.log(f"data: {len(train_data)} training images ({train_data.source}), "
-                 f"{len(eval_data)} evaluation images ({eval_data.source})")  # fmt: skip
-        return train_data, eval_data
+    def prepare(self, task: str, image_shape: tuple) -> tasks.Prepared:
+        cfg, tc = self.config, self.train_config
+        prepared = tasks.prepare(task, cfg.data, cfg.eval_data, image_shape, cfg.noise, tc.batch_size, tc.seed)
+        self.log(f"data: training on {prepared.train_source}; evaluating on {prepared.eval_size} images "
+                 f"({prepared.eval_source})")  # fmt: skip
+        return prepared
 
-    def original(self, train_data, eval_data, user_model=None):
+    def original(self, data: tasks.Prepared, user_model=None):
         """A user's saved model as it is, or a zoo model trained (or reused) in OUT."""
         cfg = self.config
         if user_model is not None and not cfg.retrain:
             self.log(f"model: {cfg.model} (loaded, not retrained)")
             return user_model, Path(cfg.model)
         saved, marker = self.out / "model.keras", self.out / "train_config.json"
-        wanted = {"model": str(cfg.model), "train": asdict(cfg.train), "data": str(cfg.data),
-                  "labels": list(train_data.labels)}  # fmt: skip
+        wanted = {"model": str(cfg.model), "train": asdict(self.train_config), "data": str(cfg.data),
+                  "labels": list(data.labels or ()), "noise": asdict(cfg.noise) if data.task == "denoising" else None}
         if saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
             self.log(f"model: reusing {saved} (trained with the same settings)")
             return load_keras_model(saved), saved
         if user_model is None:
             entry = model_entry(cfg.model)
-            build: Callable = lambda: entry.build(num_classes=len(train_data.labels))  # noqa: E731
-            task = entry.task
+            build: Callable = lambda: build_for_task(entry, data.labels)  # noqa: E731
         else:
-            build, task = (lambda: load_keras_model(cfg.model)), task_of(user_model)
-        self.log(f"train: {cfg.model}, {cfg.train.epochs} epochs")
-        model = train(build, task, train_data, eval_data, cfg.train, self.out)
+            build = lambda: load_keras_model(cfg.model)  # noqa: E731
+        self.log(f"train: {cfg.model}, {self.train_config.epochs} epochs")
+        model = train(build, data.task, data.fit, data.validation, self.train_config, self.out)
         write_json(marker, wanted)
         return model, saved
 
+    def baseline_metrics(self, name: str, data: tasks.Prepared, eval_path: Path) -> dict:
+        """Train the registry's baseline for this model the same way (epochs, seed, data) and measure it on
+        the same evaluation set: its metrics join the original's as ``<metric>_<baseline suffix>``."""
+        entry = model_entry(name)
+        prefix = f"{self.config.model}_"  # seq_denoiser_per_frame -> psnr_per_frame_baseline
+        suffix = name[len(prefix):] if name.startswith(prefix) else name
+        out = self.out / "baseline"
+        saved, marker = out / "model.keras", out / "train_config.json"
+        wanted = {"model": name, "train": asdict(self.train_config), "noise": asdict(self.config.noise)}
+        if not (saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted):
+            self.log(f"train: {name} (the baseline), {self.train_config.epochs} epochs")
+            train(lambda: build_for_task(entry, data.labels), data.task, data.fit, data.validation,
+                  self.train_config, out)  # fmt: skip
+            write_json(marker, wanted)
+        self.log(f"benchmark: {name} (baseline)")
+        record = measure_variant(Variant(name, "keras", "float32", saved, measurer="edgedl.measure_keras"),
+                                 eval_path, self.config.bench, self.out)  # fmt: skip
+        return {f"{metric}_{suffix}_baseline": value for metric, value in record["metrics"].items()}
+
     # -- compression ------------------------------------------------------------------------------
 
-    def compressed(self, recipe_name: str, original, train_data, task: str):
+    def compressed(self, recipe_name: str, original, data: tasks.Prepared):
         """The recipe's compressed model (its parent's first), built once per run."""
         if recipe_name not in self._compressed:
             recipe = RECIPES[recipe_name]
             base, before = original, ()
             if recipe.parent:
-                parent = self.compressed(recipe.parent, original, train_data, task)
+                parent = self.compressed(recipe.parent, original, data)
                 base, before = parent.model, parent.techniques
             self.log(f"compress: {recipe_name} ({', '.join(type(c).__name__ for c in recipe.configs)})")
-            result = compress(base, recipe.configs, train_data, task, seed=self.config.train.seed, before=before)
+            result = compress(base, recipe.configs, data.fit, data.task, seed=self.train_config.seed, before=before)
             self._compressed[recipe_name] = result
         return self._compressed[recipe_name]
 
     # -- export -----------------------------------------------------------------------------------
 
-    def build_variants(self, specs, original, train_data, eval_data, task: str, info: ModelInfo) -> list[Variant]:
+    def build_variants(self, specs, original, data: tasks.Prepared, info: ModelInfo) -> list[Variant]:
         """Export every spec; reuse an artifact already built from this original with the same techniques."""
         base_stats = model_stats(original)
         variants = []
@@ -140,15 +162,15 @@ class Pipeline:
             else:
                 model, stats = original, base_stats
                 if spec.recipe is not None:
-                    result = self.compressed(spec.recipe, original, train_data, task)
+                    result = self.compressed(spec.recipe, original, data)
                     model, stats = result.model, result.stats
                     write_json(stats_path, stats)
                 self.log(f"export: {spec.name}")
                 art = export(model, path, spec.format, replace(info, techniques=spec.techniques),
                              precision=spec.precision,
-                             calibration=train_data.x[:CALIBRATION_SAMPLES], check_inputs=eval_data.x[:64])  # fmt: skip
-                self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}, "
-                         f"top-1 agreement {art.top1_agreement:.3f}")  # fmt: skip
+                             calibration=data.calibration, check_inputs=data.check)  # fmt: skip
+                agreement = f", top-1 agreement {art.top1_agreement:.3f}" if data.task == "classification" else ""
+                self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}{agreement}")
             variants.append(Variant(spec.name, spec.format, spec.precision, path, spec.techniques, extra=stats))
         return variants
 
@@ -170,8 +192,10 @@ class Pipeline:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         user_model = load_keras_model(cfg.model) if self.is_user_model else None
-        image_shape = tuple(user_model.inputs[0].shape[1:]) if user_model else model_entry(cfg.model).input_shape
-        specs = select_variants(cfg.variants, task_of(user_model) if user_model else model_entry(cfg.model).task)
+        entry = None if user_model is not None else model_entry(cfg.model)
+        task = task_of(user_model) if user_model is not None else entry.task
+        image_shape = tuple(user_model.inputs[0].shape[1:]) if user_model is not None else entry.input_shape
+        specs = select_variants(cfg.variants, task, entry.recipes if entry is not None else None)
         if user_model is not None and not is_tf_keras(user_model):
             if cfg.variants:
                 for spec in specs:
@@ -180,29 +204,30 @@ class Pipeline:
             else:
                 specs = tuple(s for s in specs if s.recipe is None)
                 self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
-        train_data, eval_data = self.load_data(image_shape)
-        original, original_path = self.original(train_data, eval_data, user_model)
-        task = task_of(original)
+        data = self.prepare(task, image_shape)
+        original, original_path = self.original(data, user_model)
         classes = original.outputs[0].shape[-1]
-        if task == "classification" and classes != len(train_data.labels):
+        if task == "classification" and classes != len(data.labels):
             raise UserError(f"{cfg.model}: the model has {classes} outputs but the data has "
-                            f"{len(train_data.labels)} classes; give matching data")  # fmt: skip
+                            f"{len(data.labels)} classes; give matching data")  # fmt: skip
         eval_path = self.out / "eval.npz"
-        eval_data.save_npz(eval_path, task)
+        data.save_eval(eval_path)
         info = ModelInfo(
             task=task,
-            labels=train_data.labels if task == "classification" else None,
+            labels=data.labels,
             normalization=Normalization(scale=1.0 / 255.0, offset=0.0),
             source_sha256=weights_sha256(original),
         )
         variants = [Variant("original", "keras", "float32", original_path, (), measurer="edgedl.measure_keras",
                             extra=model_stats(original))]  # fmt: skip
-        variants += self.build_variants(specs, original, train_data, eval_data, task, info)
+        variants += self.build_variants(specs, original, data, info)
         records = measure_all(variants, eval_path, cfg.bench, root=self.out,
                               progress=lambda name: self.log(f"benchmark: {name}"))  # fmt: skip
+        if entry is not None and entry.baseline:
+            records[0]["metrics"].update(self.baseline_metrics(entry.baseline, data, eval_path))
         report = make_report(str(cfg.model), task, records, cfg.bench.threads,
-                             extra={"data": {"train": train_data.source, "eval": eval_data.source,
-                                             "eval_size": len(eval_data)}})  # fmt: skip
+                             extra={"data": {"train": data.train_source, "eval": data.eval_source,
+                                             "eval_size": data.eval_size}})  # fmt: skip
         write_report(self.out / "report.json", report)
         print_table(report)
         self.log(f"report: {self.out / 'report.json'}")

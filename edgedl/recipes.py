@@ -75,20 +75,20 @@ class VariantSpec:
         return recipe_techniques(self.recipe) if self.recipe else ()
 
 
-def all_variants(task: str = "classification") -> tuple:
-    """Every variant that applies to ``task``, in report order."""
+def all_variants(task: str = "classification", recipes: Optional[tuple] = None) -> tuple:
+    """Every variant that applies to ``task`` (and, given ``recipes``, only those recipes), in report order."""
     specs = [VariantSpec(f"{fmt}_{p}", None, fmt, p) for fmt, p in POST_TRAINING]
     for recipe in RECIPES.values():
-        if task in recipe.tasks:
+        if task in recipe.tasks and (recipes is None or recipe.name in recipes):
             specs += [VariantSpec(f"{recipe.name}_{fmt}_{p}", recipe.name, fmt, p) for fmt, p in recipe.exports]
     return tuple(specs)
 
 
-def variant_names(task: str = "classification") -> tuple:
-    return tuple(s.name for s in all_variants(task))
+def variant_names(task: str = "classification", recipes: Optional[tuple] = None) -> tuple:
+    return tuple(s.name for s in all_variants(task, recipes))
 
 
-def select_variants(requested: Optional[tuple], task: str) -> tuple:
+def select_variants(requested: Optional[tuple], task: str, recipes: Optional[tuple] = None) -> tuple:
     """The specs for ``requested`` names (all when None); an unknown name lists the known ones.
 
     A recipe name alone (``prune``) selects all of that recipe's exports, and
@@ -96,14 +96,14 @@ def select_variants(requested: Optional[tuple], task: str) -> tuple:
     """
     from runtime.errors import UserError
 
-    specs = all_variants(task)
+    specs = all_variants(task, recipes)
     if not requested:
         return specs
     chosen = []
     for name in requested:
         match = [s for s in specs if s.name == name or s.recipe == name or (name == "post" and s.recipe is None)]
         if not match:
-            known = ", ".join(["post", *RECIPES, *(s.name for s in specs)])
-            raise UserError(f"unknown variant {name!r} for a {task} model; known: {known}")
+            known = ", ".join(["post", *dict.fromkeys(s.recipe for s in specs if s.recipe), *(s.name for s in specs)])
+            raise UserError(f"unknown variant {name!r} for this {task} model; known: {known}")
         chosen += [m for m in match if m not in chosen]
     return tuple(s for s in specs if s in chosen)

@@ -30,6 +30,7 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
+    lr_drop_at: float = 1.0  # fraction of the epochs after which the learning rate drops 10× (1.0: never)
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -38,6 +39,8 @@ class TrainConfig:
             raise UserError(f"batch size must be at least 1, got {self.batch_size}")
         if not self.learning_rate > 0:
             raise UserError(f"learning rate must be positive, got {self.learning_rate}")
+        if not 0.0 < self.lr_drop_at <= 1.0:
+            raise UserError(f"lr_drop_at must be in (0, 1], got {self.lr_drop_at}")
 
 
 @dataclass(frozen=True)
@@ -91,19 +94,27 @@ def compile_for_task(model, task: str, learning_rate: float) -> None:
     model.compile(optimizer=keras().optimizers.Adam(learning_rate), loss=LOSSES[task], metrics=metrics)
 
 
-def train(
-    build: Callable[[], object],
-    task: str,
-    train_data: Dataset,
-    eval_data: Dataset,
-    config: TrainConfig,
-    out_dir: Path,
-    targets: Callable[[Dataset], object] | None = None,
-):
+def _fit_inputs(data) -> dict:
+    """``model.fit`` arguments: a ``Dataset`` is (images, labels); anything else is already a sequence of
+    (input, target) batches (a denoiser's noisy patches)."""
+    if isinstance(data, Dataset):
+        return {"x": data.x, "y": data.y}
+    return {"x": data}
+
+
+def _validation(data):
+    if data is None or not isinstance(data, Dataset):
+        return data
+    return (data.x, data.y)
+
+
+def train(build: Callable[[], object], task: str, train_data, eval_data, config: TrainConfig, out_dir: Path):
     """Build a model under the right strategy, train it, save ``model.keras`` and ``history.json``.
 
-    ``build`` is called inside the strategy's scope (variables must be created
-    there). Interrupted runs resume from ``out_dir/backup``. Returns the model.
+    ``train_data`` is a ``Dataset`` (images and labels) or a Keras ``Sequence``
+    of (input, target) batches; ``eval_data`` likewise, a tuple of arrays, or
+    None. ``build`` is called inside the strategy's scope (variables must be
+    created there). Interrupted runs resume from ``out_dir/backup``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,14 +126,17 @@ def train(
         compile_for_task(model, task, config.learning_rate)
     k = keras()
     callbacks = [k.callbacks.BackupAndRestore(str(out_dir / "backup"))]
-    y_train = train_data.y if targets is None else targets(train_data)
-    y_eval = eval_data.y if targets is None else targets(eval_data)
+    if config.lr_drop_at < 1.0:
+        drop = int(config.epochs * config.lr_drop_at)
+        callbacks.append(k.callbacks.LearningRateScheduler(
+            lambda epoch, lr: config.learning_rate * (0.1 if epoch >= drop else 1.0)))  # fmt: skip
+    inputs = _fit_inputs(train_data)
+    if "y" in inputs:
+        inputs["batch_size"] = config.batch_size * strategy.num_replicas_in_sync
     history = model.fit(
-        train_data.x,
-        y_train,
-        validation_data=(eval_data.x, y_eval),
+        **inputs,
+        validation_data=_validation(eval_data),
         epochs=config.epochs,
-        batch_size=config.batch_size * strategy.num_replicas_in_sync,
         callbacks=callbacks,
         verbose=fit_verbosity(),
     )
@@ -159,6 +173,9 @@ def load_keras_model(path: str | Path):
         raise UserError(f"{path}: unknown Keras model format {path.suffix!r}; expected .keras, .h5 or a SavedModel folder")
     if path.is_dir() and not (path / "saved_model.pb").exists():
         raise UserError(f"{path}: folder is not a SavedModel (no saved_model.pb inside)")
+    from .models.seq_denoiser import unrolled_conv_lstm
+
+    unrolled_conv_lstm()  # registers edgedl's own layer before a model that uses it loads
     try:
         if _saved_by_keras3(path):
             import keras as keras3  # Keras 3 files load with Keras 3: post-training variants only

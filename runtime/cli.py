@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=1, help="how many classes to list per input (default 1)")
     p.add_argument("--batch", type=int, default=64, help="inputs per interpreter call (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--out", help="denoisers: folder for the denoised images (same names) and summary.json")
+    p.add_argument("--tile", type=int, default=512, help="denoisers: tile size for large images (default 512)")
     return p
 
 
@@ -85,6 +87,43 @@ def _table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _denoise_all(model, files, args) -> int:
+    """Write each denoised input into ``--out`` under its own name, then ``summary.json``."""
+    import time
+    from pathlib import Path
+
+    from .denoise import denoise
+    from .files import atomic_path, write_json
+    from .images import load_array, load_image, save_image
+
+    if not args.out:
+        raise UserError(f"{args.model} is a denoiser: give --out DIR for the denoised images")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    results = []
+    for f in files:
+        is_array = f.suffix.lower() == ".npy"
+        images = load_array(f, model.metadata) if is_array else load_image(f, model.metadata, keep_size=True)[None]
+        start = time.perf_counter()
+        clean = np.stack([denoise(model, img, tile=args.tile) for img in images])
+        ms = (time.perf_counter() - start) * 1e3
+        target = out / f.name
+        if is_array:
+            with atomic_path(target) as tmp:
+                np.save(tmp, clean if len(clean) > 1 else clean[0])
+        else:
+            save_image(clean[0], model.metadata, target)
+        results.append({"input": str(f), "output": str(target), "shape": list(clean.shape[1:]), "ms": round(ms, 3)})
+    write_json(out / "summary.json", {"model": args.model, "task": "denoising", "results": results})
+    if args.json:
+        print(json.dumps({"model": args.model, "task": "denoising", "results": results}, indent=2))
+    else:
+        width = max(len(r["input"]) for r in results)
+        print("\n".join(f"{r['input']:<{width}}  ->  {r['output']}  ({r['ms']:.1f} ms)" for r in results))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
 
@@ -95,8 +134,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserError("--top and --batch must be at least 1")
         files = expand_inputs(args.inputs)  # bad paths fail before the interpreter starts
         model = load(args.model, threads=args.threads)
-        if model.metadata.task != "classification":
-            raise UserError(f"{args.model}: a {model.metadata.task} model; this command classifies images")
+        if model.metadata.task == "denoising":
+            return _denoise_all(model, files, args)
+        if args.out:
+            raise UserError("--out is for denoisers; a classifier's results go to stdout (--json for a document)")
         names, x = load_inputs(files, model.metadata)
         results = classify(model, names, x, args.top, args.batch)
         if args.json:

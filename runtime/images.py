@@ -99,3 +99,18 @@ def load_inputs(files: list[Path], meta: ModelMetadata) -> tuple[list[str], np.n
             names.append(str(f))
             parts.append(load_image(f, meta)[None])
     return names, np.concatenate(parts)
+
+
+def save_image(image: np.ndarray, meta: ModelMetadata, path: Path) -> None:
+    """Write a model-output image (H, W, C) as an 8-bit PNG/JPEG, undoing the normalisation, atomically."""
+    from PIL import Image
+
+    from .files import atomic_path
+
+    norm = meta.normalization
+    pixels = np.clip(np.round((image.astype(np.float32) - norm.offset) / norm.scale), 0, 255).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).save(tmp, format=_FORMATS[path.suffix.lower()])
+
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}

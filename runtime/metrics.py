@@ -49,9 +49,15 @@ def ssim(clean: np.ndarray, restored: np.ndarray) -> float:
     return float(s.mean())
 
 
+def _frames(images: list) -> list:
+    """Images (H, W, C), or sequences of them (T, H, W, C): every frame counts as one image."""
+    return [f for img in images for f in (img if np.ndim(img) == 4 else [img])]
+
+
 def denoising_metrics(clean: list, restored: list) -> dict:
-    """Mean PSNR and SSIM over pairs of images (each pair the same shape)."""
+    """Mean PSNR and SSIM over pairs of images (or of frames, for sequences)."""
+    pairs = list(zip(_frames(clean), _frames(restored)))
     return {
-        "psnr": float(np.mean([psnr(c, r) for c, r in zip(clean, restored)])),
-        "ssim": float(np.mean([ssim(c, r) for c, r in zip(clean, restored)])),
+        "psnr": float(np.mean([psnr(c, r) for c, r in pairs])),
+        "ssim": float(np.mean([ssim(c, r) for c, r in pairs])),
     }

@@ -52,16 +52,21 @@ def _wrap(technique: str, fn, *args, **kwargs):
         raise UserError(f"{technique}: {first}") from None
 
 
-def _fine_tune(model, data: Dataset, task: str, lr: float, epochs: int, batch: int, callbacks=()) -> None:
+def _fine_tune(model, data, task: str, lr: float, epochs: int, batch: int, callbacks=()) -> None:
+    """Fine-tune on a ``Dataset`` (images, labels) or a ``Sequence`` of (input, target) batches."""
     compile_for_task(model, task, lr)
-    model.fit(data.x, data.y if task == "classification" else data.x, epochs=epochs, batch_size=batch,
-              callbacks=list(callbacks), verbose=fit_verbosity())  # fmt: skip
+    inputs = {"x": data.x, "y": data.y, "batch_size": batch} if isinstance(data, Dataset) else {"x": data}
+    model.fit(**inputs, epochs=epochs, callbacks=list(callbacks), verbose=fit_verbosity())
+
+
+def _steps_per_epoch(data, batch: int) -> int:
+    return int(np.ceil(len(data) / batch)) if isinstance(data, Dataset) else len(data)
 
 
 def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
     require_tf_keras(model, "pruning")
     sparsity = tfmot().sparsity.keras
-    steps_per_epoch = int(np.ceil(len(data) / config.batch_size))
+    steps_per_epoch = _steps_per_epoch(data, config.batch_size)
     if config.structure == "2:4":
         wrapped = _wrap("2:4 sparsity", sparsity.prune_low_magnitude, model, sparsity_m_by_n=(2, 4))
     else:

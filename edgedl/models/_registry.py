@@ -7,8 +7,8 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 from runtime.errors import UserError
 
@@ -22,19 +22,24 @@ class ModelEntry:
     task: str
     input_shape: tuple
     description: str
+    train_defaults: dict = field(default_factory=dict)  # TrainConfig fields that suit this model
+    recipes: Optional[tuple] = None  # compression recipes that apply (None: every one for the task)
+    baseline: Optional[str] = None  # a registry model trained the same way, whose metrics the report carries too
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(task: str, input_shape: tuple):
+def register_model(task: str, input_shape: tuple, train_defaults: Optional[dict] = None,
+                   recipes: Optional[tuple] = None, baseline: Optional[str] = None):  # fmt: skip
     """Decorator: register a builder under its function name."""
 
     def wrap(fn: Callable) -> Callable:
         if fn.__name__ in _REGISTRY:
             raise ValueError(f"model {fn.__name__!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, task, tuple(input_shape), doc[0] if doc else "")
+        _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, task, tuple(input_shape), doc[0] if doc else "",
+                                            dict(train_defaults or {}), recipes, baseline)  # fmt: skip
         return fn
 
     return wrap
@@ -56,3 +61,8 @@ def model_entry(name: str) -> ModelEntry:
 def create_model(name: str, **kwargs):
     """Build a fresh (untrained) tf-keras model from the registry."""
     return model_entry(name).build(**kwargs)
+
+
+def build_for_task(entry: ModelEntry, labels: Optional[tuple]):
+    """Build ``entry``'s model for the data: a classifier gets one output per class."""
+    return entry.build(num_classes=len(labels)) if entry.task == "classification" else entry.build()

@@ -11,7 +11,9 @@ from .._tf import keras
 from ._registry import register_model
 
 
-@register_model(task="classification", input_shape=(28, 28, 1))
+# tfmot has no quantization-aware training for LSTM layers: the QAT recipes do not apply.
+@register_model(task="classification", input_shape=(28, 28, 1),
+                recipes=("prune", "prune_2_4", "cluster", "distill", "student"))  # fmt: skip
 def lstm(num_classes: int = 10, input_shape: tuple = (28, 28, 1), units: int = 128):
     """LSTM(128) over the image rows (28 steps × 28 features) → Dense(10)."""
     k = keras()

@@ -40,7 +40,7 @@ def test_without_the_host_side_edgedl_says_which_extra_to_install():
     "argv,message",
     [
         (["pipeline", "--model", "resnet9000", "--out", "{tmp}/o"], "unknown model 'resnet9000'; known models: cnn"),
-        (["pipeline", "--out", "{tmp}/o", "--variants", "tflite_int4"], "unknown variant 'tflite_int4' for a classification model; known: post, prune"),
+        (["pipeline", "--out", "{tmp}/o", "--variants", "tflite_int4"], "unknown variant 'tflite_int4' for this classification model; known: post, prune"),
         (["pipeline", "--out", "{tmp}/o", "--epochs", "0"], "epochs must be at least 1"),
         (["pipeline", "--out", "{tmp}/o", "--data", "{tmp}/nothing"], "nothing: no such data file or folder"),
         (["pipeline", "--model", "{tmp}/broken.keras", "--out", "{tmp}/o"], "broken.keras: cannot load this Keras model"),

@@ -1,0 +1,128 @@
+"""What each task needs from its data: training input, calibration and check inputs, the saved evaluation set.
+
+The pipeline asks ``prepare(task, ...)`` and stays the same for classifiers
+and denoisers; the benchmarks read ``eval.npz`` without knowing where it came from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from runtime.files import atomic_path
+
+from . import datasets, denoising
+
+CALIBRATION_SAMPLES = 300
+CHECK_SAMPLES = 64
+DENOISE_PATCH = 40  # DnCNN's training patch size
+DENOISE_PATCHES_PER_IMAGE = 32
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything the pipeline needs from the data of one task."""
+
+    task: str
+    fit: object  # a Dataset, or a Keras Sequence of (input, target) batches
+    validation: object  # a Dataset, a tuple of arrays, or None
+    calibration: np.ndarray
+    check: np.ndarray
+    labels: Optional[tuple]
+    eval_arrays: dict  # what eval.npz holds, besides the task
+    train_source: str
+    eval_source: str
+    eval_size: int
+
+    def save_eval(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, task=np.array(self.task), **self.eval_arrays)
+
+
+def classification(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
+    train, ev = datasets.train_eval(data, eval_data, image_shape, seed)
+    return Prepared(
+        task="classification",
+        fit=train,
+        validation=ev,
+        calibration=train.x[:CALIBRATION_SAMPLES],
+        check=ev.x[:CHECK_SAMPLES],
+        labels=train.labels,
+        eval_arrays={"x": ev.x, "y": ev.y, "labels": np.array(train.labels)},
+        train_source=train.source,
+        eval_source=ev.source,
+        eval_size=len(ev),
+    )
+
+
+def denoising_task(data, eval_data, noise: denoising.Noise, batch_size: int, seed: int) -> Prepared:
+    train, ev = denoising.train_eval(data, eval_data)
+    small = all(img.shape[:2] == train.images[0].shape[:2] for img in train.images) and \
+        train.images[0].shape[0] <= DENOISE_PATCH  # fmt: skip
+    patch = train.images[0].shape[0] if small else DENOISE_PATCH
+    per_image = 1 if small else DENOISE_PATCHES_PER_IMAGE
+    batches = denoising.noisy_batches(train, noise, patch, per_image, batch_size, seed)
+    noisy, clean = denoising.eval_pairs(ev, noise.eval_sigma, seed)
+    uniform = all(n.shape == noisy[0].shape for n in noisy)
+    sigma_text = f"σ={noise.sigma:g}" if noise.sigma is not None else f"blind σ in {denoising.BLIND_RANGE}"
+    arrays = {"n": np.array(len(noisy)), "sigma": np.array(noise.eval_sigma)}
+    for i, (n, c) in enumerate(zip(noisy, clean)):
+        arrays[f"noisy_{i}"], arrays[f"clean_{i}"] = n, c
+    return Prepared(
+        task="denoising",
+        fit=batches,
+        validation=(np.stack(noisy), np.stack(clean)) if uniform else None,
+        calibration=batches.noisy[:CALIBRATION_SAMPLES],
+        check=batches.noisy[:CHECK_SAMPLES],
+        labels=None,
+        eval_arrays=arrays,
+        train_source=f"{train.source} ({sigma_text})",
+        eval_source=f"{ev.source} (σ={noise.eval_sigma:g}, 8-bit noisy)",
+        eval_size=len(noisy),
+    )
+
+
+SEQUENCE_EVAL = 500  # sequences built from the evaluation digits
+
+
+def sequence_task(image_shape: tuple, noise: denoising.Noise, batch_size: int, seed: int) -> Prepared:
+    """Moving-digit sequences from the embedded MNIST split (training digits / evaluation digits)."""
+    frames, size = image_shape[0], image_shape[1]
+    train, ev = datasets.mnist_default()
+    batches = denoising.sequence_batches(train.x, noise, frames, size, batch_size, seed)
+    clean = denoising.moving_digit_sequences(ev.x[:SEQUENCE_EVAL], frames, size, np.random.default_rng(seed + 1))
+    noisy = denoising.add_noise(clean, noise.eval_sigma, np.random.default_rng(seed + 2))
+    arrays = {"n": np.array(len(noisy)), "sigma": np.array(noise.eval_sigma)}
+    for i in range(len(noisy)):
+        arrays[f"noisy_{i}"], arrays[f"clean_{i}"] = noisy[i], clean[i]
+    sigma_text = f"σ={noise.sigma:g}" if noise.sigma is not None else f"blind σ in {denoising.BLIND_RANGE}"
+    return Prepared(
+        task="denoising",
+        fit=batches,
+        validation=(noisy, clean),
+        calibration=batches.noisy[:CALIBRATION_SAMPLES // 10],
+        check=batches.noisy[:8],
+        labels=None,
+        eval_arrays=arrays,
+        train_source=f"{len(train)} moving-digit sequences of {frames}×{size}×{size} from {train.source} ({sigma_text})",
+        eval_source=f"sequences of {ev.source} (σ={noise.eval_sigma:g}, 8-bit noisy)",
+        eval_size=len(noisy),
+    )
+
+
+def prepare(task: str, data, eval_data, image_shape: tuple, noise: denoising.Noise, batch_size: int,
+            seed: int) -> Prepared:  # fmt: skip
+    """The data of ``task``: labelled images for a classifier, noisy/clean pairs for a denoiser,
+    noisy/clean sequences for a model whose input is a sequence of frames."""
+    if task == "classification":
+        return classification(data, eval_data, image_shape, seed)
+    if len(image_shape) == 4:
+        if data is not None or eval_data is not None:
+            from runtime.errors import UserError
+
+            raise UserError("sequence denoisers train on the embedded moving-digit sequences; drop --data/--eval-data")
+        return sequence_task(image_shape, noise, batch_size, seed)
+    return denoising_task(data, eval_data, noise, batch_size, seed)
