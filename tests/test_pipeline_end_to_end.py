@@ -75,9 +75,9 @@ def test_compressed_variants_carry_their_techniques_and_costs(report):
     assert v["prune_tflite_float32"]["gzip_bytes"] < 0.4 * v["tflite_float32"]["gzip_bytes"]
 
 
-def test_compression_benchmark_prints_every_target(run_dir):
+def test_targets_benchmark_prints_every_compression_target(run_dir):
     out, _ = run_dir
-    proc = run_python("import sys; from benchmarks.compression import main; sys.exit(main([sys.argv[1]]))",
+    proc = run_python("import sys; from benchmarks.targets import main; sys.exit(main([sys.argv[1]]))",
                       str(out / "report.json"), block_host=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     for variant in ("tflite_int8", "qat_tflite_int8", "prune_qat_tflite_int8", "distill_tflite_float32"):

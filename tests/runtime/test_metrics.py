@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from runtime.metrics import denoising_metrics, psnr, ssim
+
+
+def test_psnr_of_a_known_error():
+    clean = np.full((16, 16, 1), 0.5, np.float32)
+    assert psnr(clean, clean + 0.1) == pytest.approx(20.0, abs=1e-4)  # MSE 0.01 -> 20 dB
+    assert psnr(clean, clean + 0.01) == pytest.approx(40.0, abs=1e-3)
+    assert psnr(clean, clean) == float("inf")
+
+
+def test_psnr_clips_the_output_to_the_valid_range():
+    clean = np.ones((8, 8, 1), np.float32)
+    assert psnr(clean, clean + 5.0) == float("inf")  # anything above 1 is clipped to 1
+
+
+def test_ssim_is_one_for_identical_and_drops_with_noise():
+    rng = np.random.default_rng(0)
+    img = rng.random((48, 48, 1)).astype(np.float32)
+    assert ssim(img, img) == pytest.approx(1.0, abs=1e-9)
+    slight = ssim(img, np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1))
+    heavy = ssim(img, np.clip(img + rng.normal(0, 0.2, img.shape), 0, 1))
+    assert 1.0 > slight > heavy > 0.0
+    # A constant shift changes only the luminance term: (2·μa·μb + C1) / (μa² + μb² + C1) for flat images.
+    flat = np.full((32, 32, 1), 0.4, np.float32)
+    expected = (2 * 0.4 * 0.5 + 0.01**2) / (0.4**2 + 0.5**2 + 0.01**2)
+    assert ssim(flat, flat + 0.1) == pytest.approx(expected, rel=1e-6)
+
+
+def test_denoising_metrics_average_images_and_sequence_frames():
+    a = np.full((8, 8, 1), 0.5, np.float32)
+    images = denoising_metrics([a, a], [a + 0.1, a + 0.01])
+    assert images["psnr"] == pytest.approx(30.0, abs=1e-3)
+    seq = denoising_metrics([np.stack([a, a])], [np.stack([a + 0.1, a + 0.01])])
+    assert seq["psnr"] == pytest.approx(images["psnr"]) and seq["ssim"] == pytest.approx(images["ssim"])
