@@ -37,10 +37,11 @@ class BenchConfig:
     threads: int = 1
     runs: int = 200
     warmup: int = 20
+    seconds: Optional[float] = None  # a time budget for the latency runs, instead of a count
 
     def __post_init__(self):
-        if self.threads < 1 or self.runs < 1 or self.warmup < 0:
-            raise UserError(f"threads and runs must be at least 1, warmup at least 0: got {self}")
+        if self.threads < 1 or self.runs < 1 or self.warmup < 0 or (self.seconds is not None and self.seconds <= 0):
+            raise UserError(f"threads and runs must be at least 1, warmup at least 0, seconds positive: got {self}")
 
 
 def file_sizes(path: Path) -> tuple[int, int]:
@@ -52,9 +53,10 @@ def file_sizes(path: Path) -> tuple[int, int]:
 
 def measure_command(variant: Variant, eval_path: Path, config: BenchConfig) -> list[str]:
     """The command that measures ``variant`` in a fresh interpreter process."""
+    budget = ["--seconds", str(config.seconds)] if config.seconds else []
     return [
         sys.executable, "-m", variant.measurer, str(variant.path), "--eval", str(eval_path),
-        "--threads", str(config.threads), "--runs", str(config.runs), "--warmup", str(config.warmup),
+        "--threads", str(config.threads), "--runs", str(config.runs), "--warmup", str(config.warmup), *budget,
     ]  # fmt: skip
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import numpy as np
 
 import runtime
-from runtime.bench import latency, predict_batched
+from runtime.bench import peak_rss_mb, predict_batched, profile
 from runtime.metrics import accuracy, denoising_metrics
 from runtime.cli import OneLineParser, run_cli
 
@@ -50,40 +49,43 @@ def task_metrics(task: str, outputs, targets) -> dict:
     raise runtime.UserError(f"no metric for task {task!r}")
 
 
-def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20, batch: int = 200) -> dict:
-    """Load ``path``, score it on the evaluation set, time ``predict`` at batch 1."""
+def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None) -> dict:
+    """Load ``path`` through ``runtime/``, time it, score it on the evaluation set."""
     inputs, targets, task = load_eval(eval_path)
-    start = time.perf_counter()
-    model = runtime.load(path, threads=threads)
-    init_ms = (time.perf_counter() - start) * 1e3
-    one = np.asarray(inputs[0], dtype=np.float32)[None]
-    start = time.perf_counter()
-    model.predict(one)
-    first_ms = (time.perf_counter() - start) * 1e3
-    stats = latency(lambda: model.predict(one), runs=runs, warmup=warmup)
-    outputs = run_all(model.predict, inputs, batch)
+    holder = {}
+
+    def load():
+        holder["model"] = runtime.load(path, threads=threads)
+        return holder["model"].predict
+
+    figures, predict = profile(load, inputs, runs, warmup, seconds)
+    outputs = run_all(predict, inputs)
     return {
         "metrics": task_metrics(task, outputs, targets),
-        "input_shape": list(one.shape),
-        "latency_ms": stats,
-        "init_ms": init_ms,
-        "first_inference_ms": first_ms,
+        **figures,
         "threads": threads,
-        "delegate": getattr(model, "delegate", None),
+        "delegate": getattr(holder["model"], "delegate", None),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def main(argv=None) -> int:
-    p = OneLineParser(prog="python -m benchmarks.measure", description=__doc__.splitlines()[0])
+def measure_args(prog: str, doc: str):
+    """The command line every measurer takes (the harness calls each the same way)."""
+    p = OneLineParser(prog=prog, description=doc.splitlines()[0])
     p.add_argument("artifact")
-    p.add_argument("--eval", required=True, help="the .npz evaluation set (x, y)")
+    p.add_argument("--eval", required=True, help="the .npz evaluation set")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
-    args = p.parse_args(argv)
+    p.add_argument("--seconds", type=float, default=None, help="time budget for the latency runs instead of --runs")
+    return p
+
+
+def main(argv=None) -> int:
+    args = measure_args("python -m benchmarks.measure", __doc__).parse_args(argv)
 
     def body() -> int:
-        result = measure(args.artifact, args.eval, args.threads, args.runs, args.warmup)
+        result = measure(args.artifact, args.eval, args.threads, args.runs, args.warmup, args.seconds)
         json.dump(result, sys.stdout)
         return 0
 

@@ -185,15 +185,37 @@ def cmd_pipeline(args) -> int:
         model=args.model,
         out=args.out,
         train=_train_config(args, args.model),
-        bench=BenchConfig(threads=args.threads, runs=args.runs, warmup=args.warmup),
+        bench=BenchConfig(threads=args.threads, runs=args.runs, warmup=args.warmup, seconds=args.seconds),
         noise=Noise.parse(args.sigma, args.eval_sigma),
         data=args.data,
         eval_data=args.eval_data,
         variants=tuple(args.variants.split(",")) if args.variants else (),
         retrain=args.retrain,
     )
-    run_pipeline(config)
+    report = run_pipeline(config)
+    if args.max_drop is not None:
+        from benchmarks.select import copy_selected, select
+
+        selection = select(report, args.max_drop, args.by)
+        if selection.variant is None:
+            raise UserError(selection.explanation)
+        target = copy_selected(Path(args.out), selection.variant, selection.explanation)
+        print(f"selected {selection.explanation}\ncopied to {target}")
     return 0
+
+
+def cmd_report(args) -> int:
+    from benchmarks.render import render
+
+    for kind, path in render(args.reports, args.out).items():
+        print(f"{kind:>13}: {path}")
+    return 0
+
+
+def cmd_select(args) -> int:
+    from benchmarks.select import run_select
+
+    return run_select(args.report, args.max_drop, args.by)
 
 
 def build_parser() -> OneLineParser:
@@ -241,6 +263,17 @@ def build_parser() -> OneLineParser:
     p.add_argument("--task", default="classification", choices=("classification", "denoising"))
     p.set_defaults(func=cmd_variants)
 
+    p = sub.add_parser("report", help="report.md, report.csv and report.html (with plots) from one or more runs")
+    p.add_argument("reports", type=Path, nargs="+", metavar="RUN.json", help="report.json files to merge")
+    p.add_argument("--out", type=Path, required=True, help="folder for the report files")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("select", help="pick the fastest (or smallest) variant within an accuracy budget")
+    from benchmarks.select import add_select_args
+
+    add_select_args(p)
+    p.set_defaults(func=cmd_select)
+
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")
     p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")
     p.add_argument("--out", type=Path, required=True, help="run folder")
@@ -253,6 +286,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--threads", type=int, default=1, help="interpreter threads when benchmarking (default 1)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per variant (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs per variant (default 20)")
+    p.add_argument("--seconds", type=float, help="a time budget per variant for the batch-1 runs, instead of --runs")
+    p.add_argument("--max-drop", type=float, help="then select the best variant within this metric budget")
+    p.add_argument("--by", default="latency", help="with --max-drop: latency (default) or size")
     p.set_defaults(func=cmd_pipeline)
     return parser
 

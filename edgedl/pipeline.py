@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 from rich.console import Console
 
+from benchmarks.render import render
 from benchmarks import BenchConfig, Variant, make_report, measure_all, measure_variant, print_table, write_report
 from exporters import ModelInfo, export, get_exporter
 from runtime import read_metadata
@@ -230,7 +231,8 @@ class Pipeline:
                                              "eval_size": data.eval_size}})  # fmt: skip
         write_report(self.out / "report.json", report)
         print_table(report)
-        self.log(f"report: {self.out / 'report.json'}")
+        written = render([self.out / "report.json"], self.out / "report")
+        self.log(f"report: {self.out / 'report.json'}, {written['html']}")
         return report
 
 

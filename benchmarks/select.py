@@ -1,0 +1,99 @@
+"""Pick the variant for the device: the fastest (or smallest) within an accuracy budget of the original.
+
+    python -m benchmarks.select runs/cnn/report.json --max-drop 0.5 --by latency
+
+The budget is in the report's metric: accuracy points for classifiers, dB of
+PSNR for denoisers. The chosen artifact (and its sidecar) is copied to
+``RUN_DIR/selected/`` under a stable name, with ``selection.json`` saying why.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from runtime.cli import OneLineParser, run_cli
+from runtime.errors import UserError
+from runtime.files import atomic_path, write_json
+from runtime.metadata import sidecar_path
+
+CRITERIA = {"latency": lambda v: (v["latency_ms"]["p50"], v["size_bytes"]), "size": lambda v: (v["size_bytes"], v["latency_ms"]["p50"])}
+
+
+@dataclass(frozen=True)
+class Selection:
+    variant: Optional[dict]
+    explanation: str
+
+
+def select(report: dict, max_drop: float, by: str = "latency") -> Selection:
+    """The best artifact variant whose metric is at most ``max_drop`` below the original's."""
+    if by not in CRITERIA:
+        raise UserError(f"unknown criterion {by!r}; choose latency or size")
+    if max_drop < 0:
+        raise UserError(f"--max-drop must be zero or more, got {max_drop}")
+    unit = "points" if report["metric"] == "accuracy" else "dB"
+    artifacts = [v for v in report["variants"] if v["format"] != "keras"]
+    fits = [v for v in artifacts if -v["metric_delta"] <= max_drop + 1e-9]
+    if not fits:
+        best = max(artifacts, key=lambda v: v["metric_delta"], default=None)
+        closest = "" if best is None else f"; the closest, {best['name']}, loses {-best['metric_delta']:.2f} {unit}"
+        return Selection(None, f"no variant stays within {max_drop} {unit} of the original{closest}")
+    chosen = min(fits, key=CRITERIA[by])
+    figure = (f"{chosen['latency_ms']['p50'] * 1e3:.1f} µs p50" if by == "latency"
+              else f"{chosen['size_bytes']:,} bytes")  # fmt: skip
+    return Selection(chosen, f"{chosen['name']}: the {'fastest' if by == 'latency' else 'smallest'} of "
+                             f"{len(fits)} variants within {max_drop} {unit} ({figure}, "
+                             f"{report['metric']} {chosen['metric_delta']:+.2f} {unit} vs the original)")  # fmt: skip
+
+
+def copy_selected(run_dir: Path, variant: dict, explanation: str) -> Path:
+    """Copy the chosen artifact (and its sidecar) to ``run_dir/selected/model.<ext>``."""
+    source = run_dir / variant["path"]
+    if not source.exists():
+        raise UserError(f"{source}: the selected artifact is missing; re-run the pipeline")
+    target = run_dir / "selected" / f"model{source.suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob("model.*"):  # a previous choice, maybe of another format
+        stale.unlink()
+    if sidecar_path(source).exists():
+        with atomic_path(sidecar_path(target)) as tmp:
+            shutil.copyfile(sidecar_path(source), tmp)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    write_json(target.parent / "selection.json", {"variant": variant["name"], "source": variant["path"],
+                                                  "why": explanation})  # fmt: skip
+    return target
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="python -m benchmarks.select", description=__doc__.splitlines()[0])
+    add_select_args(p)
+    args = p.parse_args(argv)
+    return run_cli(lambda: run_select(args.report, args.max_drop, args.by))
+
+
+def add_select_args(p) -> None:
+    p.add_argument("report", type=Path, help="a report.json written by 'edgedl pipeline'")
+    p.add_argument("--max-drop", type=float, required=True, help="largest metric loss allowed (points or dB)")
+    p.add_argument("--by", default="latency", help="latency (default) or size")
+
+
+def run_select(report_path: Path, max_drop: float, by: str) -> int:
+    if not report_path.exists():
+        raise UserError(f"{report_path}: no such report")
+    report = json.loads(report_path.read_text())
+    selection = select(report, max_drop, by)
+    if selection.variant is None:
+        raise UserError(selection.explanation)
+    target = copy_selected(report_path.parent, selection.variant, selection.explanation)
+    print(f"selected {selection.explanation}")
+    print(f"copied to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""report.md/csv/html, the Pareto front, merging runs, and the accuracy-budget selection, on hand-made reports."""
+import csv
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from benchmarks.render import merge, pareto_front, render
+from benchmarks.select import copy_selected, select
+from runtime.errors import UserError
+from tests.conftest import run_cli
+
+
+def variant(name, fmt, acc_delta, p50_us, size, precision="float32"):
+    return {
+        "name": name, "format": fmt, "precision": precision, "techniques": [], "path": f"artifacts/{name}.{fmt}",
+        "size_bytes": size, "gzip_bytes": size // 2, "metrics": {"accuracy": 0.98 + acc_delta / 100},
+        "metric_delta": acc_delta, "latency_ms": {"p50": p50_us / 1e3, "p90": p50_us / 1e3, "p99": p50_us / 1e3},
+        "params": 10, "macs": 100,
+    }  # fmt: skip
+
+
+def report(variants, cpu="Host CPU", arch="x86_64"):
+    return {"schema_version": 1, "model": "cnn", "task": "classification", "metric": "accuracy",
+            "machine": {"cpu": cpu, "arch": arch, "threads": 1}, "variants": variants}  # fmt: skip
+
+
+HAND_MADE = report([
+    variant("original", "keras", 0.0, 400, 390_000),
+    variant("f32", "tflite", 0.0, 50, 370_000),
+    variant("dyn", "tflite", -0.2, 17, 100_000, "dynamic"),
+    variant("int8", "tflite", -0.6, 40, 101_000, "int8"),
+    variant("tiny", "tflite", -1.5, 10, 12_000, "int8"),
+])  # fmt: skip
+
+
+def test_select_picks_the_fastest_or_smallest_within_the_budget():
+    assert select(HAND_MADE, 0.5).variant["name"] == "dyn"
+    assert select(HAND_MADE, 0.0).variant["name"] == "f32"
+    assert select(HAND_MADE, 2.0).variant["name"] == "tiny"
+    assert select(HAND_MADE, 0.7, by="size").variant["name"] == "dyn"
+    assert "the fastest of 2 variants within 0.5 points" in select(HAND_MADE, 0.5).explanation
+
+
+def test_select_says_when_nothing_fits():
+    strict = report([variant("original", "keras", 0, 400, 1), variant("q", "tflite", -0.8, 40, 1)])
+    chosen = select(strict, 0.5)
+    assert chosen.variant is None and "no variant stays within 0.5 points" in chosen.explanation
+    assert "the closest, q, loses 0.80 points" in chosen.explanation
+    with pytest.raises(UserError, match="unknown criterion 'speed'"):
+        select(strict, 0.5, by="speed")
+
+
+def test_select_command_copies_to_a_stable_path_or_exits_non_zero(tmp_path):
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "dyn.tflite").write_bytes(b"model")
+    (tmp_path / "artifacts" / "dyn.tflite.json").write_text("{}")
+    (tmp_path / "artifacts" / "f32.tflite").write_bytes(b"float model")
+    (tmp_path / "report.json").write_text(json.dumps(HAND_MADE))
+    proc = run_cli("edgedl", "select", str(tmp_path / "report.json"), "--max-drop", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "selected" / "model.tflite").read_bytes() == b"model"
+    assert (tmp_path / "selected" / "model.tflite.json").exists()
+    assert json.loads((tmp_path / "selected" / "selection.json").read_text())["variant"] == "dyn"
+    proc = run_cli("edgedl", "select", str(tmp_path / "report.json"), "--max-drop", "0.1", "--by", "latency")
+    assert proc.returncode == 0 and (tmp_path / "selected" / "model.tflite").read_bytes() == b"float model"
+    assert not (tmp_path / "selected" / "model.tflite.json").exists()  # the old variant's sidecar went with it
+    nothing = report([variant("original", "keras", 0, 400, 1), variant("q", "tflite", -0.8, 40, 1)])
+    (tmp_path / "strict.json").write_text(json.dumps(nothing))
+    proc = run_cli("edgedl", "select", str(tmp_path / "strict.json"), "--max-drop", "0.5")
+    assert proc.returncode == 2 and "no variant stays within 0.5 points" in proc.stderr
+
+
+def test_pareto_front_is_the_set_nobody_beats():
+    rows = merge([HAND_MADE])
+    front = {rows[i]["name"] for i in pareto_front(rows)}
+    assert front == {"f32", "dyn", "tiny"}  # int8 is beaten by dyn (faster, better); original by f32
+    assert {r["name"] for r in rows if r["_pareto"]} == front
+
+
+def test_render_writes_md_csv_html_and_plots_and_merges_machines(tmp_path):
+    host, pi = tmp_path / "host.json", tmp_path / "pi.json"
+    host.write_text(json.dumps(HAND_MADE))
+    pi.write_text(json.dumps(report(HAND_MADE["variants"][:3], cpu="Cortex-A76", arch="aarch64")))
+    written = render([host, pi], tmp_path / "out")
+    md = written["md"].read_text()
+    assert md.splitlines()[2].startswith("| machine | variant |") and "Cortex-A76" in md
+    rows = list(csv.reader(written["csv"].open()))
+    assert len(rows) == 1 + 5 + 3 and rows[0][0] == "machine"
+    html = written["html"].read_text()
+    assert html.count("data:image/png;base64,") == 2 and "http" not in html.replace("http-equiv", "")
+    for name in ("tradeoff.png", "size.png"):
+        assert written[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_render_refuses_mixed_metrics(tmp_path):
+    other = dict(HAND_MADE, metric="psnr")
+    (tmp_path / "a.json").write_text(json.dumps(HAND_MADE))
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    with pytest.raises(UserError, match="different metrics"):
+        render([tmp_path / "a.json", tmp_path / "b.json"], tmp_path / "out")
+
+
+def test_report_html_renders_its_table_and_plots_in_headless_chromium(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Chromium is missing: 'make test' installs Debian's chromium package (apt-get install chromium)"
+    (tmp_path / "r.json").write_text(json.dumps(HAND_MADE))
+    written = render([tmp_path / "r.json"], tmp_path / "out")
+    probe = tmp_path / "out" / "probe.html"
+    # Ask the page itself what it rendered: the table's rows and each image's decoded size.
+    probe.write_text(written["html"].read_text().replace(
+        "</body>",
+        "<script>document.title=[document.querySelectorAll('#variants tbody tr').length]"
+        ".concat([...document.images].map(i=>i.naturalWidth+'x'+i.naturalHeight)).join(',')</script></body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run([browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    title = dom.stdout.split("<title>")[1].split("</title>")[0]
+    rows, *images = title.split(",")
+    assert rows == "5" and len(images) == 2
+    assert all(int(w) > 500 and int(h) > 300 for w, h in (i.split("x") for i in images))
+    shot = tmp_path / "out" / "screenshot.png"
+    subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", written["html"].as_uri()],
+                   capture_output=True, timeout=120)  # fmt: skip
+    assert shot.stat().st_size > 20_000  # a blank page is a few KB
