@@ -1,0 +1,131 @@
+"""How fast the device side is, side by side in one run, and why int8 is (or is not) faster.
+
+    python -m benchmarks.speed runs/demo            # a run folder from 'edgedl pipeline --model cnn'
+
+1. ``runtime`` ``predict`` at batch 1 against the raw interpreter's
+   set-input / invoke / get-output on the same file and thread count
+   (p50 ratio; target ≤ 1.03×), interleaved in blocks so drift hits both.
+2. ``edgedl-run MODEL IMAGE`` from process start to printed result against
+   ``python -c "import tensorflow"`` (median wall time; target ≤ 0.10×).
+3. int8 against float32 TFLite, 1 thread, with XNNPACK (the default) and
+   without it: what the delegate does to each is most of the answer.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import runtime
+from runtime.bench import latency
+from runtime.cli import OneLineParser, run_cli
+from runtime.errors import UserError
+
+BLOCKS = 10
+RUNS_PER_BLOCK = 300
+
+
+def _raw(path: Path, threads: int, x: np.ndarray, delegates: bool = True):
+    """The interpreter as a user without edgedl would drive it: set, invoke, get."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs = {} if delegates else {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    interp = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    feed = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8) if inp["dtype"] == np.int8 else x
+    index, out_index, invoke, set_tensor, get_tensor = inp["index"], out["index"], interp.invoke, \
+        interp.set_tensor, interp.get_tensor  # fmt: skip
+
+    def call():
+        set_tensor(index, feed)
+        invoke()
+        return get_tensor(out_index)
+
+    return call
+
+
+def interleaved_p50(fns: dict, blocks: int = BLOCKS, runs: int = RUNS_PER_BLOCK) -> dict:
+    """p50 (µs) of each callable, timed in alternating blocks; the median over blocks of each block's p50."""
+    per = {name: [] for name in fns}
+    for _ in range(blocks):
+        for name, fn in fns.items():
+            per[name].append(latency(fn, runs=runs, warmup=20)["p50"] * 1e3)
+    return {name: float(np.median(v)) for name, v in per.items()}
+
+
+def runtime_overhead(run_dir: Path, threads: int = 1) -> list[tuple]:
+    with np.load(run_dir / "eval.npz") as data:
+        x = data["x"][:1].astype(np.float32)
+    rows = []
+    for name in ("tflite_float32", "tflite_int8"):
+        path = run_dir / "artifacts" / f"{name}.tflite"
+        if not path.exists():
+            raise UserError(f"{path}: missing; run 'edgedl pipeline --model cnn --out {run_dir}' first")
+        model = runtime.load(path, threads=threads)
+        p50 = interleaved_p50({"raw": _raw(path, threads, x), "runtime": lambda: model.predict(x)})
+        rows.append((f"runtime.predict / raw interpreter, {name}, p50", p50["runtime"] / p50["raw"], 1.03,
+                     f"{p50['runtime']:.1f} µs vs {p50['raw']:.1f} µs"))  # fmt: skip
+    return rows
+
+
+def _median_wall(cmd: list, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def cli_startup(run_dir: Path) -> tuple:
+    from PIL import Image
+
+    with np.load(run_dir / "eval.npz") as data:
+        digit = (data["x"][0, :, :, 0] * 255).round().astype(np.uint8)
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "digit.png"
+        Image.fromarray(digit).save(image)
+        cli = _median_wall([str(bin_dir / "edgedl-run"), str(run_dir / "artifacts" / "tflite_int8.tflite"), str(image)])
+    tf = _median_wall([sys.executable, "-c", "import tensorflow"])
+    return ("edgedl-run start-to-result / python -c 'import tensorflow'", cli / tf, 0.10,
+            f"{cli * 1e3:.0f} ms vs {tf * 1e3:.0f} ms")
+
+
+def int8_vs_float(run_dir: Path) -> list[tuple]:
+    with np.load(run_dir / "eval.npz") as data:
+        x = data["x"][:1].astype(np.float32)
+    paths = {p: run_dir / "artifacts" / f"tflite_{p}.tflite" for p in ("float32", "int8")}
+    rows = []
+    for delegates, label in ((True, "XNNPACK"), (False, "builtin kernels, no XNNPACK")):
+        p50 = interleaved_p50({p: _raw(path, 1, x, delegates) for p, path in paths.items()}, blocks=5)
+        rows.append((f"float32 / int8 p50, 1 thread, {label}", p50["float32"] / p50["int8"], None,
+                     f"float32 {p50['float32']:.1f} µs, int8 {p50['int8']:.1f} µs"))  # fmt: skip
+    return rows
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path, help="a run folder of 'edgedl pipeline --model cnn'")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        rows = [*runtime_overhead(args.run_dir, args.threads), cli_startup(args.run_dir), *int8_vs_float(args.run_dir)]
+        width = max(len(r[0]) for r in rows)
+        for name, ratio, target, detail in rows:
+            verdict = "" if target is None else ("  met" if ratio <= target else "  NOT MET") + f" (target ≤ {target})"
+            print(f"{name:<{width}}  {ratio:6.3f}×{verdict}   [{detail}]")
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
