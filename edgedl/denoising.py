@@ -106,37 +106,37 @@ def random_patches(images: ImageSet, size: int, per_image: int, rng: np.random.G
 
 def train_eval(data: Optional[str | Path], eval_data: Optional[str | Path]) -> tuple[ImageSet, ImageSet]:
     """Clean training and evaluation images: a user's folders, or the embedded MNIST digits."""
+    if data is not None and eval_data is None:
+        raise UserError("give --eval-data too: a folder of clean images to evaluate the denoiser on (e.g. Set12)")
     if data is None or eval_data is None:
         train_digits, eval_digits = datasets.mnist_default()
     train = load_images(data) if data is not None else ImageSet(tuple(train_digits.x), train_digits.source)
     if eval_data is not None:
         return train, load_images(eval_data)
-    if data is not None:
-        raise UserError("give --eval-data too: a folder of clean images to evaluate the denoiser on (e.g. Set12)")
     return train, ImageSet(tuple(eval_digits.x), eval_digits.source)
 
 
-def noisy_batches(images: ImageSet, noise: Noise, patch: int, per_image: int, batch_size: int, seed: int):
-    """A Keras ``Sequence`` of (noisy, clean) batches: fresh crops and fresh float noise every epoch."""
+def noisy_batches(make_clean, noise: Noise, batch_size: int, seed: int):
+    """A Keras ``Sequence`` of (noisy, clean) batches: ``make_clean(rng)`` gives new clean samples every
+    epoch, and every sample gets fresh float noise (its own σ when blind)."""
     from ._tf import keras
 
-    class NoisyPatches(keras().utils.Sequence):
+    class NoisyBatches(keras().utils.Sequence):
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng(seed)
             self.on_epoch_end()
 
         def on_epoch_end(self):
-            self.clean = random_patches(images, patch, per_image, self.rng)
-            self.rng.shuffle(self.clean)
+            self.clean = make_clean(self.rng)
             n = len(self.clean)
             sigma = (
                 np.full(n, noise.sigma, np.float32)
                 if noise.sigma is not None
                 else self.rng.uniform(*BLIND_RANGE, n).astype(np.float32)
             )
-            self.noisy = self.clean + (self.rng.standard_normal(self.clean.shape).astype(np.float32)
-                                       * (sigma / 255.0)[:, None, None, None])  # fmt: skip
+            per_sample = (sigma / 255.0).reshape((n,) + (1,) * (self.clean.ndim - 1))
+            self.noisy = self.clean + self.rng.standard_normal(self.clean.shape).astype(np.float32) * per_sample
 
         def __len__(self):
             return int(np.ceil(len(self.clean) / batch_size))
@@ -145,7 +145,18 @@ def noisy_batches(images: ImageSet, noise: Noise, patch: int, per_image: int, ba
             s = slice(i * batch_size, (i + 1) * batch_size)
             return self.noisy[s], self.clean[s]
 
-    return NoisyPatches()
+    return NoisyBatches()
+
+
+def patch_batches(images: ImageSet, noise: Noise, patch: int, per_image: int, batch_size: int, seed: int):
+    """Noisy/clean batches of random ``patch``×``patch`` crops, new crops every epoch."""
+
+    def make_clean(rng):
+        clean = random_patches(images, patch, per_image, rng)
+        rng.shuffle(clean)
+        return clean
+
+    return noisy_batches(make_clean, noise, batch_size, seed)
 
 
 def moving_digit_sequences(digits: np.ndarray, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -170,25 +181,5 @@ def moving_digit_sequences(digits: np.ndarray, frames: int, size: int, rng: np.r
 
 
 def sequence_batches(digits: np.ndarray, noise: Noise, frames: int, size: int, batch_size: int, seed: int):
-    """A Keras ``Sequence`` of (noisy, clean) sequence batches: new motions and fresh noise every epoch."""
-    from ._tf import keras
-
-    class NoisySequences(keras().utils.Sequence):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.on_epoch_end()
-
-        def on_epoch_end(self):
-            self.clean = moving_digit_sequences(digits, frames, size, self.rng)
-            sigma = noise.sigma if noise.sigma is not None else self.rng.uniform(*BLIND_RANGE)
-            self.noisy = self.clean + self.rng.normal(0, sigma / 255.0, self.clean.shape).astype(np.float32)
-
-        def __len__(self):
-            return int(np.ceil(len(self.clean) / batch_size))
-
-        def __getitem__(self, i):
-            s = slice(i * batch_size, (i + 1) * batch_size)
-            return self.noisy[s], self.clean[s]
-
-    return NoisySequences()
+    """Noisy/clean batches of moving-digit sequences, new motions every epoch."""
+    return noisy_batches(lambda rng: moving_digit_sequences(digits, frames, size, rng), noise, batch_size, seed)

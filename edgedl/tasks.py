@@ -64,7 +64,7 @@ def denoising_task(data, eval_data, noise: denoising.Noise, batch_size: int, see
         train.images[0].shape[0] <= DENOISE_PATCH  # fmt: skip
     patch = train.images[0].shape[0] if small else DENOISE_PATCH
     per_image = 1 if small else DENOISE_PATCHES_PER_IMAGE
-    batches = denoising.noisy_batches(train, noise, patch, per_image, batch_size, seed)
+    batches = denoising.patch_batches(train, noise, patch, per_image, batch_size, seed)
     noisy, clean = denoising.eval_pairs(ev, noise.eval_sigma, seed)
     uniform = all(n.shape == noisy[0].shape for n in noisy)
     sigma_text = f"σ={noise.sigma:g}" if noise.sigma is not None else f"blind σ in {denoising.BLIND_RANGE}"
