@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 from runtime.errors import UserError
 
 
@@ -82,11 +84,48 @@ def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root
     }
 
 
-def measure_all(variants: Sequence[Variant], eval_path: Path, config: BenchConfig, root=None, progress=None) -> list[dict]:
-    """Measure every variant in turn; ``progress(name)`` is called before each."""
+def _fingerprint(variant: Variant, eval_path: Path, config: BenchConfig) -> str:
+    """What a measurement depends on: the artifact's bytes, the evaluation set, how it was measured."""
+    import hashlib
+
+    from runtime.files import sha256_file
+
+    files = sorted(p for p in variant.path.rglob("*") if p.is_file()) if variant.path.is_dir() else [variant.path]
+    digest = hashlib.sha256()
+    for part in [sha256_file(f) for f in files] + [repr(config), variant.measurer,
+                                                   json.dumps(variant.extra, sort_keys=True, default=str)]:  # fmt: skip
+        digest.update(part.encode())
+    with np.load(eval_path, allow_pickle=False) as data:  # the arrays, not the file: .npz stores write times
+        for name in sorted(data.files):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(data[name]).tobytes())
+    return digest.hexdigest()
+
+
+def measure_all(variants: Sequence[Variant], eval_path: Path, config: BenchConfig, root=None, progress=None,
+                cache_dir: Optional[Path] = None) -> list[dict]:  # fmt: skip
+    """Measure every variant in turn; ``progress(name, reused)`` is called before each.
+
+    With ``cache_dir``, a variant whose artifact, evaluation set and settings
+    are unchanged since its last measurement keeps that measurement.
+    """
+    from runtime.files import write_json
+
     records = []
     for v in variants:
+        cached = cache_dir / f"{v.name}.json" if cache_dir else None
+        key = _fingerprint(v, eval_path, config) if cached else None
+        if cached and cached.exists():
+            previous = json.loads(cached.read_text())
+            if previous.get("fingerprint") == key:
+                if progress:
+                    progress(v.name, True)
+                records.append(previous["record"])
+                continue
         if progress:
-            progress(v.name)
-        records.append(measure_variant(v, eval_path, config, root))
+            progress(v.name, False)
+        record = measure_variant(v, eval_path, config, root)
+        if cached:
+            write_json(cached, {"fingerprint": key, "record": record})
+        records.append(record)
     return records

@@ -222,8 +222,8 @@ class Pipeline:
         variants = [Variant("original", "keras", "float32", original_path, (), measurer="edgedl.measure_keras",
                             extra=model_stats(original))]  # fmt: skip
         variants += self.build_variants(specs, original, data, info)
-        records = measure_all(variants, eval_path, cfg.bench, root=self.out,
-                              progress=lambda name: self.log(f"benchmark: {name}"))  # fmt: skip
+        records = measure_all(variants, eval_path, cfg.bench, root=self.out, cache_dir=self.out / "measurements",
+                              progress=lambda name, reused: self.log(f"benchmark: {name}{' (reused)' * reused}"))
         if entry is not None and entry.baseline:
             records[0]["metrics"].update(self.baseline_metrics(entry.baseline, data, eval_path))
         report = make_report(str(cfg.model), task, records, cfg.bench.threads,

@@ -15,7 +15,16 @@ import numpy as np
 from runtime.errors import UserError
 from runtime.metadata import ModelMetadata, Normalization, TensorSpec
 
-EDGEDL_VERSION = "0.1.0"
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("edgedl")  # pyproject.toml is the one place the version is written
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+EDGEDL_VERSION = _version()
 
 
 @dataclass(frozen=True)
