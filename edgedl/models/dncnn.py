@@ -25,8 +25,12 @@ def _dncnn(depth: int, width: int, channels: int, name: str):
     return k.Model(noisy, clean, name=name)
 
 
+# tfmot cannot quantization-aware train the residual Subtract layer: the QAT recipes do not apply.
+PRUNE_AND_CLUSTER = ("prune", "prune_2_4", "cluster")
+
+
 @register_model(task="denoising", input_shape=(None, None, 1),
-                train_defaults={"epochs": 50, "batch_size": 128, "lr_drop_at": 0.6})  # fmt: skip
+                train_defaults={"epochs": 50, "batch_size": 128, "lr_drop_at": 0.6}, recipes=PRUNE_AND_CLUSTER)
 def dncnn(depth: int = 17, width: int = 64, channels: int = 1):
     """DnCNN-S, full size: 17 conv layers × 64 channels (about 556 k parameters; train it on a GPU)."""
     if depth < 3 or width < 1:
@@ -37,7 +41,7 @@ def dncnn(depth: int = 17, width: int = 64, channels: int = 1):
 
 
 @register_model(task="denoising", input_shape=(None, None, 1),
-                train_defaults={"epochs": 12, "batch_size": 64, "lr_drop_at": 0.6})  # fmt: skip
+                train_defaults={"epochs": 12, "batch_size": 64, "lr_drop_at": 0.6}, recipes=PRUNE_AND_CLUSTER)
 def dncnn_lite(depth: int = 8, width: int = 32, channels: int = 1):
     """DnCNN, lite: 8 conv layers × 32 channels (about 57 k parameters), trains in minutes on a CPU."""
     return _dncnn(depth, width, channels, "dncnn_lite")

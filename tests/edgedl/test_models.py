@@ -26,3 +26,30 @@ def test_registry_lists_and_rejects_unknown_names():
 
 def test_num_classes_changes_the_head():
     assert create_model("cnn", num_classes=3).outputs[0].shape[-1] == 3
+
+
+def test_each_model_gets_only_the_recipes_tfmot_can_apply():
+    from edgedl.recipes import select_variants
+
+    def recipes(name):
+        entry = model_entry(name)
+        return {s.recipe for s in select_variants(None, entry.task, entry.recipes) if s.recipe}
+
+    assert {"qat", "prune_qat", "distill"} <= recipes("cnn")
+    assert recipes("dncnn_lite") == {"prune", "prune_2_4", "cluster"}  # no QAT for the residual Subtract
+    assert "qat" not in recipes("lstm") and "distill" in recipes("lstm")  # no QAT for LSTM layers
+    assert recipes("seq_denoiser") == set()
+
+
+def test_denoisers_are_fully_convolutional_and_residual():
+    import numpy as np
+
+    model = create_model("dncnn_lite")
+    assert tuple(model.inputs[0].shape) == (None, None, None, 1)
+    assert model.layers[-1].name == "denoised" and type(model.layers[-1]).__name__ == "Subtract"
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert len(convs) == 8 and convs[0].filters == 32
+    full = create_model("dncnn")
+    assert len([layer for layer in full.layers if type(layer).__name__ == "Conv2D"]) == 17
+    assert 550_000 < full.count_params() < 560_000  # DnCNN-S: about 556 k
+    assert model.predict(np.zeros((1, 13, 21, 1), np.float32), verbose=0).shape == (1, 13, 21, 1)
