@@ -46,8 +46,11 @@ TECHNIQUES: dict[str, Callable] = {
 
 
 def model_stats(model, techniques: Sequence[str] = ()) -> dict:
-    """``params``, ``macs`` and, for pruned models, ``sparsity`` overall and per layer."""
-    stats = {"params": _stats.count_params(model), "macs": _stats.count_macs(model)}
+    """``params``, ``macs`` (``macs_per_pixel`` for any-size models) and, for pruned models, ``sparsity``
+    overall and per layer."""
+    # A fully convolutional model's cost grows with the image: counted at 1×1, it is the cost per pixel.
+    free_size = None in tuple(model.inputs[0].shape[1:-1])
+    stats = {"params": _stats.count_params(model), ("macs_per_pixel" if free_size else "macs"): _stats.count_macs(model)}
     if any(t.startswith("prune") for t in techniques):
         stats["sparsity"] = round(_stats.overall_sparsity(model), 4)
         stats["layer_sparsity"] = {k: round(v, 4) for k, v in _stats.layer_sparsity(model).items()}

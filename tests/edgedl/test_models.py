@@ -52,4 +52,8 @@ def test_denoisers_are_fully_convolutional_and_residual():
     full = create_model("dncnn")
     assert len([layer for layer in full.layers if type(layer).__name__ == "Conv2D"]) == 17
     assert 550_000 < full.count_params() < 560_000  # DnCNN-S: about 556 k
+    from edgedl.compress import model_stats
+
+    # 9·(1·64 + 15·64·64 + 64·1) multiply-accumulates per output pixel; no total for an image of any size.
+    assert model_stats(full) == {"params": full.count_params(), "macs_per_pixel": 9 * (64 + 15 * 64 * 64 + 64)}
     assert model.predict(np.zeros((1, 13, 21, 1), np.float32), verbose=0).shape == (1, 13, 21, 1)
