@@ -10,8 +10,10 @@ the interpreter for a format is imported only when a model of that format loads.
 from .errors import UserError
 from .metadata import ModelMetadata, Normalization, Quantization, TensorSpec
 from .model import Model, load, read_metadata
+from .sequence import FrameStream
 
 __all__ = [
+    "FrameStream",
     "Model",
     "ModelMetadata",
     "Normalization",

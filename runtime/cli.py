@@ -102,6 +102,8 @@ def _denoise_all(model, files, args) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
     results = []
+    if len(model.metadata.input.shape) == 5:
+        return _denoise_sequences(model, files, out, args)
     for f in files:
         is_array = f.suffix.lower() == ".npy"
         images = load_array(f, model.metadata) if is_array else load_image(f, model.metadata, keep_size=True)[None]
@@ -121,6 +123,41 @@ def _denoise_all(model, files, args) -> int:
     else:
         width = max(len(r["input"]) for r in results)
         print("\n".join(f"{r['input']:<{width}}  ->  {r['output']}  ({r['ms']:.1f} ms)" for r in results))
+    return 0
+
+
+def _denoise_sequences(model, files, out, args) -> int:
+    """Sequence models: a ``.npy`` of frames (F×H×W×C, any F) streams through frame by frame; a stack of
+    whole sequences (N×T×H×W×C) runs as it is."""
+    import time
+
+    from .files import atomic_path, write_json
+    from .sequence import FrameStream
+
+    results = []
+    for f in files:
+        if f.suffix.lower() != ".npy":
+            raise UserError(f"{f}: a sequence model takes .npy arrays of frames (F×H×W×C), not images")
+        try:
+            arr = np.load(f, allow_pickle=False).astype(np.float32)
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{f}: not a readable .npy array ({exc})") from None
+        frame_shape = tuple(model.metadata.input.shape[2:])
+        start = time.perf_counter()
+        if arr.ndim == 4 and arr.shape[1:] == frame_shape:
+            stream = FrameStream(model)
+            clean = np.stack([stream.push(frame) for frame in arr])
+        elif arr.ndim == 5 and arr.shape[1:] == tuple(model.metadata.input.shape[1:]):
+            clean = model.predict(arr)
+        else:
+            raise UserError(f"{f}: array of shape {arr.shape} is neither frames of {frame_shape} nor sequences "
+                            f"of {tuple(model.metadata.input.shape[1:])}")  # fmt: skip
+        ms = (time.perf_counter() - start) * 1e3
+        with atomic_path(out / f.name) as tmp:
+            np.save(tmp, clean)
+        results.append({"input": str(f), "output": str(out / f.name), "shape": list(clean.shape), "ms": round(ms, 3)})
+    write_json(out / "summary.json", {"model": args.model, "task": "denoising", "results": results})
+    print("\n".join(f"{r['input']}  ->  {r['output']}  ({r['ms']:.1f} ms)" for r in results))
     return 0
 
 

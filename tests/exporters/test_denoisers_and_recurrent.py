@@ -124,3 +124,36 @@ def test_lstm_onnx_runs_and_matches_tflite(recurrent_artifacts, mnist):
     onnx_out = runtime.load(recurrent_artifacts[("lstm", "onnx")].path).predict(x)
     tflite_out = runtime.load(recurrent_artifacts[("lstm", "float32")].path).predict(x)
     np.testing.assert_allclose(onnx_out, tflite_out, atol=1e-5)
+
+
+def test_frames_one_at_a_time_carry_the_sequence_state(recurrent_artifacts):
+    from runtime.errors import UserError
+    from runtime.sequence import FrameStream
+
+    model = runtime.load(recurrent_artifacts[("seq", "float32")].path, threads=1)
+    rng = np.random.default_rng(6)
+    sequence = rng.random((12, 32, 32, 1)).astype(np.float32)
+    stream = FrameStream(model)
+    streamed = [stream.push(frame) for frame in sequence]
+    # Frame t's output is the whole-sequence model's last output over frames t-7..t.
+    for t in range(7, 12):
+        whole = model.predict(sequence[None, t - 7 : t + 1])[0, -1]
+        np.testing.assert_allclose(streamed[t], whole, atol=1e-6)
+    # The history matters: the same frame after a different past gives a different answer.
+    stream.reset()
+    alone = stream.push(sequence[11])
+    assert np.abs(alone - streamed[11]).max() > 1e-4
+    with pytest.raises(UserError, match="not a sequence model"):
+        FrameStream(runtime.load(recurrent_artifacts[("lstm", "float32")].path))
+
+
+def test_edgedl_run_streams_a_clip_of_any_length_through_a_sequence_model(recurrent_artifacts, tmp_path):
+    clip = np.random.default_rng(7).random((11, 32, 32, 1)).astype(np.float32)
+    np.save(tmp_path / "clip.npy", clip)
+    model = str(recurrent_artifacts[("seq", "int8")].path)
+    proc = run_cli("edgedl-run", model, str(tmp_path / "clip.npy"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(tmp_path / "out" / "clip.npy").shape == (11, 32, 32, 1)
+    np.save(tmp_path / "bad.npy", clip[:, :16])
+    bad = run_cli("edgedl-run", model, str(tmp_path / "bad.npy"), "--out", str(tmp_path / "out"))
+    assert bad.returncode == 2 and "is neither frames of (32, 32, 1) nor sequences" in bad.stderr
