@@ -17,6 +17,12 @@ def _shape(tensor_shape) -> tuple:
 
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one call on one sample (batch dimension excluded)."""
+    if type(layer).__name__ == "TimeDistributed":  # the inner layer, once per time step
+        steps, inner = int(layer.input_shape[1] or 1), layer.layer
+        per_step_outputs = int(np.prod([d or 1 for d in layer.output_shape[2:-1]]))  # pixels, or 1 for Dense
+        if type(inner).__name__ in ("Conv2D", "Dense"):
+            return steps * per_step_outputs * int(np.prod(inner.kernel.shape))
+        return 0
     layer = _unwrap(layer)
     kind = type(layer).__name__
     try:
@@ -37,6 +43,10 @@ def layer_macs(layer) -> int:
         return steps * int(np.prod(layer.cell.kernel.shape) + np.prod(layer.cell.recurrent_kernel.shape))
     if kind in ("Bidirectional",):
         return 2 * layer_macs(layer.forward_layer)
+    if kind == "UnrolledConvLSTM2D":  # per frame: input and recurrent convolutions over every pixel
+        frames, h, w = inp[0], inp[1], inp[2]
+        kernels = np.prod(layer.kernel.shape) + (np.prod(layer.recurrent_kernel.shape) if layer.recurrent else 0)
+        return int(frames * h * w * kernels)
     return 0
 
 

@@ -57,3 +57,13 @@ def test_denoisers_are_fully_convolutional_and_residual():
     # 9·(1·64 + 15·64·64 + 64·1) multiply-accumulates per output pixel; no total for an image of any size.
     assert model_stats(full) == {"params": full.count_params(), "macs_per_pixel": 9 * (64 + 15 * 64 * 64 + 64)}
     assert model.predict(np.zeros((1, 13, 21, 1), np.float32), verbose=0).shape == (1, 13, 21, 1)
+
+
+def test_macs_count_time_distributed_layers_and_the_conv_lstm():
+    from edgedl.compress import model_stats
+
+    pixels, frames = 32 * 32, 8
+    expected = frames * pixels * (9 * 1 * 16 + 25 * 16 * 64 + 25 * 16 * 64 + 9 * 16 * 16 + 9 * 16 * 1)
+    assert model_stats(create_model("seq_denoiser"))["macs"] == expected
+    # The per-frame twin has no recurrent kernel: exactly 25·16·64 MACs per pixel and frame fewer.
+    assert model_stats(create_model("seq_denoiser_per_frame"))["macs"] == expected - frames * pixels * 25 * 16 * 64
