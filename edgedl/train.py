@@ -22,6 +22,16 @@ from .datasets import Dataset
 LOSSES = {"classification": "sparse_categorical_crossentropy", "denoising": "mse"}
 
 
+def check_training(epochs: int, learning_rate: float, batch_size: int, what: str = "") -> None:
+    """The checks every training config makes (``what`` prefixes the message, e.g. "fine-tuning ")."""
+    if epochs < 1:
+        raise UserError(f"{what}epochs must be at least 1, got {epochs}")
+    if not learning_rate > 0:
+        raise UserError(f"learning rate must be positive, got {learning_rate}")
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. Defaults reach >= 98 % on the seed CNN with the embedded split on a 2-core CPU."""
@@ -33,12 +43,7 @@ class TrainConfig:
     lr_drop_at: float = 1.0  # fraction of the epochs after which the learning rate drops 10× (1.0: never)
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise UserError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise UserError(f"learning rate must be positive, got {self.learning_rate}")
+        check_training(self.epochs, self.learning_rate, self.batch_size)
         if not 0.0 < self.lr_drop_at <= 1.0:
             raise UserError(f"lr_drop_at must be in (0, 1], got {self.lr_drop_at}")
 

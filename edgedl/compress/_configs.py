@@ -6,16 +6,13 @@ from typing import Optional
 
 from runtime.errors import UserError
 
+from ..train import check_training
+
 STRUCTURES = ("unstructured", "2:4")
 
 
 def _check_training(epochs: int, learning_rate: float, batch_size: int) -> None:
-    if epochs < 1:
-        raise UserError(f"fine-tuning epochs must be at least 1, got {epochs}")
-    if not learning_rate > 0:
-        raise UserError(f"learning rate must be positive, got {learning_rate}")
-    if batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {batch_size}")
+    check_training(epochs, learning_rate, batch_size, what="fine-tuning ")
 
 
 @dataclass(frozen=True)
