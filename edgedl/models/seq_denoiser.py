@@ -69,8 +69,7 @@ def _seq_model(recurrent: bool, filters: int, frames: int, size: int, name: str)
     layers = k.layers
     noisy = layers.Input(shape=(frames, size, size, 1), name="noisy_frames")
     x = layers.TimeDistributed(layers.Conv2D(filters, 3, padding="same", activation="relu"))(noisy)
-    # 5×5: a digit moves up to 2 pixels a frame, and the recurrent kernel must reach where it was.
-    x = unrolled_conv_lstm()(filters, 5, recurrent=recurrent)(x)
+    x = unrolled_conv_lstm()(filters, 3, recurrent=recurrent)(x)
     x = layers.TimeDistributed(layers.Conv2D(filters, 3, padding="same", activation="relu"))(x)
     noise = layers.TimeDistributed(layers.Conv2D(1, 3, padding="same"))(x)
     clean = layers.Subtract(name="denoised", dtype="float32")([noisy, noise])
