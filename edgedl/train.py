@@ -204,8 +204,3 @@ def _saved_by_keras3(path: Path) -> bool:
         except (KeyError, ValueError):
             return False
     return str(meta.get("keras_version", "")).startswith("3")
-
-
-def history_summary(out_dir: Path) -> dict:
-    """The saved history of a finished training run."""
-    return json.loads((Path(out_dir) / "history.json").read_text())
