@@ -1,7 +1,6 @@
 """Run every variant the same way, each in its own process, and collect one record per variant."""
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.files import file_sizes
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,6 @@ class BenchConfig:
     def __post_init__(self):
         if self.threads < 1 or self.runs < 1 or self.warmup < 0 or (self.seconds is not None and self.seconds <= 0):
             raise UserError(f"threads and runs must be at least 1, warmup at least 0, seconds positive: got {self}")
-
-
-def file_sizes(path: Path) -> tuple[int, int]:
-    """(bytes, gzip bytes at level 9) of a file, or of all files in a folder (a SavedModel)."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    raw = b"".join(p.read_bytes() for p in files)
-    return len(raw), len(gzip.compress(raw, compresslevel=9))
 
 
 def measure_command(variant: Variant, eval_path: Path, config: BenchConfig) -> list[str]:

@@ -45,7 +45,8 @@ COLUMNS = (
 
 def machine_label(report: dict) -> str:
     m = report["machine"]
-    return f"{m.get('cpu', '?')} ({m.get('arch', '?')}, {m.get('threads', '?')} thr)"
+    where = f"{m['hostname']}: " if m.get("hostname") else ""
+    return f"{where}{m.get('board') or m.get('cpu', '?')} ({m.get('arch', '?')}, {m.get('threads', '?')} thr)"
 
 
 def pareto_front(rows: list[dict]) -> set:

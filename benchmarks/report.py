@@ -1,59 +1,14 @@
 """``report.json``: one record per variant, against the original, with the machine that measured them."""
 from __future__ import annotations
 
-import os
-import platform
-from importlib import metadata as pkg_metadata
 from pathlib import Path
 from typing import Optional
 
+from runtime.bench import metric_delta, primary_metric
 from runtime.files import write_json
+from runtime.machine import machine_info
 
 SCHEMA_VERSION = 1
-PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "tensorflow", "tf-keras")
-INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "fma", "asimd", "neon")
-
-
-def _cpu() -> tuple[str, list[str]]:
-    name, flags = platform.processor() or platform.machine(), []
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return name, flags
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model", "Hardware") and value.strip():
-            name = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            present = set(value.split())
-            flags = [f for f in INTERESTING_FLAGS if f in present]
-    return name, flags
-
-
-def machine_info(threads: int) -> dict:
-    """The CPU, its vector extensions, cores, threads used, and the interpreter and library versions."""
-    cpu, flags = _cpu()
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = pkg_metadata.version(pkg)
-        except pkg_metadata.PackageNotFoundError:
-            continue
-    return {
-        "cpu": cpu,
-        "arch": platform.machine(),
-        "vector_extensions": flags,
-        "cores": os.cpu_count(),
-        "threads": threads,
-        "system": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "versions": versions,
-    }
-
-
-def primary_metric(task: str) -> str:
-    return "accuracy" if task == "classification" else "psnr"
 
 
 def with_deltas(variants: list[dict], task: str) -> list[dict]:
@@ -61,8 +16,7 @@ def with_deltas(variants: list[dict], task: str) -> list[dict]:
     metric = primary_metric(task)
     original = next((v for v in variants if v["format"] == "keras"), variants[0])
     base = original["metrics"][metric]
-    scale = 100.0 if metric == "accuracy" else 1.0
-    return [{**v, "metric_delta": (v["metrics"][metric] - base) * scale} for v in variants]
+    return [{**v, "metric_delta": metric_delta(v["metrics"][metric], base, metric)} for v in variants]
 
 
 def make_report(model: str, task: str, variants: list[dict], threads: int, extra: Optional[dict] = None) -> dict:

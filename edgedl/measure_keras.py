@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from benchmarks.measure import load_eval, measure_args, run_all, task_metrics
-from runtime.bench import peak_rss_mb, profile
+from benchmarks.measure import measure_args
+from runtime.bench import load_eval, peak_rss_mb, profile, run_all, task_metrics
 from runtime.cli import run_cli
 
 from ._tf import tf

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .metrics import accuracy  # noqa: F401  (re-exported: the bench's classifier metric)
+from .errors import UserError
+from .metrics import accuracy, denoising_metrics
 
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
@@ -101,3 +102,133 @@ def predict_batched(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, 
     """Run ``predict`` over ``x`` in chunks of ``batch`` and stack the results."""
     return np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
 
+
+def load_eval(path):
+    """The evaluation set the pipeline wrote (``eval.npz``), as (inputs, targets, task).
+
+    Classification: an array of model-ready images and their labels.
+    Denoising: lists of noisy inputs and clean targets (sizes may differ).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            task = str(data["task"])
+            if task == "classification":
+                return data["x"].astype(np.float32), data["y"], task
+            n = int(data["n"])
+            return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)], task
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such evaluation set") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: not an edgedl evaluation set ({exc}); use the eval.npz a run wrote") from None
+
+
+def run_all(predict, inputs, batch: int = 200):
+    """Outputs for every input: in batches when the inputs share a shape, one by one otherwise."""
+    if isinstance(inputs, np.ndarray) or all(x.shape == inputs[0].shape for x in inputs):
+        return list(predict_batched(predict, np.asarray(inputs, dtype=np.float32), batch))
+    return [predict(np.asarray(x, dtype=np.float32)[None])[0] for x in inputs]
+
+
+def task_metrics(task: str, outputs, targets) -> dict:
+    """The metric that fits the task: accuracy, or mean PSNR and SSIM."""
+    if task == "classification":
+        return {"accuracy": accuracy(np.asarray(outputs), targets)}
+    if task == "denoising":
+        return denoising_metrics(targets, outputs)
+    raise UserError(f"no metric for task {task!r}")
+
+
+def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
+            providers: Optional[Sequence[str]] = None) -> dict:  # fmt: skip
+    """Load ``path`` through ``runtime/``, time it, score it on the evaluation set: the figures the host
+    harness records for every variant, and ``edgedl-run bench`` on a device."""
+    from .model import load as load_model
+
+    inputs, targets, task = load_eval(eval_path)
+    holder = {}
+
+    def load():
+        holder["model"] = load_model(path, threads=threads, providers=providers)
+        return holder["model"].predict
+
+    figures, predict = profile(load, inputs, runs, warmup, seconds)
+    outputs = run_all(predict, inputs)
+    return {
+        "metrics": task_metrics(task, outputs, targets),
+        **figures,
+        "threads": threads,
+        "delegate": getattr(holder["model"], "delegate", None),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def primary_metric(task: str) -> str:
+    """The metric a report ranks variants by: accuracy for classifiers, PSNR for denoisers."""
+    return "accuracy" if task == "classification" else "psnr"
+
+
+def metric_delta(value: float, reference: float, metric: str) -> float:
+    """Variant minus reference: accuracy in points, PSNR in dB."""
+    return (value - reference) * (100.0 if metric == "accuracy" else 1.0)
+
+
+def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
+                   providers: Optional[Sequence[str]] = None) -> dict:  # fmt: skip
+    """``edgedl-run bench``: one variant measured on this machine, as a report that merges with the host's.
+
+    Inside a bundle, the evaluation set defaults to the bundle's, and the
+    record carries the variant's name and costs and its metric's difference
+    from the host's Keras original (the bundle's manifest holds that figure).
+    """
+    from pathlib import Path
+
+    from .bundle import verify_for
+    from .files import file_sizes
+    from .machine import machine_info
+    from .model import read_metadata
+
+    path = Path(model_path)
+    found = verify_for(path) if path.exists() else None
+    manifest, entry, shown_path = {}, {}, str(path)
+    if found is not None:
+        manifest = found["manifest"]
+        shown_path = path.resolve().relative_to(found["root"]).as_posix()
+        entry = next((a for a in manifest.get("artifacts", []) if a["path"] == shown_path), {})
+        if eval_path is None and manifest.get("eval"):
+            eval_path = found["root"] / manifest["eval"]
+    if eval_path is None:
+        raise UserError(f"{path}: give --eval EVAL.npz (the model is not in a bundle that carries evaluation data)")
+    figures = measure(path, eval_path, threads, runs, warmup, seconds, providers)
+    meta = read_metadata(path)
+    metric = primary_metric(meta.task)
+    size, gz = file_sizes(path)
+    record = {
+        "name": entry.get("variant", path.stem),
+        "format": meta.format,
+        "precision": meta.precision,
+        "techniques": list(entry.get("techniques", meta.techniques)),
+        "path": shown_path,
+        "size_bytes": size,
+        "gzip_bytes": gz,
+        **{k: entry[k] for k in ("params", "macs", "macs_per_pixel") if k in entry},
+        **figures,
+    }
+    reference = manifest.get("reference") or {}
+    if metric in reference.get("metrics", {}):
+        record["metric_delta"] = metric_delta(record["metrics"][metric], reference["metrics"][metric], metric)
+        against = f"the host's {reference.get('variant', 'original')}"
+    else:
+        record["metric_delta"] = 0.0
+        against = "itself (no host reference: the model is not in a bundle)"
+    return {
+        "schema_version": 1,
+        "model": manifest.get("model", path.stem),
+        "task": meta.task,
+        "metric": metric,
+        "machine": machine_info(threads),
+        "measured_by": "edgedl-run bench",
+        "metric_delta_against": against,
+        **({"bundle": {k: manifest[k] for k in ("target", "created", "edgedl_version") if k in manifest}}
+           if manifest else {}),  # fmt: skip
+        "variants": [record],
+    }

@@ -3,8 +3,8 @@ import gzip
 import pytest
 
 from benchmarks import BenchConfig, Variant, make_report, measure_variant
-from benchmarks.harness import file_sizes
 from runtime.errors import UserError
+from runtime.files import file_sizes
 
 
 @pytest.fixture()
