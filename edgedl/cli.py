@@ -218,6 +218,16 @@ def cmd_select(args) -> int:
     return run_select(args.report, args.max_drop, args.by)
 
 
+def cmd_bundle(args) -> int:
+    from .bundle import bundle
+
+    variants = [v for item in args.variant for v in item.split(",") if v]
+    result = bundle(args.source, args.target, args.out, variants, args.max_drop, args.by)
+    print(f"bundled {', '.join(result.variants)} for {result.target} ({result.why})")
+    print(f"{result.path}: {result.files} files, {result.bytes:,} bytes")
+    return 0
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="edgedl", description="Train, compress, export and benchmark edge image models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
@@ -273,6 +283,20 @@ def build_parser() -> OneLineParser:
 
     add_select_args(p)
     p.set_defaults(func=cmd_select)
+
+    from .targets import TARGETS
+
+    p = sub.add_parser("bundle", help="pack artifacts, the device runtime and eval data for a Raspberry Pi or Jetson")
+    p.add_argument("source", type=Path, metavar="RUN_DIR_OR_ARTIFACT",
+                   help="a run folder of 'edgedl pipeline', or one .tflite/.onnx artifact")  # fmt: skip
+    p.add_argument("--target", required=True, help="; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
+    p.add_argument("--out", type=Path, required=True, help="the bundle to write (.tar.gz)")
+    p.add_argument("--variant", action="append", default=[],
+                   help="variant(s) of the run to bundle (repeat or comma-separate; default: the one 'select' "
+                        "picks among those the target runs)")  # fmt: skip
+    p.add_argument("--max-drop", type=float, default=1.0, help="for the default choice: metric budget (default 1.0)")
+    p.add_argument("--by", default="latency", help="for the default choice: latency (default) or size")
+    p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")
     p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")

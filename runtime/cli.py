@@ -1,7 +1,9 @@
-"""``edgedl-run``: classify images on the device with an exported artifact.
+"""``edgedl-run``: run an exported artifact on the device, benchmark it there, unpack a bundle.
 
     edgedl-run cnn_int8.tflite digit.png more_digits/ --threads 2
     edgedl-run cnn_int8.tflite batch.npy --json
+    edgedl-run bench models/cnn_int8.tflite --json pi.json
+    edgedl-run unpack cnn-rpi-arm64.tar.gz --to ~/models
 
 Imports numpy, Pillow and one interpreter; never TensorFlow.
 """
@@ -42,7 +44,8 @@ def run_cli(main: Callable[[], int]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="edgedl-run", description="Run an edgedl artifact (.tflite or .onnx) on images.")
+    p = OneLineParser(prog="edgedl-run", description="Run an edgedl artifact (.tflite or .onnx) on images. "
+                      "Also: 'edgedl-run bench MODEL' and 'edgedl-run unpack BUNDLE' (each with --help).")
     p.add_argument("model", help="a .tflite or .onnx file exported by edgedl")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/.npy files or folders of them")
     p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the interpreter's)")
@@ -51,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.add_argument("--out", help="denoisers: folder for the denoised images (same names) and summary.json")
     p.add_argument("--tile", type=int, default=512, help="denoisers: tile size for large images (default 512)")
+    p.add_argument("--providers", help="ONNX: execution providers to use, in order (default: TensorRT, CUDA, CPU "
+                                       "as installed)")  # fmt: skip
     return p
 
 
@@ -161,7 +166,76 @@ def _denoise_sequences(model, files, out, args) -> int:
     return 0
 
 
+def _bench_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="edgedl-run bench",
+                      description="Measure an artifact as the host harness does: latency, init, memory, metric.")
+    p.add_argument("model", help="a .tflite or .onnx file (inside a bundle, its evaluation data is the default)")
+    p.add_argument("--eval", help="the evaluation set (.npz written by 'edgedl pipeline'; default: the bundle's)")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1, as the host report)")
+    p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs (default 200)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs (default 20)")
+    p.add_argument("--seconds", type=float, help="a time budget for the batch-1 runs, instead of --runs")
+    p.add_argument("--providers", help="ONNX: execution providers to use, in order (default: TensorRT, CUDA, CPU "
+                                       "as installed)")  # fmt: skip
+    p.add_argument("--json", dest="json_out", metavar="OUT.json",
+                   help="write a report that 'edgedl report host.json OUT.json' merges with the host's")
+    return p
+
+
+def bench_main(argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    from .bench import measure_report
+    from .files import write_json
+
+    args = _bench_parser().parse_args(argv)
+
+    def body() -> int:
+        if args.threads < 1 or args.runs < 1 or args.warmup < 0 or (args.seconds is not None and args.seconds <= 0):
+            raise UserError("--threads and --runs must be at least 1, --warmup at least 0, --seconds positive")
+        providers = args.providers.split(",") if args.providers else None
+        report = measure_report(args.model, args.eval, args.threads, args.runs, args.warmup, args.seconds, providers)
+        v = report["variants"][0]
+        metric = report["metric"]
+        lat = v["latency_ms"]
+        delta = "" if v.get("metric_delta") is None else f" ({v['metric_delta']:+.2f} vs the host's original)"
+        print(f"{v['name']} on {report['machine'].get('board') or report['machine']['cpu']}, "
+              f"{args.threads} thread(s), {v['delegate']}")  # fmt: skip
+        print(f"  {metric}: {v['metrics'][metric]:.4f}{delta}")
+        print(f"  latency p50 {lat['p50'] * 1e3:.1f} µs, p90 {lat['p90'] * 1e3:.1f} µs, p99 {lat['p99'] * 1e3:.1f} µs "
+              f"({lat['runs']} runs)")  # fmt: skip
+        print(f"  init {v['init_ms']:.1f} ms, first inference {v['first_inference_ms']:.1f} ms, "
+              f"peak memory {v['peak_rss_mb']:.1f} MiB, {v['size_bytes']:,} bytes")  # fmt: skip
+        if args.json_out:
+            print(f"written: {write_json(Path(args.json_out), report)}")
+        return 0
+
+    return run_cli(body)
+
+
+def unpack_main(argv: Sequence[str]) -> int:
+    from .bundle import extract
+
+    p = OneLineParser(prog="edgedl-run unpack", description="Unpack a bundle (safely) and check it against its manifest.")
+    p.add_argument("bundle", help="a .tar.gz written by 'edgedl bundle'")
+    p.add_argument("--to", default=".", help="folder to unpack into (default: here)")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        root = extract(args.bundle, args.to)
+        print(f"unpacked and verified: {root}")
+        return 0
+
+    return run_cli(body)
+
+
+SUBCOMMANDS = {"bench": bench_main, "unpack": unpack_main}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:  # a model is a .tflite/.onnx path, never one of these words
+        return SUBCOMMANDS[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
 
     def body() -> int:
@@ -170,7 +244,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.top < 1 or args.batch < 1:
             raise UserError("--top and --batch must be at least 1")
         files = expand_inputs(args.inputs)  # bad paths fail before the interpreter starts
-        model = load(args.model, threads=args.threads)
+        model = load(args.model, threads=args.threads, providers=args.providers.split(",") if args.providers else None)
         if model.metadata.task == "denoising":
             return _denoise_all(model, files, args)
         if args.out:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
+from .bundle import verify_for
 from .errors import UserError
 from .files import sha256_file
 from .metadata import ONNX_METADATA_KEY, ModelMetadata, Quantization, parse_metadata, sidecar_path
@@ -167,11 +168,12 @@ class TFLiteModel(Model):
 
 
 class OnnxModel(Model):
-    """An ``.onnx`` file run by onnxruntime on the CPU execution provider."""
+    """An ``.onnx`` file run by onnxruntime: TensorRT, then CUDA, then the CPU, whichever is installed."""
 
     def __init__(self, path: Path, metadata: ModelMetadata, threads: Optional[int], session):
         super().__init__(path, metadata, threads)
         self._session = session
+        self.delegate = session.get_providers()[0]  # the provider that runs first (what the report shows)
         self._in_name = session.get_inputs()[0].name
         self._out_name = session.get_outputs()[0].name
 
@@ -179,14 +181,41 @@ class OnnxModel(Model):
         return self._session.run([self._out_name], {self._in_name: x})[0]
 
 
-def _onnx_session(path: Path, threads: Optional[int]):
+# In order of preference; onnxruntime-gpu on a Jetson has the first two, every build the last.
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def choose_providers(available: Sequence[str], requested: Optional[Sequence[str]] = None) -> list[str]:
+    """The execution providers to ask onnxruntime for: ``requested`` (each must be installed) or every
+    preferred one that is, best first; the CPU always closes the list as the fallback."""
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise UserError(f"execution provider {missing[0]} is not in this onnxruntime "
+                            f"(available: {', '.join(available)})")  # fmt: skip
+        chosen = list(requested)
+    else:
+        chosen = [p for p in PREFERRED_PROVIDERS if p in available]
+    return chosen + ([] if "CPUExecutionProvider" in chosen else ["CPUExecutionProvider"])
+
+
+def _provider_options(name: str, path: Path) -> dict:
+    if name == "TensorrtExecutionProvider":
+        # Building a TensorRT engine takes minutes on a Jetson: keep it next to the model for the next start.
+        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(path.parent / ".trt_cache")}
+    return {}
+
+
+def _onnx_session(path: Path, threads: Optional[int], providers: Optional[Sequence[str]] = None):
     ort = _import_first([("onnxruntime", "onnxruntime")], "ONNX models")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    chosen = choose_providers(ort.get_available_providers(), providers)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen,
+                                    provider_options=[_provider_options(p, path) for p in chosen])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: not a valid ONNX model ({first}); re-export it") from None
@@ -229,14 +258,22 @@ def _onnx_metadata(path: Path, session) -> ModelMetadata:
     return parse_metadata(props[ONNX_METADATA_KEY], str(path))
 
 
-def load(path: str | os.PathLike, threads: Optional[int] = None) -> Model:
+def load(path: str | os.PathLike, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None) -> Model:
     """Load a ``.tflite`` or ``.onnx`` artifact exported by edgedl.
+
+    A model inside an unpacked bundle is loaded only if every file of the
+    bundle matches its manifest. ``providers`` (ONNX only) overrides the
+    execution providers' order of preference.
 
     >>> model = load("cnn_int8.tflite", threads=1)      # doctest: +SKIP
     >>> probs = model.predict(images)                   # float32 in [0, 1], N×28×28×1
     """
     path = Path(path)
-    if _format_of(path) == "tflite":
+    fmt = _format_of(path)
+    verify_for(path)
+    if fmt == "tflite":
+        if providers:
+            raise UserError("--providers is for .onnx models; a .tflite model runs on its interpreter's CPU kernels")
         return TFLiteModel(path, _tflite_metadata(path), threads)
-    session = _onnx_session(path, threads)
+    session = _onnx_session(path, threads, providers)
     return OnnxModel(path, _onnx_metadata(path, session), threads, session)
