@@ -118,8 +118,10 @@ def load_eval(path):
             return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)], task
     except FileNotFoundError:
         raise UserError(f"{path}: no such evaluation set") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path}: not an edgedl evaluation set ({exc}); use the eval.npz a run wrote") from None
+    except KeyError as exc:
+        raise UserError(f"{path}: not an edgedl evaluation set (no array {exc}); use the eval.npz a run wrote") from None
+    except (OSError, ValueError):
+        raise UserError(f"{path}: not an edgedl evaluation set (not a readable .npz); use the eval.npz a run wrote") from None
 
 
 def run_all(predict, inputs, batch: int = 200):
@@ -188,6 +190,8 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     from .model import read_metadata
 
     path = Path(model_path)
+    if providers and path.suffix.lower() != ".onnx":
+        raise UserError("--providers is for .onnx models; a .tflite model runs on its interpreter's CPU kernels")
     found = verify_for(path) if path.exists() else None
     manifest, entry, shown_path = {}, {}, str(path)
     if found is not None:

@@ -1,0 +1,54 @@
+"""ONNX execution providers as a Jetson has them, and ``edgedl-run bench`` outside a bundle."""
+import json
+
+import pytest
+
+from runtime.errors import UserError
+from runtime.model import choose_providers
+from tests.conftest import run_cli
+
+JETSON = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_providers_prefer_tensorrt_then_cuda_and_always_keep_the_cpu():
+    assert choose_providers(JETSON) == JETSON
+    assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CUDAExecutionProvider",
+                                                                                  "CPUExecutionProvider"]
+    assert choose_providers(["AzureExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert choose_providers(JETSON, ["CUDAExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    with pytest.raises(UserError, match="TensorrtExecutionProvider is not in this onnxruntime"):
+        choose_providers(["CPUExecutionProvider"], ["TensorrtExecutionProvider"])
+
+
+@pytest.fixture()
+def eval_npz(tmp_path, mnist):
+    _, ev = mnist
+    path = tmp_path / "eval.npz"
+    ev.take(slice(0, 300)).save_npz(path, "classification")
+    return path
+
+
+def test_bench_measures_a_loose_artifact_on_a_given_evaluation_set(artifacts, eval_npz, tmp_path):
+    out = tmp_path / "device.json"
+    proc = run_cli("edgedl-run", "bench", str(artifacts[("onnx", "float32")].path), "--eval", str(eval_npz), "--runs", "10",
+                   "--warmup", "1", "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    (record,) = doc["variants"]
+    assert doc["metric"] == "accuracy" and doc["measured_by"] == "edgedl-run bench"
+    assert record["delegate"] == "CPUExecutionProvider" and record["latency_ms"]["runs"] == 10
+    assert 0.0 <= record["metrics"]["accuracy"] <= 1.0 and record["metric_delta"] == 0.0
+    assert "no host reference" in doc["metric_delta_against"]
+
+
+def test_bench_without_evaluation_data_or_with_a_bad_option_says_what_to_do(artifacts, tmp_path):
+    proc = run_cli("edgedl-run", "bench", str(artifacts[("tflite", "int8")].path))
+    assert proc.returncode == 2 and "give --eval EVAL.npz" in proc.stderr
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    proc = run_cli("edgedl-run", "bench", str(artifacts[("tflite", "int8")].path), "--eval", str(bad))
+    assert proc.returncode == 2 and "not an edgedl evaluation set" in proc.stderr
+    proc = run_cli("edgedl-run", "bench", str(artifacts[("tflite", "int8")].path), "--eval", str(bad), "--providers", "CUDA")
+    assert proc.returncode == 2 and "--providers is for .onnx models" in proc.stderr
+    proc = run_cli("edgedl-run", "bench", str(artifacts[("tflite", "int8")].path), "--runs", "0", "--eval", str(bad))
+    assert proc.returncode == 2 and "--runs must be at least 1" in proc.stderr
