@@ -37,7 +37,7 @@ def find_root(path: str | Path, levels: int = 3) -> Optional[Path]:
                 if json.loads(candidate.read_text()).get("kind") == KIND:
                     return folder
             except (ValueError, OSError, AttributeError):
-                raise UserError(f"{candidate}: not a readable bundle manifest; re-extract the bundle") from None
+                continue  # some other program's manifest.json
     return None
 
 
