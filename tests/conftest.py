@@ -95,6 +95,15 @@ def artifacts(tmp_path_factory, trained_cnn, model_info, mnist):
 
 
 @pytest.fixture()
+def eval_npz(tmp_path, mnist):
+    """The first 300 evaluation images as the pipeline's eval.npz."""
+    _, ev = mnist
+    path = tmp_path / "eval.npz"
+    ev.take(slice(0, 300)).save_npz(path, "classification")
+    return path
+
+
+@pytest.fixture()
 def digit_pngs(tmp_path, mnist):
     """Ten evaluation digits written as 8-bit PNGs, with their labels."""
     from PIL import Image

@@ -7,14 +7,6 @@ from runtime.errors import UserError
 from runtime.files import file_sizes
 
 
-@pytest.fixture()
-def eval_npz(tmp_path, mnist):
-    _, ev = mnist
-    path = tmp_path / "eval.npz"
-    ev.take(slice(0, 300)).save_npz(path, "classification")
-    return path
-
-
 def test_an_artifact_is_measured_in_its_own_process(artifacts, eval_npz, trained_cnn, mnist):
     import numpy as np
 

@@ -20,14 +20,6 @@ def test_providers_prefer_tensorrt_then_cuda_and_always_keep_the_cpu():
         choose_providers(["CPUExecutionProvider"], ["TensorrtExecutionProvider"])
 
 
-@pytest.fixture()
-def eval_npz(tmp_path, mnist):
-    _, ev = mnist
-    path = tmp_path / "eval.npz"
-    ev.take(slice(0, 300)).save_npz(path, "classification")
-    return path
-
-
 def test_bench_measures_a_loose_artifact_on_a_given_evaluation_set(artifacts, eval_npz, tmp_path):
     out = tmp_path / "device.json"
     proc = run_cli("edgedl-run", "bench", str(artifacts[("onnx", "float32")].path), "--eval", str(eval_npz), "--runs", "10",
