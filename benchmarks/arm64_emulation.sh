@@ -41,18 +41,24 @@ if [ ! -x "$root/usr/bin/python3" ]; then
     bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 fi
 
-cleanup() { umount "$root/proc" 2>/dev/null || true; umount "$root/dev" 2>/dev/null || true; }
+cleanup() { for m in proc dev; do umount "$root/$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
 mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+# No /sys: with it, XNNPACK's CPU probing crashes under qemu-user; without it, it prints
+# "Error in cpuinfo: failed to parse the list of possible processors" and runs on.
 mountpoint -q "$root/dev" || mount --bind /dev "$root/dev"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# This machine's CA bundle, so that pip inside the root trusts what pip here trusts (a TLS-inspecting proxy too).
+cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$root/etc/ssl/certs/host-ca-bundle.crt"
 
 name=$(basename "$bundle" .tar.gz)
 rm -rf "$root/root/$name" "$work/x86"
 cp "$bundle" "$root/root/bundle.tar.gz"
 echo "== arm64 (emulated): $(chroot "$root" uname -m), $(chroot "$root" python3 --version)"
-chroot "$root" /bin/bash -euo pipefail -c "
-  cd /root && python3 -c 'import tarfile; tarfile.open(\"bundle.tar.gz\").extractall(\".\", filter=\"data\")'
+# A clean environment: none of this machine's pip settings (find-links, constraints) leak into the root.
+chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt /bin/bash -euo pipefail -c "
+  cd /root && tar xzf bundle.tar.gz   # bookworm's Python 3.11.2 predates tarfile's data filter; GNU tar keeps to .
   cd $name
   python3 -m venv .venv && . .venv/bin/activate
   pip install --quiet --disable-pip-version-check -r requirements.txt

@@ -98,8 +98,7 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
     from benchmarks.select import select
 
     by_name = {v["name"]: v for v in report["variants"]}
-    runnable = [v for v in report["variants"] if v["format"] == target.format and
-                target.check(run_dir / v["path"]) is None]  # fmt: skip
+    runnable = _runnable(report, run_dir, target)
     if names:
         chosen = []
         for name in names:
@@ -113,14 +112,22 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
         return chosen, "named with --variant"
     picked = select({**report, "variants": runnable}, max_drop, by)
     if picked.variant is None:
-        raise UserError(f"nothing to bundle for {target.name}: {picked.explanation}; {_instead(report, runnable, target)}")
+        raise UserError(f"nothing to bundle for {target.name}: {picked.explanation}; "
+                        f"{_instead(report, runnable, target)}")  # fmt: skip
     return [picked.variant], picked.explanation
+
+
+def _runnable(report: dict, run_dir: Path, target: Target) -> list[dict]:
+    """The run's variants whose artifact is present and passes the target's check."""
+    return [v for v in report["variants"] if v["format"] == target.format and (run_dir / v["path"]).is_file()
+            and target.check(run_dir / v["path"]) is None]  # fmt: skip
 
 
 def _instead(report: dict, runnable: list, target: Target) -> str:
     if runnable:
         best = max(runnable, key=lambda v: (v["metric_delta"], -v["latency_ms"]["p50"]))
-        return f"bundle --variant {best['name']} instead ({report['metric']} {best['metric_delta']:+.2f} vs the original)"
+        delta = f"{report['metric']} {best['metric_delta']:+.2f} vs the original"
+        return f"bundle --variant {best['name']} instead ({delta})"
     kind = "an int8 or float32 .tflite" if target.format == "tflite" else "an .onnx (opset ≤ %s)" % target.max_opset
     return f"no variant of this run can; export {kind} for it ('edgedl export')"
 
@@ -154,7 +161,7 @@ def _compressed_eval(source: Path, dest: Path) -> None:
         np.savez_compressed(handle, **arrays)
 
 
-def _readme(target: Target, model: str, artifacts: list[dict], samples: list[str], has_eval: bool) -> str:
+def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samples: list[str], has_eval: bool) -> str:
     first = artifacts[0]["path"]
     sample = f"samples/{samples[0]}" if samples else "YOUR_IMAGE.png"
     run = f"edgedl-run {first} {sample}"
@@ -168,7 +175,7 @@ def _readme(target: Target, model: str, artifacts: list[dict], samples: list[str
         "",
         "Artifacts: " + ", ".join(f"`{a['path']}` ({a['variant']})" for a in artifacts) + ".",
         "",
-        "On the board, inside this folder:",
+        f"On the board: `tar xzf {folder}.tar.gz && cd {folder}`, then:",
         "",
         "```sh",
         "# 1. install: numpy, the interpreter and edgedl-run, into a virtual environment",
@@ -226,10 +233,9 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
             if report else None  # fmt: skip
         if problem:
             hint = ""
-            if report:
-                runnable = [v for v in report["variants"] if v["format"] == target.format and
-                            target.check(run_dir / v["path"]) is None]  # fmt: skip
-                hint = "; " + _instead(report, runnable, target).replace("--variant ", f"{run_dir} --variant ")
+            if report:  # name the run folder: --variant picks from it
+                instead = _instead(report, _runnable(report, run_dir, target), target)
+                hint = "; " + instead.replace("--variant ", f"{run_dir} --variant ")
             raise UserError(f"{target.name} cannot run {source.name}: {problem}{hint}")
         chosen = [record or {"name": source.stem, "path": None, "format": target.format, "techniques": []}]
         why = "the artifact given"
@@ -271,7 +277,7 @@ def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[d
             + "\n".join(requirements) + "\n"
         )  # fmt: skip
         model = report["model"] if report else chosen[0]["name"]
-        (staging / "README.md").write_text(_readme(target, model, artifacts, samples, eval_src is not None))
+        (staging / "README.md").write_text(_readme(target, name, model, artifacts, samples, eval_src is not None))
         files = {p.relative_to(staging).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                  for p in sorted(staging.rglob("*")) if p.is_file()}  # fmt: skip
         original = next((v for v in report["variants"] if v["format"] == "keras"), None) if report else None
