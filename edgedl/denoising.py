@@ -159,16 +159,18 @@ def patch_batches(images: ImageSet, noise: Noise, patch: int, per_image: int, ba
     return noisy_batches(make_clean, noise, batch_size, seed)
 
 
-def moving_digit_sequences(digits: np.ndarray, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def moving_digit_sequences(digits: np.ndarray, frames: int, size: int, rng: np.random.Generator,
+                           max_speed: int = 1) -> np.ndarray:
     """Each digit (28×28×1) moving in a straight line across a ``size``×``size`` canvas, bouncing off the
-    edges: (N, frames, size, size, 1). Start and velocity (−2…2 px/frame per axis) are drawn from ``rng``."""
+    edges: (N, frames, size, size, 1). Start and velocity (−max_speed…max_speed px/frame per axis) are
+    drawn from ``rng``."""
     n, h, w = digits.shape[0], digits.shape[1], digits.shape[2]
     room = size - max(h, w)
     if room < 0:
         raise UserError(f"digits of {h}×{w} do not fit a {size}×{size} frame")
     out = np.zeros((n, frames, size, size, 1), np.float32)
     pos = rng.integers(0, room + 1, (n, 2))
-    vel = rng.integers(-2, 3, (n, 2))
+    vel = rng.integers(-max_speed, max_speed + 1, (n, 2))
     for t in range(frames):
         for i in range(n):
             y, x = pos[i]

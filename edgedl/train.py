@@ -178,9 +178,9 @@ def load_keras_model(path: str | Path):
         raise UserError(f"{path}: unknown Keras model format {path.suffix!r}; expected .keras, .h5 or a SavedModel folder")
     if path.is_dir() and not (path / "saved_model.pb").exists():
         raise UserError(f"{path}: folder is not a SavedModel (no saved_model.pb inside)")
-    from .models.seq_denoiser import unrolled_conv_lstm
+    from .models.seq_denoiser import recurrent_frame_denoiser
 
-    unrolled_conv_lstm()  # registers edgedl's own layer before a model that uses it loads
+    recurrent_frame_denoiser()  # registers edgedl's own layer before a model that uses it loads
     try:
         if _saved_by_keras3(path):
             import keras as keras3  # Keras 3 files load with Keras 3: post-training variants only

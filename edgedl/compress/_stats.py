@@ -43,10 +43,11 @@ def layer_macs(layer) -> int:
         return steps * int(np.prod(layer.cell.kernel.shape) + np.prod(layer.cell.recurrent_kernel.shape))
     if kind in ("Bidirectional",):
         return 2 * layer_macs(layer.forward_layer)
-    if kind == "UnrolledConvLSTM2D":  # per frame: input and recurrent convolutions over every pixel
+    if kind == "RecurrentFrameDenoiser":  # per frame and pixel: three convolutions and the LSTM's gates
         frames, h, w = inp[0], inp[1], inp[2]
-        kernels = np.prod(layer.kernel.shape) + (np.prod(layer.recurrent_kernel.shape) if layer.recurrent else 0)
-        return int(frames * h * w * kernels)
+        convs = [layer.encode.kernel, layer.head.kernel, layer.noise.kernel, layer.kernel]
+        convs += [layer.recurrent_kernel] if layer.recurrent else []
+        return int(frames * h * w * sum(np.prod(kernel.shape) for kernel in convs))
     return 0
 
 

@@ -1,10 +1,12 @@
 """A recurrent denoiser for short image sequences, and its per-frame twin without recurrence.
 
-The recurrence is a convolutional LSTM (Shi et al., 2015) unrolled over the
-sequence's fixed number of frames, so that it converts to TFLite with builtin
-ops only (Keras's own ConvLSTM2D cannot unroll and becomes a TensorList loop
-that needs the Flex delegate). The per-frame twin has the same layers with
-the recurrent path cut: what the recurrence adds is measured, not assumed.
+Each frame is denoised from itself, the previous denoised frame (fed back, as
+a recursive filter does) and a convolutional LSTM's memory (Shi et al., 2015),
+unrolled over the sequence's fixed number of frames so that it converts to
+TFLite with builtin ops only (Keras's own ConvLSTM2D cannot unroll and becomes
+a TensorList loop that needs the Flex delegate). The per-frame twin has the
+same weights with both recurrent paths cut: what the recurrence adds is
+measured, not assumed.
 """
 from __future__ import annotations
 
@@ -18,61 +20,76 @@ FRAME_SIZE = 32
 
 
 @functools.lru_cache(maxsize=None)
-def unrolled_conv_lstm():
+def recurrent_frame_denoiser():
     """The layer class, defined (and registered for loading) on first use, once TensorFlow is imported."""
     k, t = keras(), tf()
 
     @k.utils.register_keras_serializable(package="edgedl")
-    class UnrolledConvLSTM2D(k.layers.Layer):
-        """ConvLSTM over (batch, frames, H, W, C), unrolled; ``recurrent=False`` drops h(t-1) from the gates."""
+    class RecurrentFrameDenoiser(k.layers.Layer):
+        """Denoises (batch, frames, H, W, C) frame by frame, unrolled. Frame t is seen with two recurrent
+        inputs: the denoised frame t-1 (fed back as an input channel) and a convolutional LSTM's memory.
+        ``recurrent=False`` cuts both (zeros fed back, h(t-1) dropped from the gates): the per-frame twin.
+
+        Per frame: encode [x(t), y(t-1)] -> ConvLSTM step -> head on [features, h(t)] -> noise;
+        y(t) = x(t) - noise (residual learning, as DnCNN).
+        """
 
         def __init__(self, filters: int, kernel_size: int = 3, recurrent: bool = True, **kwargs):
             super().__init__(**kwargs)
             self.filters, self.kernel_size, self.recurrent = filters, kernel_size, recurrent
+            conv = functools.partial(k.layers.Conv2D, kernel_size=kernel_size, padding="same")
+            self.encode = conv(filters, activation="relu", name="encode")
+            self.head = conv(filters, activation="relu", name="head")
+            self.noise = None  # built with the input's channel count
 
         def build(self, input_shape):
-            frames, channels = input_shape[1], input_shape[-1]
+            frames, height, width, channels = input_shape[1:]
             if frames is None:
-                raise ValueError("UnrolledConvLSTM2D needs a fixed number of frames")
-            self.frames = int(frames)
-            gates = 4 * self.filters
-            ks = (self.kernel_size, self.kernel_size, int(channels), gates)
-            self.kernel = self.add_weight(name="kernel", shape=ks, initializer="glorot_uniform")
+                raise ValueError("RecurrentFrameDenoiser needs a fixed number of frames")
+            self.frames, f, ks = int(frames), self.filters, self.kernel_size
+            self.noise = k.layers.Conv2D(int(channels), ks, padding="same", name="noise")
+            self.encode.build((None, height, width, 2 * int(channels)))
+            self.head.build((None, height, width, 2 * f))
+            self.noise.build((None, height, width, f))
+            self.kernel = self.add_weight(name="kernel", shape=(ks, ks, f, 4 * f), initializer="glorot_uniform")
             if self.recurrent:
-                rk = (self.kernel_size, self.kernel_size, self.filters, gates)
-                self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=rk, initializer="orthogonal")
-            self.bias = self.add_weight(name="bias", shape=(gates,), initializer="zeros")
+                self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(ks, ks, f, 4 * f),
+                                                        initializer="orthogonal")  # fmt: skip
+            # Forget gate's bias at 1 (Jozefowicz et al., 2015; Keras's unit_forget_bias): memory kept at first.
+            self.bias = self.add_weight(name="bias", shape=(4 * f,), initializer=lambda shape, dtype=None: t.concat(
+                [t.zeros([f], dtype), t.ones([f], dtype), t.zeros([2 * f], dtype)], 0))  # fmt: skip
             super().build(input_shape)
 
         def call(self, x):
             outputs, h, c = [], None, None
+            previous = t.zeros_like(x[:, 0])
             for step in range(self.frames):
-                z = t.nn.conv2d(x[:, step], self.kernel, 1, "SAME") + self.bias
+                frame = x[:, step]
+                features = self.encode(t.concat([frame, previous], axis=-1))
+                z = t.nn.conv2d(features, self.kernel, 1, "SAME") + self.bias
                 if self.recurrent and h is not None:
                     z += t.nn.conv2d(h, self.recurrent_kernel, 1, "SAME")
                 i, f, g, o = t.split(z, 4, axis=-1)
                 i, f, o, g = t.sigmoid(i), t.sigmoid(f), t.sigmoid(o), t.tanh(g)
                 c = i * g if c is None or not self.recurrent else f * c + i * g
                 h = o * t.tanh(c)
-                outputs.append(h)
+                denoised = frame - self.noise(self.head(t.concat([features, h], axis=-1)))
+                outputs.append(denoised)
+                if self.recurrent:
+                    previous = denoised
             return t.stack(outputs, axis=1)
 
         def get_config(self):
             return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                     "recurrent": self.recurrent}  # fmt: skip
 
-    return UnrolledConvLSTM2D
+    return RecurrentFrameDenoiser
 
 
 def _seq_model(recurrent: bool, filters: int, frames: int, size: int, name: str):
     k = keras()
-    layers = k.layers
-    noisy = layers.Input(shape=(frames, size, size, 1), name="noisy_frames")
-    x = layers.TimeDistributed(layers.Conv2D(filters, 3, padding="same", activation="relu"))(noisy)
-    x = unrolled_conv_lstm()(filters, 3, recurrent=recurrent)(x)
-    x = layers.TimeDistributed(layers.Conv2D(filters, 3, padding="same", activation="relu"))(x)
-    noise = layers.TimeDistributed(layers.Conv2D(1, 3, padding="same"))(x)
-    clean = layers.Subtract(name="denoised", dtype="float32")([noisy, noise])
+    noisy = k.layers.Input(shape=(frames, size, size, 1), name="noisy_frames")
+    clean = recurrent_frame_denoiser()(filters, 3, recurrent=recurrent, name="denoised", dtype="float32")(noisy)
     return k.Model(noisy, clean, name=name)
 
 
@@ -82,7 +99,7 @@ SEQ_TRAINING = {"epochs": 10, "batch_size": 32, "lr_drop_at": 0.7}
 @register_model(task="denoising", input_shape=(FRAMES, FRAME_SIZE, FRAME_SIZE, 1), train_defaults=SEQ_TRAINING,
                 recipes=(), baseline="seq_denoiser_per_frame")  # fmt: skip
 def seq_denoiser(filters: int = 16, frames: int = FRAMES, size: int = FRAME_SIZE):
-    """Recurrent (unrolled ConvLSTM) denoiser of 8-frame 32×32 sequences of a moving digit."""
+    """Recurrent (frame-recursive, unrolled ConvLSTM) denoiser of 8-frame 32×32 sequences of a moving digit."""
     return _seq_model(True, filters, frames, size, "seq_denoiser")
 
 

@@ -59,11 +59,13 @@ def test_denoisers_are_fully_convolutional_and_residual():
     assert model.predict(np.zeros((1, 13, 21, 1), np.float32), verbose=0).shape == (1, 13, 21, 1)
 
 
-def test_macs_count_time_distributed_layers_and_the_conv_lstm():
+def test_macs_count_every_convolution_of_the_recurrent_denoiser():
     from edgedl.compress import model_stats
 
     pixels, frames = 32 * 32, 8
-    expected = frames * pixels * (9 * 1 * 16 + 9 * 16 * 64 + 9 * 16 * 64 + 9 * 16 * 16 + 9 * 16 * 1)
+    # Per pixel and frame: encode [x, y(t-1)] (2 -> 16), the LSTM's input and recurrent gates (16 -> 64 each),
+    # the head on [features, h] (32 -> 16) and the noise (16 -> 1), all 3×3.
+    expected = frames * pixels * 9 * (2 * 16 + 16 * 64 + 16 * 64 + 32 * 16 + 16 * 1)
     assert model_stats(create_model("seq_denoiser"))["macs"] == expected
     # The per-frame twin has no recurrent kernel: exactly 9·16·64 MACs per pixel and frame fewer.
     assert model_stats(create_model("seq_denoiser_per_frame"))["macs"] == expected - frames * pixels * 9 * 16 * 64
