@@ -221,9 +221,9 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     if metric in reference.get("metrics", {}):
         record["metric_delta"] = metric_delta(record["metrics"][metric], reference["metrics"][metric], metric)
         against = f"the host's {reference.get('variant', 'original')}"
-    else:
+    else:  # a loose artifact, or one bundled without its run: nothing on the host to compare with
         record["metric_delta"] = 0.0
-        against = "itself (no host reference: the model is not in a bundle)"
+        against = None
     return {
         "schema_version": 1,
         "model": manifest.get("model", path.stem),

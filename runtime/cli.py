@@ -193,12 +193,13 @@ def bench_main(argv: Sequence[str]) -> int:
     def body() -> int:
         if args.threads < 1 or args.runs < 1 or args.warmup < 0 or (args.seconds is not None and args.seconds <= 0):
             raise UserError("--threads and --runs must be at least 1, --warmup at least 0, --seconds positive")
-        providers = args.providers.split(",") if args.providers else None
-        report = measure_report(args.model, args.eval, args.threads, args.runs, args.warmup, args.seconds, providers)
+        report = measure_report(args.model, args.eval, args.threads, args.runs, args.warmup, args.seconds,
+                                _providers(args.providers))  # fmt: skip
         v = report["variants"][0]
         metric = report["metric"]
         lat = v["latency_ms"]
-        delta = "" if v.get("metric_delta") is None else f" ({v['metric_delta']:+.2f} vs the host's original)"
+        against = report["metric_delta_against"]
+        delta = f" ({v['metric_delta']:+.2f} vs {against})" if against else ""
         print(f"{v['name']} on {report['machine'].get('board') or report['machine']['cpu']}, "
               f"{args.threads} thread(s), {v['delegate']}")  # fmt: skip
         print(f"  {metric}: {v['metrics'][metric]:.4f}{delta}")
@@ -216,7 +217,8 @@ def bench_main(argv: Sequence[str]) -> int:
 def unpack_main(argv: Sequence[str]) -> int:
     from .bundle import extract
 
-    p = OneLineParser(prog="edgedl-run unpack", description="Unpack a bundle (safely) and check it against its manifest.")
+    p = OneLineParser(prog="edgedl-run unpack",
+                      description="Unpack a bundle (safely) and check it against its manifest.")  # fmt: skip
     p.add_argument("bundle", help="a .tar.gz written by 'edgedl bundle'")
     p.add_argument("--to", default=".", help="folder to unpack into (default: here)")
     args = p.parse_args(argv)
@@ -232,6 +234,10 @@ def unpack_main(argv: Sequence[str]) -> int:
 SUBCOMMANDS = {"bench": bench_main, "unpack": unpack_main}
 
 
+def _providers(arg: Optional[str]) -> Optional[list[str]]:
+    return [p.strip() for p in arg.split(",") if p.strip()] if arg else None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:  # a model is a .tflite/.onnx path, never one of these words
@@ -244,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.top < 1 or args.batch < 1:
             raise UserError("--top and --batch must be at least 1")
         files = expand_inputs(args.inputs)  # bad paths fail before the interpreter starts
-        model = load(args.model, threads=args.threads, providers=args.providers.split(",") if args.providers else None)
+        model = load(args.model, threads=args.threads, providers=_providers(args.providers))
         if model.metadata.task == "denoising":
             return _denoise_all(model, files, args)
         if args.out:

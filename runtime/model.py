@@ -227,7 +227,7 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
     fmt = _format_of(path)
     if fmt == "tflite":
         return _tflite_metadata(path)
-    return _onnx_metadata(path, _onnx_session(path, 1))
+    return _onnx_metadata(path, _onnx_session(path, 1, ["CPUExecutionProvider"]))  # no TensorRT engine build
 
 
 def _format_of(path: Path) -> str:
@@ -258,7 +258,8 @@ def _onnx_metadata(path: Path, session) -> ModelMetadata:
     return parse_metadata(props[ONNX_METADATA_KEY], str(path))
 
 
-def load(path: str | os.PathLike, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None) -> Model:
+def load(path: str | os.PathLike, threads: Optional[int] = None,
+         providers: Optional[Sequence[str]] = None) -> Model:  # fmt: skip
     """Load a ``.tflite`` or ``.onnx`` artifact exported by edgedl.
 
     A model inside an unpacked bundle is loaded only if every file of the
