@@ -250,3 +250,19 @@ def test_the_probed_operator_table_is_what_tflite_runtime_214_loads(tmp_path):
     fresh = probe(["tflite-runtime==2.14.0", "numpy<2"])
     assert fresh["max_versions"] == load_op_table("tflite-runtime-2.14.0.json")["max_versions"]
     assert fresh["max_versions"]["FULLY_CONNECTED"] < 12 <= load_op_table("ai-edge-litert-2.3.0.json")["max_versions"]["FULLY_CONNECTED"]
+
+
+def test_a_loose_artifact_bundles_without_evaluation_data_and_bench_asks_for_it(run_dir, tmp_path):
+    import shutil
+
+    loose = tmp_path / "mine.onnx"
+    shutil.copyfile(run_dir / "artifacts" / "onnx_float32.onnx", loose)
+    out = tmp_path / "mine-jetson.tar.gz"
+    proc = run_cli("edgedl", "bundle", str(loose), "--target", "jetson", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    root = "mine-jetson/"
+    files = _members(out)
+    manifest = json.loads(files[root + "manifest.json"])
+    assert manifest["eval"] is None and manifest["reference"] is None and manifest["samples"] == []
+    assert manifest["artifacts"][0]["variant"] == "mine"
+    assert "--eval EVAL.npz" in files[root + "README.md"].decode()
