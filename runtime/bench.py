@@ -124,10 +124,17 @@ def load_eval(path):
         raise UserError(f"{path}: not an edgedl evaluation set (not a readable .npz); use the eval.npz a run wrote") from None
 
 
+# Inputs per scoring call are capped by size: 200 MNIST images, 32 eight-frame 32×32 sequences. An
+# unrolled sequence model's activations run to ~100× its input, so a fixed 200 took 1.7 GB (a Pi has 1–8).
+BATCH_FLOATS = 1 << 18
+
+
 def run_all(predict, inputs, batch: int = 200):
     """Outputs for every input: in batches when the inputs share a shape, one by one otherwise."""
     if isinstance(inputs, np.ndarray) or all(x.shape == inputs[0].shape for x in inputs):
-        return list(predict_batched(predict, np.asarray(inputs, dtype=np.float32), batch))
+        x = np.asarray(inputs, dtype=np.float32)
+        batch = max(1, min(batch, BATCH_FLOATS // max(1, int(np.prod(x.shape[1:])))))
+        return list(predict_batched(predict, x, batch))
     return [predict(np.asarray(x, dtype=np.float32)[None])[0] for x in inputs]
 
 
