@@ -8,8 +8,8 @@
 # bookworm root with debootstrap once (WORKDIR/rootfs, about 10 minutes and 400 MB), registers
 # qemu-user-static for aarch64 binaries, then inside the root, under emulation:
 #   python3 -m venv, pip install -r requirements.txt (aarch64 wheels: numpy, ai-edge-litert),
-#   edgedl-run on the bundle's samples and edgedl-run bench.
-# Prints both sets of predictions and exits non-zero if any top-1 differs.
+#   edgedl-run on the bundle's samples and on its evaluation images, and edgedl-run bench.
+# Prints both sets of predictions and exits non-zero if any top-1 differs (classifiers).
 # Latencies measured under emulation say nothing about a real Pi; accuracy and predictions do.
 set -euo pipefail
 
@@ -64,6 +64,8 @@ chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/u
   pip install --quiet --disable-pip-version-check -r requirements.txt
   model=\$(python3 -c 'import json; print(json.load(open(\"manifest.json\"))[\"artifacts\"][0][\"path\"])')
   edgedl-run \"\$model\" samples/ --json > predictions.json
+  python3 -c 'import numpy as np; np.save(\"eval_x.npy\", np.load(\"data/eval.npz\")[\"x\"])'
+  edgedl-run \"\$model\" eval_x.npy --json > eval_predictions.json
   edgedl-run bench \"\$model\" --runs 20 --warmup 2 --json device.json
   python3 -c 'import platform, numpy; from importlib.metadata import version; print(\"arm64 side:\", platform.machine(), \"numpy\", numpy.__version__, \"ai-edge-litert\", version(\"ai-edge-litert\"))'
 "
@@ -72,7 +74,9 @@ echo "== x86-64 (this machine): the same bundle"
 mkdir -p "$work/x86"
 "$host_python" -m runtime.cli unpack "$bundle" --to "$work/x86" >/dev/null
 model=$("$host_python" -c "import json,sys; print(json.load(open(sys.argv[1]))['artifacts'][0]['path'])" "$work/x86/$name/manifest.json")
-(cd "$work/x86/$name" && "$host_python" -m runtime.cli "$model" samples/ --json > predictions.json)
+(cd "$work/x86/$name" && "$host_python" -m runtime.cli "$model" samples/ --json > predictions.json &&
+  "$host_python" -c 'import numpy as np; np.save("eval_x.npy", np.load("data/eval.npz")["x"])' &&
+  "$host_python" -m runtime.cli "$model" eval_x.npy --json > eval_predictions.json)
 
 "$host_python" - "$root/root/$name" "$work/x86/$name" <<'EOF'
 import json, sys
@@ -87,8 +91,11 @@ for a, b in zip(arm, x86):
     same += a["label"] == b["label"]
     print(f"{Path(a['input']).name:<28} {a['label']:>6} {b['label']:>7}")
 print(f"top-1 identical on {same} of {len(arm)} samples")
+arm_all, x86_all = (json.loads((Path(p) / "eval_predictions.json").read_text())["results"] for p in sys.argv[1:3])
+same_all = sum(a["label"] == b["label"] for a, b in zip(arm_all, x86_all))
+print(f"top-1 identical on {same_all} of {len(arm_all)} evaluation images")
 print(f"arm64 bench: {rec['name']} accuracy {rec['metrics'].get('accuracy', float('nan')):.4f} "
       f"(delta vs host original {rec['metric_delta']:+.2f}), machine {bench['machine']['arch']}, "
       f"{bench['machine']['versions']}")
-sys.exit(0 if same == len(arm) == len(x86) else 1)
+sys.exit(0 if same == len(arm) == len(x86) and same_all == len(arm_all) == len(x86_all) else 1)
 EOF

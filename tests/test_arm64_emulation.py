@@ -25,3 +25,4 @@ def test_the_rpi_arm64_bundle_predicts_the_same_under_arm64_emulation(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "arm64 side: aarch64" in proc.stdout
     assert "top-1 identical on 8 of 8 samples" in proc.stdout
+    assert "top-1 identical on 2000 of 2000 evaluation images" in proc.stdout
