@@ -194,11 +194,10 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     from .bundle import verify_for
     from .files import file_sizes
     from .machine import machine_info
-    from .model import read_metadata
+    from .model import check_providers, read_metadata
 
     path = Path(model_path)
-    if providers and path.suffix.lower() != ".onnx":
-        raise UserError("--providers is for .onnx models; a .tflite model runs on its interpreter's CPU kernels")
+    check_providers(path, providers)  # before the evaluation set loads
     found = verify_for(path) if path.exists() else None
     manifest, entry, shown_path = {}, {}, str(path)
     if found is not None:

@@ -199,6 +199,12 @@ def choose_providers(available: Sequence[str], requested: Optional[Sequence[str]
     return chosen + ([] if "CPUExecutionProvider" in chosen else ["CPUExecutionProvider"])
 
 
+def check_providers(path: Path, providers: Optional[Sequence[str]]) -> None:
+    """Execution providers are an onnxruntime notion: refuse them for anything else."""
+    if providers and Path(path).suffix.lower() != ".onnx":
+        raise UserError("--providers is for .onnx models; a .tflite model runs on its interpreter's CPU kernels")
+
+
 def _provider_options(name: str, path: Path) -> dict:
     if name == "TensorrtExecutionProvider":
         # Building a TensorRT engine takes minutes on a Jetson: keep it next to the model for the next start.
@@ -272,9 +278,8 @@ def load(path: str | os.PathLike, threads: Optional[int] = None,
     path = Path(path)
     fmt = _format_of(path)
     verify_for(path)
+    check_providers(path, providers)
     if fmt == "tflite":
-        if providers:
-            raise UserError("--providers is for .onnx models; a .tflite model runs on its interpreter's CPU kernels")
         return TFLiteModel(path, _tflite_metadata(path), threads)
     session = _onnx_session(path, threads, providers)
     return OnnxModel(path, _onnx_metadata(path, session), threads, session)

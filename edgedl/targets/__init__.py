@@ -83,11 +83,18 @@ def load_op_table(name: str) -> dict:
     return json.loads((OPS / name).read_text())
 
 
+def operator_names() -> dict[int, str]:
+    """TFLite's builtin operator codes and their names, from the schema ai-edge-litert ships."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+
+
 def tflite_operators(path: Path) -> list[tuple[str, int]]:
     """(operator name, version) for every entry of a ``.tflite`` file's operator table."""
     from ai_edge_litert import schema_py_generated as schema
 
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+    names = operator_names()
     try:
         model = schema.Model.GetRootAs(path.read_bytes(), 0)
         ops = []

@@ -57,10 +57,9 @@ _CHILD = textwrap.dedent(
 
 
 def builtin_operators() -> dict[int, str]:
-    from ai_edge_litert import schema_py_generated as schema
+    from . import operator_names
 
-    return {v: k for k, v in vars(schema.BuiltinOperator).items()
-            if not k.startswith("_") and isinstance(v, int) and k not in NOT_KERNELS}  # fmt: skip
+    return {code: name for code, name in operator_names().items() if name not in NOT_KERNELS}
 
 
 def probe_model(op: int, version: int) -> bytes:
