@@ -13,13 +13,13 @@ import base64
 import csv
 import html
 import io
-import json
 import sys
 from pathlib import Path
 
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.files import atomic_path
+from runtime.report import is_ok, metric_delta, read_report, unit
 
 COLUMNS = (
     ("machine", lambda r: r["machine"]),
@@ -31,8 +31,8 @@ COLUMNS = (
     ("gzip_kb", lambda r: round(r["gzip_bytes"] / 1024, 1)),
     ("params", lambda r: r.get("params", "")),
     ("macs", lambda r: r.get("macs", "")),
-    ("metric", lambda r: round(r["metrics"][r["_metric"]], 4)),
-    ("delta", lambda r: round(r["metric_delta"], 2)),
+    ("metric", lambda r: "" if r["metrics"].get(r["_metric"]) is None else round(r["metrics"][r["_metric"]], 4)),
+    ("delta", lambda r: "" if r["metric_delta"] is None else f"{r['metric_delta']:+.2f} {unit(r['_metric'])}"),
     ("p50_us", lambda r: round(r["latency_ms"]["p50"] * 1e3, 1)),
     ("p90_us", lambda r: round(r["latency_ms"]["p90"] * 1e3, 1)),
     ("p99_us", lambda r: round(r["latency_ms"]["p99"] * 1e3, 1)),
@@ -52,11 +52,14 @@ def machine_label(report: dict) -> str:
 def pareto_front(rows: list[dict]) -> set:
     """Indices of rows that no other row beats on latency without losing metric (and vice versa)."""
     front = set()
+    rows = [r if is_ok(r) and r["metric_delta"] is not None else None for r in rows]
     for i, a in enumerate(rows):
+        if a is None:
+            continue
         dominated = any(
             b["latency_ms"]["p50"] <= a["latency_ms"]["p50"] and b["metric_delta"] >= a["metric_delta"]
             and (b["latency_ms"]["p50"] < a["latency_ms"]["p50"] or b["metric_delta"] > a["metric_delta"])
-            for j, b in enumerate(rows) if j != i and b["_machine"] == a["_machine"]
+            for j, b in enumerate(rows) if b is not None and j != i and b["_machine"] == a["_machine"]
         )  # fmt: skip
         if not dominated:
             front.add(i)
@@ -72,16 +75,34 @@ def merge(reports: list[dict]) -> list[dict]:
     for report in reports:
         label = machine_label(report)
         rows += [{**v, "machine": label, "_machine": label, "_metric": report["metric"]} for v in report["variants"]]
+    originals = [r for r in rows if r["format"] == "keras" and is_ok(r) and r["metrics"].get(r["_metric"]) is not None]
+    for r in rows:  # a device's rows, measured away from the host's original: their delta against it
+        metric = r["_metric"]
+        if originals and is_ok(r) and r["metric_delta"] is None and r["metrics"].get(metric) is not None:
+            r["metric_delta"] = metric_delta(r["metrics"][metric], originals[0]["metrics"][metric], metric)
+    seen = {}
+    for r in rows:  # the same variant measured twice on one machine: tell the rows apart
+        key = (r["_machine"], r["name"])
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            r["name"] = f"{r['name']} (run {seen[key]})"
     front = pareto_front(rows)
     return [{**r, "_pareto": i in front} for i, r in enumerate(rows)]
 
 
 def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     multi = len({r["_machine"] for r in rows}) > 1
-    cols = [c for c in COLUMNS if multi or c[0] != "machine"]
     metric = rows[0]["_metric"]
+    cols = [c for c in COLUMNS if (multi or c[0] != "machine") and (metric or c[0] not in ("metric", "delta"))]
     header = [metric if name == "metric" else name for name, _ in cols]
-    return header, [[get(r) for _, get in cols] for r in rows]
+    body = []
+    for r in rows:
+        if is_ok(r):
+            body.append([get(r) for _, get in cols])
+        else:  # the identifying columns, then the reason in place of the figures
+            ident = [get(r) for name, get in cols if name in ("machine", "variant", "format", "precision", "techniques")]
+            body.append(ident + [f"failed: {r['error']}"] + [""] * (len(cols) - len(ident) - 1))
+    return header, body
 
 
 def to_markdown(title: str, header: list, body: list) -> str:
@@ -98,6 +119,7 @@ def _plot(rows: list[dict], x_of, x_label: str, title: str, log_x: bool) -> byte
     import matplotlib.pyplot as plt
 
     metric = rows[0]["_metric"]
+    rows = [r for r in rows if is_ok(r) and r["metrics"].get(metric) is not None]
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     for machine in dict.fromkeys(r["_machine"] for r in rows):
         mine = [r for r in rows if r["_machine"] == machine]
@@ -151,17 +173,13 @@ def _write(path: Path, data) -> None:
 
 def render(report_paths: list[Path], out: Path) -> dict:
     """Write report.md, report.csv, report.html and the two PNG plots into ``out``; return their paths."""
-    reports = []
-    for p in report_paths:
-        if not Path(p).exists():
-            raise UserError(f"{p}: no such report")
-        reports.append(json.loads(Path(p).read_text()))
+    reports = [read_report(p) for p in report_paths]
     rows = merge(reports)
     models = ", ".join(dict.fromkeys(r["model"] for r in reports))
     title = f"edgedl: {models} ({reports[0]['task']})"
     header, body = table(rows)
     metric = rows[0]["_metric"]
-    plots = {
+    plots = {} if not metric else {
         "tradeoff.png": _plot(rows, lambda r: r["latency_ms"]["p50"] * 1e3, "latency p50, batch 1 (µs)",
                               f"{metric} vs latency", log_x=True),
         "size.png": _plot(rows, lambda r: r["size_bytes"] / 1024, "file size (KB)", f"{metric} vs size",

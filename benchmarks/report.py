@@ -1,34 +1,21 @@
-"""``report.json``: one record per variant, against the original, with the machine that measured them."""
+"""``report.json``: one record per variant, against the original, with the machine that measured them.
+
+The schema itself (and its validation) is ``runtime.report``: the device writes reports too.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-from runtime.bench import metric_delta, primary_metric
 from runtime.files import write_json
 from runtime.machine import machine_info
-
-SCHEMA_VERSION = 1
-
-
-def with_deltas(variants: list[dict], task: str) -> list[dict]:
-    """Add ``metric_delta`` (variant minus original; accuracy in points, PSNR in dB) to each record."""
-    metric = primary_metric(task)
-    original = next((v for v in variants if v["format"] == "keras"), variants[0])
-    base = original["metrics"][metric]
-    return [{**v, "metric_delta": metric_delta(v["metrics"][metric], base, metric)} for v in variants]
+from runtime.report import is_ok
+from runtime.report import make_report as _make
+from runtime.report import unit
 
 
 def make_report(model: str, task: str, variants: list[dict], threads: int, extra: Optional[dict] = None) -> dict:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "model": model,
-        "task": task,
-        "metric": primary_metric(task),
-        "machine": machine_info(threads),
-        **(extra or {}),
-        "variants": with_deltas(variants, task),
-    }
+    return _make(model, task, variants, machine_info(threads), extra)
 
 
 def write_report(path: Path, report: dict) -> Path:
@@ -36,25 +23,31 @@ def write_report(path: Path, report: dict) -> Path:
 
 
 def render_table(report: dict):
-    """A rich ``Table``: one row per variant, the original first."""
+    """A rich ``Table``: one row per variant, the original first; a failed variant shows its reason."""
     from rich.table import Table
 
     metric = report["metric"]
-    unit = "pts" if metric == "accuracy" else "dB"
-    extra = [m for m in ("ssim",) if m in report["variants"][0]["metrics"]]
+    ok = [v for v in report["variants"] if is_ok(v)]
+    extra = [m for m in ("ssim",) if ok and m in ok[0]["metrics"]]
     table = Table(title=f"{report['model']} ({report['task']}) on {report['machine']['cpu']}, "
                         f"{report['machine']['threads']} thread(s)")  # fmt: skip
-    for col in ("variant", "format", "precision", "size KB", "gzip KB", metric, f"Δ {unit}", *extra,
+    metric_cols = [metric, f"Δ {unit(metric)}"] if metric else []
+    for col in ("variant", "format", "precision", "size KB", "gzip KB", *metric_cols, *extra,
                 "p50 µs", "p90 µs", "p99 µs", "mean µs"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("variant", "format", "precision") else "right")
     for v in report["variants"]:
+        if not is_ok(v):
+            table.add_row(v["name"], v["format"], v["precision"], f"[red]failed: {v['error']}[/]")
+            continue
         lat = v["latency_ms"]
-        value = v["metrics"][metric]
+        cells = []
+        if metric:
+            value = v["metrics"].get(metric)
+            cells = ["-" if value is None else f"{value:.4f}" if metric == "accuracy" else f"{value:.2f}",
+                     "-" if v["metric_delta"] is None else f"{v['metric_delta']:+.2f}"]  # fmt: skip
         table.add_row(
             v["name"], v["format"], v["precision"],
-            f"{v['size_bytes'] / 1024:,.1f}", f"{v['gzip_bytes'] / 1024:,.1f}",
-            f"{value:.4f}" if metric == "accuracy" else f"{value:.2f}",
-            f"{v['metric_delta']:+.2f}",
+            f"{v['size_bytes'] / 1024:,.1f}", f"{v['gzip_bytes'] / 1024:,.1f}", *cells,
             *(f"{v['metrics'][m]:.4f}" for m in extra),
             *(f"{lat[k] * 1e3:,.1f}" for k in ("p50", "p90", "p99", "mean")),
         )  # fmt: skip

@@ -8,7 +8,6 @@ PSNR for denoisers. The chosen artifact (and its sidecar) is copied to
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.files import atomic_path, write_json
 from runtime.metadata import sidecar_path
+from runtime.report import is_ok, read_report, unit
 
 CRITERIA = {"latency": lambda v: (v["latency_ms"]["p50"], v["size_bytes"]), "size": lambda v: (v["size_bytes"], v["latency_ms"]["p50"])}
 
@@ -33,21 +33,31 @@ def select(report: dict, max_drop: float, by: str = "latency") -> Selection:
     """The best artifact variant whose metric is at most ``max_drop`` below the original's."""
     if by not in CRITERIA:
         raise UserError(f"unknown criterion {by!r}; choose latency or size")
-    if max_drop < 0:
-        raise UserError(f"--max-drop must be zero or more, got {max_drop}")
-    unit = "points" if report["metric"] == "accuracy" else "dB"
-    artifacts = [v for v in report["variants"] if v["format"] != "keras"]
+    check_max_drop(max_drop)
+    if report.get("metric") is None:
+        raise UserError(f"the report of {report['model']} scored nothing (no labelled evaluation data), so no "
+                        "variant can be chosen within a budget; name one (--variant), or measure with --eval-data")
+    units = unit(report["metric"])
+    artifacts = [v for v in report["variants"] if v["format"] != "keras" and is_ok(v) and v["metric_delta"] is not None]
     fits = [v for v in artifacts if -v["metric_delta"] <= max_drop + 1e-9]
     if not fits:
         best = max(artifacts, key=lambda v: v["metric_delta"], default=None)
-        closest = "" if best is None else f"; the closest, {best['name']}, loses {-best['metric_delta']:.2f} {unit}"
-        return Selection(None, f"no variant stays within {max_drop} {unit} of the original{closest}")
+        closest = "" if best is None else f"; the closest, {best['name']}, loses {-best['metric_delta']:.2f} {units}"
+        return Selection(None, f"no variant stays within {max_drop} {units} of the original{closest}")
     chosen = min(fits, key=CRITERIA[by])
     figure = (f"{chosen['latency_ms']['p50'] * 1e3:.1f} µs p50" if by == "latency"
               else f"{chosen['size_bytes']:,} bytes")  # fmt: skip
     return Selection(chosen, f"{chosen['name']}: the {'fastest' if by == 'latency' else 'smallest'} of "
-                             f"{len(fits)} variants within {max_drop} {unit} ({figure}, "
-                             f"{report['metric']} {chosen['metric_delta']:+.2f} {unit} vs the original)")  # fmt: skip
+                             f"{len(fits)} variants within {max_drop} {units} ({figure}, "
+                             f"{report['metric']} {chosen['metric_delta']:+.2f} {units} vs the original)")  # fmt: skip
+
+
+def check_max_drop(max_drop: float) -> None:
+    """A budget is a finite loss of zero or more (checked before any work starts)."""
+    import math
+
+    if not math.isfinite(max_drop) or max_drop < 0:
+        raise UserError(f"--max-drop must be zero or more (points of accuracy, or dB), got {max_drop}")
 
 
 def copy_selected(run_dir: Path, variant: dict, explanation: str) -> Path:
@@ -83,9 +93,7 @@ def add_select_args(p) -> None:
 
 
 def run_select(report_path: Path, max_drop: float, by: str) -> int:
-    if not report_path.exists():
-        raise UserError(f"{report_path}: no such report")
-    report = json.loads(report_path.read_text())
+    report = read_report(report_path)
     selection = select(report, max_drop, by)
     if selection.variant is None:
         raise UserError(selection.explanation)

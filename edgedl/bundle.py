@@ -12,7 +12,6 @@ the operator and a variant of the run that would work.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from runtime.bundle import KIND, MANIFEST
 from runtime.errors import UserError
 from runtime.files import atomic_path, sha256_file, write_json
 from runtime.metadata import sidecar_path
+from runtime.report import is_ok, read_report
 
 from .targets import Target, get_target
 
@@ -97,13 +97,13 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
     """The variants to bundle and why: those named, or the one ``select`` picks among those the target runs."""
     from benchmarks.select import select
 
-    by_name = {v["name"]: v for v in report["variants"]}
+    by_name = {v["name"]: v for v in report["variants"] if is_ok(v)}
     runnable = _runnable(report, run_dir, target)
     if names:
         chosen = []
         for name in names:
             if name not in by_name or by_name[name]["format"] == "keras":
-                known = ", ".join(v["name"] for v in report["variants"] if v["format"] != "keras")
+                known = ", ".join(v["name"] for v in report["variants"] if v["format"] != "keras" and is_ok(v))
                 raise UserError(f"no variant {name!r} in {run_dir / 'report.json'}; the run has: {known}")
             problem = target.check(run_dir / by_name[name]["path"])
             if problem:
@@ -119,15 +119,15 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
 
 def _runnable(report: dict, run_dir: Path, target: Target) -> list[dict]:
     """The run's variants whose artifact is present and passes the target's check."""
-    return [v for v in report["variants"] if v["format"] == target.format and (run_dir / v["path"]).is_file()
-            and target.check(run_dir / v["path"]) is None]  # fmt: skip
+    return [v for v in report["variants"] if is_ok(v) and v["format"] == target.format
+            and (run_dir / v["path"]).is_file() and target.check(run_dir / v["path"]) is None]  # fmt: skip
 
 
 def _instead(report: dict, runnable: list, target: Target) -> str:
     if runnable:
-        best = max(runnable, key=lambda v: (v["metric_delta"], -v["latency_ms"]["p50"]))
-        delta = f"{report['metric']} {best['metric_delta']:+.2f} vs the original"
-        return f"bundle --variant {best['name']} instead ({delta})"
+        best = max(runnable, key=lambda v: (v["metric_delta"] or 0.0, -v["latency_ms"]["p50"]))
+        delta = "" if best["metric_delta"] is None else f" ({report['metric']} {best['metric_delta']:+.2f} vs the original)"
+        return f"bundle --variant {best['name']} instead{delta}"
     kind = "an int8 or float32 .tflite" if target.format == "tflite" else "an .onnx (opset ≤ %s)" % target.max_opset
     return f"no variant of this run can; export {kind} for it ('edgedl export')"
 
@@ -167,7 +167,7 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
     run = f"edgedl-run {first} {sample}"
     if artifacts[0].get("task") == "denoising":
         run += " --out denoised/"
-    bench = f"edgedl-run bench {first} --json device.json" + ("" if has_eval else " --eval EVAL.npz")
+    bench = f"edgedl-run bench {first} --json device.json"  # without data: timed on synthetic inputs
     lines = [
         f"# edgedl bundle: {model} for {target.name}",
         "",
@@ -182,7 +182,8 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
         "python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt",
         "# 2. run on an image",
         run,
-        "# 3. benchmark: latency, init, memory and the metric on data/eval.npz, as the host measured them",
+        ("# 3. benchmark: latency, init, memory and the metric on data/eval.npz, as the host measured them"
+         if has_eval else "# 3. benchmark: latency, init and memory on synthetic inputs (no evaluation data bundled)"),
         bench,
         "```",
         "",
@@ -221,15 +222,16 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
         run_dir = source
         if not (run_dir / "report.json").is_file():
             raise UserError(f"{source}: no report.json; give a run folder of 'edgedl pipeline' or one artifact")
-        report = json.loads((run_dir / "report.json").read_text())
+        report = read_report(run_dir / "report.json")
         chosen, why = _choose(report, run_dir, target, variants, max_drop, by)
     else:
         if variants:
             raise UserError("--variant picks from a run folder; an artifact given directly is bundled as it is")
         problem = target.check(source)
         run_dir = _run_dir_of(source)
-        report = json.loads((run_dir / "report.json").read_text()) if run_dir else None
-        record = next((v for v in report["variants"] if (run_dir / v["path"]).resolve() == source.resolve()), None) \
+        report = read_report(run_dir / "report.json") if run_dir else None
+        record = next((v for v in report["variants"] if v.get("path") and
+                       (run_dir / v["path"]).resolve() == source.resolve()), None) \
             if report else None  # fmt: skip
         if problem:
             hint = ""

@@ -73,6 +73,7 @@ class ModelInfo:
     normalization: Normalization = field(default_factory=Normalization)
     techniques: tuple = ()
     source_sha256: str = ""
+    build_key: str = ""  # what the artifact was built from and with (see edgedl.pipeline): reused only on a match
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.files import sha256_file
+from runtime.files import UNSEALED, seal, sha256_file
 from runtime.metadata import ONNX_METADATA_KEY, ModelMetadata, TensorSpec
 
 from ._base import EDGEDL_VERSION, Artifact, ExportConfig, ModelInfo, register_exporter, staged
@@ -34,7 +34,8 @@ def _float_onnx(model, path: Path) -> None:
     from ._tf import keras
 
     t = tf()
-    spec = [t.TensorSpec(model.inputs[0].shape, t.float32, name="input")]
+    names = ["input"] if len(model.inputs) == 1 else [f"input_{i}" for i in range(len(model.inputs))]
+    spec = [t.TensorSpec(x.shape, t.float32, name=n) for x, n in zip(model.inputs, names)]
     if isinstance(model, keras().Model):
         tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, output_path=str(path))
     else:  # Keras 3: tf2onnx's Keras path fails on it (KeyError 'keras_tensor_N'); its graph path does not.
@@ -85,6 +86,12 @@ def _spec(value_info) -> TensorSpec:
     return TensorSpec(name=value_info.name, shape=shape, dtype=dtype)
 
 
+def _graph_inputs(proto) -> list:
+    """The graph's real inputs: older IRs also list initializers (weights) as inputs."""
+    weights = {init.name for init in proto.graph.initializer}
+    return [v for v in proto.graph.input if v.name not in weights]
+
+
 @register_exporter("onnx", ".onnx", OnnxConfig)
 def export_onnx(model, path, config: OnnxConfig, info: ModelInfo) -> Artifact:
     """Convert ``model`` (and quantize it) to ``path``; check it with onnx.checker and against the model."""
@@ -104,16 +111,18 @@ def export_onnx(model, path, config: OnnxConfig, info: ModelInfo) -> Artifact:
             task=info.task,
             format="onnx",
             precision=config.precision,
-            input=_spec(proto.graph.input[0]),
-            output=_spec(proto.graph.output[0]),
+            inputs=tuple(_spec(v) for v in _graph_inputs(proto)),
+            outputs=tuple(_spec(v) for v in proto.graph.output),
             normalization=info.normalization,
             labels=info.labels,
             techniques=tuple(info.techniques),
             source_sha256=info.source_sha256,
+            build_key=info.build_key,
             edgedl_version=EDGEDL_VERSION,
+            artifact_sha256=UNSEALED,
         )
         onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: meta.to_json()})
-        onnx.save(proto, str(out))
+        out.write_bytes(seal(proto.SerializeToString()))
         onnx.checker.check_model(str(out), full_check=True)
         max_diff, agreement = float("nan"), float("nan")
         check = config.check_set()

@@ -1,12 +1,18 @@
-"""Keras model -> ``.tflite`` (float32, float16, dynamic-range, full-integer int8) with a metadata sidecar."""
+"""Keras model -> ``.tflite`` (float32, float16, dynamic-range, full-integer int8) that describes itself.
+
+edgedl's record travels inside the flatbuffer, as a metadata buffer named
+``edgedl`` (the place TFLite keeps its own ``TFLITE_METADATA``): one file to
+copy. It carries the file's checksum (``runtime.files.seal``).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from runtime.files import sha256_file
-from runtime.metadata import ModelMetadata, Quantization, TensorSpec, sidecar_path
+from runtime.files import UNSEALED, seal, sha256_file
+from runtime.introspect import tflite_spec
+from runtime.metadata import TFLITE_METADATA_NAME, ModelMetadata, sidecar_path
 
 from ._base import EDGEDL_VERSION, Artifact, ExportConfig, ModelInfo, register_exporter, staged
 from ._check import check_against_keras
@@ -41,49 +47,61 @@ def _converter(model, config: TFLiteConfig):
     return conv
 
 
-def _spec(detail: dict) -> TensorSpec:
-    scale, zero_point = detail["quantization"]
-    signature = detail.get("shape_signature", detail["shape"])
-    return TensorSpec(
-        name=detail["name"],
-        shape=tuple(None if d < 0 else int(d) for d in signature),
-        dtype=np.dtype(detail["dtype"]).name,
-        quantization=Quantization(float(scale), int(zero_point)) if scale else None,
-    )
-
-
-def tensor_specs(path: Path) -> tuple[TensorSpec, TensorSpec]:
-    """The first input's and output's spec, as the interpreter sees them."""
+def tensor_specs(path_or_bytes) -> tuple[tuple, tuple]:
+    """Every input's and output's spec, as the interpreter sees them."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(path))
-    return _spec(interp.get_input_details()[0]), _spec(interp.get_output_details()[0])
+    content = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    interp = Interpreter(model_content=content)
+    return (tuple(tflite_spec(d) for d in interp.get_input_details()),
+            tuple(tflite_spec(d) for d in interp.get_output_details()))  # fmt: skip
+
+
+def embed_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:
+    """The model with ``meta`` (its checksum zeroed) as a metadata buffer, then sealed with its checksum."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(meta.to_json().encode(), dtype=np.uint8)
+    model.buffers = (model.buffers or []) + [buffer]
+    entry = schema.MetadataT()
+    entry.name = TFLITE_METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (TFLITE_METADATA_NAME.encode(),
+                                                                           TFLITE_METADATA_NAME)] + [entry]  # fmt: skip
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return seal(bytes(builder.Output()))
 
 
 @register_exporter("tflite", ".tflite", TFLiteConfig)
 def export_tflite(model, path, config: TFLiteConfig, info: ModelInfo) -> Artifact:
-    """Convert ``model`` and write ``path`` plus its ``.json`` sidecar; check it runs like the model."""
+    """Convert ``model`` and write ``path`` with its record inside; check it runs like the model."""
     path = Path(path)
     flatbuffer = _converter(model, config).convert()
+    inputs, outputs = tensor_specs(flatbuffer)
+    meta = ModelMetadata(
+        task=info.task,
+        format="tflite",
+        precision=config.precision,
+        inputs=inputs,
+        outputs=outputs,
+        normalization=info.normalization,
+        labels=info.labels,
+        techniques=tuple(info.techniques),
+        source_sha256=info.source_sha256,
+        build_key=info.build_key,
+        edgedl_version=EDGEDL_VERSION,
+        artifact_sha256=UNSEALED,
+    )
     with staged(path) as out:
-        out.write_bytes(flatbuffer)
-        inp, outp = tensor_specs(out)
-        meta = ModelMetadata(
-            task=info.task,
-            format="tflite",
-            precision=config.precision,
-            input=inp,
-            output=outp,
-            normalization=info.normalization,
-            labels=info.labels,
-            techniques=tuple(info.techniques),
-            source_sha256=info.source_sha256,
-            edgedl_version=EDGEDL_VERSION,
-            artifact_sha256=sha256_file(out),
-        )
-        sidecar_path(out).write_text(meta.to_json() + "\n")
+        out.write_bytes(embed_metadata(flatbuffer, meta))
+        sidecar_path(path).unlink(missing_ok=True)  # an older export's sidecar would describe another file
         max_diff, agreement = float("nan"), float("nan")
         check = config.check_set()
         if check is not None:
             max_diff, agreement = check_against_keras(out, model, check, config.precision, info.task)
-    return Artifact(path, "tflite", config.precision, meta, path.stat().st_size, meta.artifact_sha256, max_diff, agreement)
+    digest = sha256_file(path)
+    return Artifact(path, "tflite", config.precision, meta, path.stat().st_size, digest, max_diff, agreement)

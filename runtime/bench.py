@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -68,11 +69,19 @@ def peak_rss_mb() -> Optional[float]:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
+def _first(inputs):
+    """Sample 0 as a batch of one: an array, or a dict of arrays by input name."""
+    if isinstance(inputs, dict):
+        return {k: np.asarray(v[:1]) for k, v in inputs.items()}
+    return np.asarray(inputs[0], dtype=np.float32)[None]
+
+
 def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int = 20, seconds=None,
             throughput_batch: int = 32) -> tuple[dict, Callable]:  # fmt: skip
     """The figures every variant gets, measured the same way on the host and on a device.
 
-    ``load()`` returns a predict function (float batch in, float batch out).
+    ``load()`` returns a predict function (batch in, outputs out); ``inputs``
+    is a list or array of samples, or a dict of batches by input name.
     Measures the time to load, the first inference, batch-1 latency and the
     throughput at ``throughput_batch`` (when the inputs share a shape).
     Returns the figures and the predict function (to score the model with).
@@ -80,18 +89,19 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     start = time.perf_counter()
     predict = load()
     init_ms = (time.perf_counter() - start) * 1e3
-    one = np.asarray(inputs[0], dtype=np.float32)[None]
+    one = _first(inputs)
     start = time.perf_counter()
     predict(one)
     first_ms = (time.perf_counter() - start) * 1e3
+    shape = {k: list(v.shape) for k, v in one.items()} if isinstance(one, dict) else list(one.shape)
     figures = {
-        "input_shape": list(one.shape),
+        "input_shape": shape,
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
         "latency_ms": latency(lambda: predict(one), runs=runs, warmup=warmup, seconds=seconds),
     }
-    n = min(throughput_batch, len(inputs))
-    if all(np.shape(x) == one.shape[1:] for x in inputs[:n]):
+    n = min(throughput_batch, len(inputs) if not isinstance(inputs, dict) else 0)
+    if n > 1 and all(np.shape(x) == one.shape[1:] for x in inputs[:n]):
         batch = np.asarray(inputs[:n], dtype=np.float32)
         stats = latency(lambda: predict(batch), runs=max(3, runs // 20), warmup=2)
         figures["throughput"] = {"batch": n, "items_per_s": n / (stats["p50"] / 1e3), "batch_ms_p50": stats["p50"]}
@@ -104,24 +114,81 @@ def predict_batched(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, 
 
 
 def load_eval(path):
-    """The evaluation set the pipeline wrote (``eval.npz``), as (inputs, targets, task).
+    """Evaluation data as (inputs, targets, task): an ``eval.npz`` of a run (targets and task), or any
+    ``.npy`` / ``.npz`` of model inputs (targets None: timed, not scored).
 
     Classification: an array of model-ready images and their labels.
     Denoising: lists of noisy inputs and clean targets (sizes may differ).
     """
+    from .images import read_npy, read_npz
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return read_npy(path).astype(np.float32, copy=False), None, None
+    if suffix != ".npz":
+        raise UserError(f"{path}: evaluation data is an .npz (a run's eval.npz) or a .npy of model inputs")
+    data = read_npz(path)
+    if "task" not in data:  # inputs by name, for a model with several inputs
+        return data, None, None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            task = str(data["task"])
-            if task == "classification":
-                return data["x"].astype(np.float32), data["y"], task
-            n = int(data["n"])
-            return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)], task
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such evaluation set") from None
+        task = str(data["task"])
+        if task == "classification":
+            return data["x"].astype(np.float32), data["y"], task
+        n = int(data["n"])
+        return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)], task
     except KeyError as exc:
         raise UserError(f"{path}: not an edgedl evaluation set (no array {exc}); use the eval.npz a run wrote") from None
-    except (OSError, ValueError):
-        raise UserError(f"{path}: not an edgedl evaluation set (not a readable .npz); use the eval.npz a run wrote") from None
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: not an edgedl evaluation set (unreadable arrays)") from None
+
+
+def parse_shapes(items) -> dict:
+    """``["x=1x3x224x224", ...]`` as ``{"x": (1, 3, 224, 224)}``."""
+    shapes = {}
+    for item in items or ():
+        name, _, dims = item.rpartition("=")
+        parts = dims.lower().split("x")
+        if not name or not all(p.isdigit() and 0 < int(p) <= 1 << 16 for p in parts):
+            raise UserError(f"--shape {item!r}: give NAME=DIMxDIMx... with positive sizes, e.g. input=1x3x224x224")
+        shapes[name] = tuple(int(p) for p in parts)
+    return shapes
+
+
+def synthetic_inputs(model, shapes: dict, samples: int = 8, seed: int = 0):
+    """Inputs of the model's own shapes and ranges, from a fixed seed: for timing a model without data.
+
+    Pictures are random pixels put through the model's normalisation; other integer inputs take small
+    values. Free dimensions come from ``shapes`` (by input name), the batch defaults to 1.
+    """
+    from .images import to_layout
+
+    rng = np.random.default_rng(seed)
+    meta = model.metadata
+    unknown = [n for n in shapes if n not in model.input_names]
+    if unknown:
+        raise UserError(f"--shape names {unknown[0]!r}; the model's inputs are {', '.join(model.input_names)}")
+    batch = {}
+    for spec in meta.inputs:
+        shape = shapes.get(spec.name) or tuple(1 if (i == 0 and d is None) else d for i, d in enumerate(spec.shape))
+        if len(shape) != len(spec.shape) or any(e is not None and e != d for e, d in zip(spec.shape[1:], shape[1:])):
+            raise UserError(f"--shape {spec.name}={'x'.join(map(str, shape))} does not fit the input ({spec.shown()})")
+        if None in shape:
+            raise UserError(f"input {spec.name!r} has free dimensions ({spec.shown()}); give --shape "
+                            f"{spec.name}={'x'.join('1' if d is None else str(d) for d in spec.shape)} with sizes")
+        full = (samples, *shape[1:])
+        if spec is meta.image_input:
+            nhwc = full if meta.layout == "NHWC" else (full[0], full[2], full[3], full[1])
+            pixels = rng.integers(0, 256, size=nhwc).astype(np.float32)
+            norm = meta.normalization
+            batch[spec.name] = to_layout(pixels * np.float32(norm.scale) + np.float32(norm.offset), meta)
+        elif spec.dtype.startswith("float"):
+            batch[spec.name] = rng.random(full, dtype=np.float32)
+        elif spec.dtype == "bool":
+            batch[spec.name] = rng.integers(0, 2, size=full).astype(bool)
+        else:
+            info = np.iinfo(np.dtype(spec.dtype))
+            batch[spec.name] = rng.integers(max(info.min, 0), min(info.max, 255) + 1, size=full).astype(spec.dtype)
+    return batch[meta.inputs[0].name] if len(meta.inputs) == 1 else batch
 
 
 # Inputs per scoring call are capped by size: 200 MNIST images, 32 eight-frame 32×32 sequences. An
@@ -147,23 +214,34 @@ def task_metrics(task: str, outputs, targets) -> dict:
     raise UserError(f"no metric for task {task!r}")
 
 
-def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
-            providers: Optional[Sequence[str]] = None) -> dict:  # fmt: skip
-    """Load ``path`` through ``runtime/``, time it, score it on the evaluation set: the figures the host
-    harness records for every variant, and ``edgedl-run bench`` on a device."""
+def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
+            providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None, loader=None) -> dict:  # fmt: skip
+    """Load ``path`` through ``runtime/``, time it, and score it when the evaluation data has targets: the
+    figures the host harness records for every variant, and ``edgedl-run bench`` on a device.
+
+    Without ``eval_path`` the model is timed on synthetic inputs of its own shape (``shapes`` for free
+    dimensions). ``loader`` returns the loaded model (default: ``runtime.load`` of ``path``).
+    """
     from .model import load as load_model
 
-    inputs, targets, task = load_eval(eval_path)
+    loader = loader or (lambda: load_model(path, threads=threads, providers=providers))
+    if eval_path is not None:
+        inputs, targets, task = load_eval(eval_path)
+        note = None if targets is not None else "the evaluation data has no labels or targets"
+    else:
+        inputs, targets, task = synthetic_inputs(loader(), shapes or {}), None, None
+        note = "synthetic inputs (seed 0) of the model's shape"
     holder = {}
 
     def load():
-        holder["model"] = load_model(path, threads=threads, providers=providers)
+        holder["model"] = loader()
         return holder["model"].predict
 
     figures, predict = profile(load, inputs, runs, warmup, seconds)
-    outputs = run_all(predict, inputs)
+    metrics = task_metrics(task, run_all(predict, inputs), targets) if targets is not None else {}
     return {
-        "metrics": task_metrics(task, outputs, targets),
+        "metrics": metrics,
+        **({"inputs_note": f"{note}: no accuracy measured"} if note else {}),
         **figures,
         "threads": threads,
         "delegate": getattr(holder["model"], "delegate", None),
@@ -171,30 +249,20 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
     }
 
 
-def primary_metric(task: str) -> str:
-    """The metric a report ranks variants by: accuracy for classifiers, PSNR for denoisers."""
-    return "accuracy" if task == "classification" else "psnr"
-
-
-def metric_delta(value: float, reference: float, metric: str) -> float:
-    """Variant minus reference: accuracy in points, PSNR in dB."""
-    return (value - reference) * (100.0 if metric == "accuracy" else 1.0)
-
-
 def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
-                   providers: Optional[Sequence[str]] = None) -> dict:  # fmt: skip
-    """``edgedl-run bench``: one variant measured on this machine, as a report that merges with the host's.
+                   providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None,
+                   loader=None) -> dict:  # fmt: skip
+    """``edgedl-run bench``: one model measured on this machine, as a report that merges with the host's.
 
     Inside a bundle, the evaluation set defaults to the bundle's, and the
     record carries the variant's name and costs and its metric's difference
     from the host's Keras original (the bundle's manifest holds that figure).
     """
-    from pathlib import Path
-
     from .bundle import verify_for
     from .files import file_sizes
     from .machine import machine_info
-    from .model import check_providers, read_metadata
+    from .model import check_providers
+    from .report import make_report, metric_delta, primary_metric
 
     path = Path(model_path)
     check_providers(path, providers)  # before the evaluation set loads
@@ -203,14 +271,13 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     if found is not None:
         manifest = found["manifest"]
         shown_path = path.resolve().relative_to(found["root"]).as_posix()
-        entry = next((a for a in manifest.get("artifacts", []) if a["path"] == shown_path), {})
+        entry = next((a for a in manifest.get("artifacts", []) if a.get("path") == shown_path), {})
         if eval_path is None and manifest.get("eval"):
             eval_path = found["root"] / manifest["eval"]
-    if eval_path is None:
-        raise UserError(f"{path}: give --eval EVAL.npz (the model is not in a bundle that carries evaluation data)")
-    figures = measure(path, eval_path, threads, runs, warmup, seconds, providers)
+    figures = measure(path, eval_path, threads, runs, warmup, seconds, providers, shapes, loader)
+    from .model import read_metadata
+
     meta = read_metadata(path)
-    metric = primary_metric(meta.task)
     size, gz = file_sizes(path)
     record = {
         "name": entry.get("variant", path.stem),
@@ -223,22 +290,18 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
         **{k: entry[k] for k in ("params", "macs", "macs_per_pixel") if k in entry},
         **figures,
     }
+    report = make_report(manifest.get("model", path.stem), meta.task, [record], machine_info(threads),
+                         extra={"measured_by": "edgedl-run bench"})  # fmt: skip
+    metric = report["metric"]
     reference = manifest.get("reference") or {}
-    if metric in reference.get("metrics", {}):
-        record["metric_delta"] = metric_delta(record["metrics"][metric], reference["metrics"][metric], metric)
+    variant = report["variants"][0]
+    against = None
+    if metric in variant["metrics"] and metric in reference.get("metrics", {}):
+        variant["metric_delta"] = metric_delta(variant["metrics"][metric], reference["metrics"][metric], metric)
         against = f"the host's {reference.get('variant', 'original')}"
     else:  # a loose artifact, or one bundled without its run: nothing on the host to compare with
-        record["metric_delta"] = 0.0
-        against = None
-    return {
-        "schema_version": 1,
-        "model": manifest.get("model", path.stem),
-        "task": meta.task,
-        "metric": metric,
-        "machine": machine_info(threads),
-        "measured_by": "edgedl-run bench",
-        "metric_delta_against": against,
-        **({"bundle": {k: manifest[k] for k in ("target", "created", "edgedl_version") if k in manifest}}
-           if manifest else {}),  # fmt: skip
-        "variants": [record],
-    }
+        variant["metric_delta"] = None
+    report["metric_delta_against"] = against
+    if manifest:
+        report["bundle"] = {k: manifest[k] for k in ("target", "created", "edgedl_version") if k in manifest}
+    return report

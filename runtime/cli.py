@@ -1,11 +1,14 @@
-"""``edgedl-run``: run an exported artifact on the device, benchmark it there, unpack a bundle.
+"""``edgedl-run``: run any ``.tflite`` or ``.onnx`` on the device, describe it, benchmark it, unpack a bundle.
 
     edgedl-run cnn_int8.tflite digit.png more_digits/ --threads 2
-    edgedl-run cnn_int8.tflite batch.npy --json
+    edgedl-run face_detector.tflite --describe
+    edgedl-run detector.onnx photo.jpg --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --json
     edgedl-run bench models/cnn_int8.tflite --json pi.json
     edgedl-run unpack cnn-rpi-arm64.tar.gz --to ~/models
 
-Imports numpy, Pillow and one interpreter; never TensorFlow.
+Imports numpy, Pillow and one interpreter; never TensorFlow. Exit codes: 0 done,
+2 bad input (one line on stderr), 3 the model produced NaN or infinite values
+(the results are still printed, with those values as null and flagged).
 """
 from __future__ import annotations
 
@@ -14,11 +17,9 @@ import json
 import sys
 from typing import Callable, Optional, Sequence
 
-import numpy as np
-
 from .errors import UserError
-from .images import expand_inputs, load_inputs
-from .model import load
+
+EXIT_NON_FINITE = 3
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,6 +31,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def run_cli(main: Callable[[], int]) -> int:
     """Run a CLI body: a ``UserError`` becomes one line on stderr and exit code 2."""
+    for stream in (sys.stdout, sys.stderr):  # any file name prints, whatever the locale
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return main()
     except UserError as exc:
@@ -43,166 +47,172 @@ def run_cli(main: Callable[[], int]) -> int:
         return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="edgedl-run", description="Run an edgedl artifact (.tflite or .onnx) on images. "
-                      "Also: 'edgedl-run bench MODEL' and 'edgedl-run unpack BUNDLE' (each with --help).")
-    p.add_argument("model", help="a .tflite or .onnx file exported by edgedl")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/.npy files or folders of them")
+def _floats(text: Optional[str], flag: str) -> Optional[tuple]:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: give numbers separated by commas, e.g. 0.485,0.456,0.406") from None
+    if not 1 <= len(values) <= 4:
+        raise UserError(f"{flag}: give one value, or one per channel")
+    return values
+
+
+def _size(text: Optional[str]) -> Optional[tuple]:
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise UserError(f"--size {text!r}: give HEIGHTxWIDTH, e.g. 224x224")
+    return int(parts[0]), int(parts[1])
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """How to load a model and prepare its inputs: shared by running and benchmarking."""
     p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the interpreter's)")
-    p.add_argument("--top", type=int, default=1, help="how many classes to list per input (default 1)")
-    p.add_argument("--batch", type=int, default=64, help="inputs per interpreter call (default 64)")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
-    p.add_argument("--out", help="denoisers: folder for the denoised images (same names) and summary.json")
-    p.add_argument("--tile", type=int, default=512, help="denoisers: tile size for large images (default 512)")
     p.add_argument("--providers", help="ONNX: execution providers to use, in order (default: TensorRT, CUDA, CPU "
                                        "as installed)")  # fmt: skip
-    return p
+    g = p.add_argument_group("preprocessing (default: what the model records, or what is stated by --describe)")
+    g.add_argument("--mean", help="per-channel mean of pixel/255, e.g. 0.485,0.456,0.406 (with --std)")
+    g.add_argument("--std", help="per-channel std of pixel/255, e.g. 0.229,0.224,0.225 (with --mean)")
+    g.add_argument("--scale", help="input = pixel × SCALE + OFFSET (instead of --mean/--std)")
+    g.add_argument("--offset", help="see --scale (default 0)")
+    g.add_argument("--layout", choices=("NHWC", "NCHW"), help="where the channels are (default: inferred)")
+    g.add_argument("--size", help="resize pictures to HEIGHTxWIDTH (needed when the model's size is free)")
+    g.add_argument("--channels", type=int, help="1 (grey) or 3 (RGB) (default: the model's)")
+    g.add_argument("--background", default="black", help="what shows through transparent pixels: black or white")
+    g.add_argument("--labels", help="a text file with one class name per line")
 
 
-def classify(model, names: list[str], x: np.ndarray, top: int, batch: int) -> list[dict]:
-    """Top-``top`` classes for each input, as JSON-ready dicts."""
-    from .bench import predict_batched
+def load_model(args):
+    """The model of ``args``, with the user's preprocessing choices in place of the file's."""
+    from .images import ImageOptions
+    from .metadata import Normalization
+    from .model import load
 
-    scores = predict_batched(model.predict, x, batch)
-    labels = model.metadata.labels or tuple(str(i) for i in range(scores.shape[-1]))
-    results = []
-    for name, row in zip(names, scores):
-        order = np.argsort(-row, kind="stable")[:top]  # ties (common in int8 output) go to the lower index, as argmax
-        results.append(
-            {
-                "input": name,
-                "label": labels[order[0]],
-                "class_index": int(order[0]),
-                "score": float(row[order[0]]),
-                "top": [{"label": labels[i], "score": float(row[i])} for i in order],
-            }
-        )
-    return results
+    norm = None
+    mean, std = _floats(args.mean, "--mean"), _floats(args.std, "--std")
+    scale, offset = _floats(args.scale, "--scale"), _floats(args.offset, "--offset")
+    if (mean is None) != (std is None):
+        raise UserError("--mean and --std go together")
+    if mean is not None and (scale is not None or offset is not None):
+        raise UserError("give --mean/--std or --scale/--offset, not both")
+    if mean is not None:
+        norm = Normalization.from_mean_std(mean, std)
+    elif scale is not None or offset is not None:
+        norm = Normalization(scale or (1.0 / 255.0,), offset or (0.0,))
+    labels = None
+    if args.labels:
+        from .files import read_limited
+
+        text = read_limited(args.labels, 16 << 20, "labels file").decode("utf-8", "replace")
+        labels = tuple(line.strip() for line in text.splitlines() if line.strip())
+        if not labels:
+            raise UserError(f"{args.labels}: holds no labels (one class name per line)")
+    options = ImageOptions(size=_size(args.size), channels=args.channels, background=args.background)
+    model = load(args.model, threads=args.threads, providers=_providers(args.providers), normalization=norm,
+                 layout=args.layout, labels=labels)  # fmt: skip
+    return model, options
 
 
-def _table(results: list[dict]) -> str:
-    width = max(len("input"), *(len(r["input"]) for r in results))
-    runners_up = any(len(r["top"]) > 1 for r in results)
-    lines = [f"{'input':<{width}}  {'label':>8}  {'score':>7}" + ("  next" if runners_up else "")]
-    for r in results:
-        line = f"{r['input']:<{width}}  {r['label']:>8}  {r['score']:>7.4f}"
-        if runners_up:
-            line += "  " + ", ".join(f"{t['label']} {t['score']:.4f}" for t in r["top"][1:])
-        lines.append(line)
+def describe(model, options) -> str:
+    """What the model takes and returns, and what will be done to a picture."""
+    meta = model.metadata
+    lines = [f"{model.path.name}: {meta.format}, {meta.precision}, task {meta.task} (metadata: {meta.origin})"]
+    lines.append("inputs:")
+    for s in meta.inputs:
+        q = f", quantized scale {s.quantization.scale:.6g} zero point {s.quantization.zero_point}" \
+            if s.quantization else ""  # fmt: skip
+        lines.append(f"  {s.name}: {s.dtype} {s.shown()}{q}")
+        if s is meta.image_input:
+            h, w, c = meta.image_shape
+            size = f"{options.size[0]}×{options.size[1]}" if options.size else \
+                (f"{h}×{w}" if h and w else "kept as it is (free size)")  # fmt: skip
+            lines.append(f"    a picture is: {('grey' if (options.channels or c) == 1 else 'RGB')}, resized to {size}, "
+                         f"{meta.normalization.shown()}, laid out {meta.layout}")  # fmt: skip
+    lines.append("outputs:")
+    for s in meta.outputs:
+        lines.append(f"  {s.name}: {s.dtype} {s.shown()}")
+    if meta.labels:
+        lines.append(f"labels: {len(meta.labels)} ({', '.join(meta.labels[:5])}{', ...' if len(meta.labels) > 5 else ''})")
+    lines += [f"note: {n}" for n in meta.notes]
     return "\n".join(lines)
 
 
-def _denoise_all(model, files, args) -> int:
-    """Write each denoised input into ``--out`` under its own name, then ``summary.json``."""
-    import time
-    from pathlib import Path
+def _parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="edgedl-run", description="Run a .tflite or .onnx model (edgedl's or any other tool's) "
+                      "on images or arrays. Also: 'edgedl-run bench MODEL' and 'edgedl-run unpack BUNDLE' "
+                      "(each with --help).")  # fmt: skip
+    p.add_argument("model", help="a .tflite or .onnx file")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="PNG/JPEG/.npy files or folders of them; .npz (one array per input name) for several inputs")
+    p.add_argument("--describe", action="store_true", help="print what the model takes and returns, and stop")
+    p.add_argument("--top", type=int, default=1, help="how many classes to list per input (default 1)")
+    p.add_argument("--batch", type=int, default=64, help="inputs per interpreter call (default 64)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--save-outputs", metavar="DIR", help="write every output of every input as .npy files")
+    p.add_argument("--out", help="denoisers: folder for the denoised images (same names) and summary.json")
+    p.add_argument("--tile", type=int, default=512, help="denoisers: tile size for large images (default 512)")
+    add_model_args(p)
+    return p
 
-    from .denoise import denoise
-    from .files import atomic_path, write_json
-    from .images import load_array, load_image, save_image
 
-    if not args.out:
-        raise UserError(f"{args.model} is a denoiser: give --out DIR for the denoised images")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
-    results = []
-    if len(model.metadata.input.shape) == 5:
-        return _denoise_sequences(model, files, out, args)
-    for f in files:
-        is_array = f.suffix.lower() == ".npy"
-        images = load_array(f, model.metadata) if is_array else load_image(f, model.metadata, keep_size=True)[None]
-        start = time.perf_counter()
-        clean = np.stack([denoise(model, img, tile=args.tile) for img in images])
-        ms = (time.perf_counter() - start) * 1e3
-        target = out / f.name
-        if is_array:
-            with atomic_path(target) as tmp:
-                np.save(tmp, clean if len(clean) > 1 else clean[0])
-        else:
-            save_image(clean[0], model.metadata, target)
-        results.append({"input": str(f), "output": str(target), "shape": list(clean.shape[1:]), "ms": round(ms, 3)})
-    write_json(out / "summary.json", {"model": args.model, "task": "denoising", "results": results})
-    if args.json:
-        print(json.dumps({"model": args.model, "task": "denoising", "results": results}, indent=2))
+def _run_batches(model, x, batch: int) -> dict:
+    import numpy as np
+
+    if isinstance(x, dict):
+        n = len(next(iter(x.values())))
+        parts = [model.run({k: v[i : i + batch] for k, v in x.items()}) for i in range(0, n, batch)]
     else:
-        width = max(len(r["input"]) for r in results)
-        print("\n".join(f"{r['input']:<{width}}  ->  {r['output']}  ({r['ms']:.1f} ms)" for r in results))
-    return 0
-
-
-def _denoise_sequences(model, files, out, args) -> int:
-    """Sequence models: a ``.npy`` of frames (F×H×W×C, any F) streams through frame by frame; a stack of
-    whole sequences (N×T×H×W×C) runs as it is."""
-    import time
-
-    from .files import atomic_path, write_json
-    from .sequence import FrameStream
-
-    results = []
-    for f in files:
-        if f.suffix.lower() != ".npy":
-            raise UserError(f"{f}: a sequence model takes .npy arrays of frames (F×H×W×C), not images")
-        try:
-            arr = np.load(f, allow_pickle=False).astype(np.float32)
-        except (ValueError, OSError) as exc:
-            raise UserError(f"{f}: not a readable .npy array ({exc})") from None
-        frame_shape = tuple(model.metadata.input.shape[2:])
-        start = time.perf_counter()
-        if arr.ndim == 4 and arr.shape[1:] == frame_shape:
-            stream = FrameStream(model)
-            clean = np.stack([stream.push(frame) for frame in arr])
-        elif arr.ndim == 5 and arr.shape[1:] == tuple(model.metadata.input.shape[1:]):
-            clean = model.predict(arr)
-        else:
-            raise UserError(f"{f}: array of shape {arr.shape} is neither frames of {frame_shape} nor sequences "
-                            f"of {tuple(model.metadata.input.shape[1:])}")  # fmt: skip
-        ms = (time.perf_counter() - start) * 1e3
-        with atomic_path(out / f.name) as tmp:
-            np.save(tmp, clean)
-        results.append({"input": str(f), "output": str(out / f.name), "shape": list(clean.shape), "ms": round(ms, 3)})
-    write_json(out / "summary.json", {"model": args.model, "task": "denoising", "results": results})
-    print("\n".join(f"{r['input']}  ->  {r['output']}  ({r['ms']:.1f} ms)" for r in results))
-    return 0
+        parts = [model.run(x[i : i + batch]) for i in range(0, len(x), batch)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _bench_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="edgedl-run bench",
-                      description="Measure an artifact as the host harness does: latency, init, memory, metric.")
+                      description="Measure a model as the host harness does: latency, init, memory and, with "
+                                  "evaluation data, the metric. Without data: synthetic inputs of the model's shape.")
     p.add_argument("model", help="a .tflite or .onnx file (inside a bundle, its evaluation data is the default)")
-    p.add_argument("--eval", help="the evaluation set (.npz written by 'edgedl pipeline'; default: the bundle's)")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1, as the host report)")
+    p.add_argument("--eval", help="evaluation data: the eval.npz of a run or bundle, or a .npy of model inputs")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=1x3x224x224",
+                   help="the shape of an input with free dimensions (repeat per input; default batch 1)")
     p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs (default 20)")
     p.add_argument("--seconds", type=float, help="a time budget for the batch-1 runs, instead of --runs")
-    p.add_argument("--providers", help="ONNX: execution providers to use, in order (default: TensorRT, CUDA, CPU "
-                                       "as installed)")  # fmt: skip
     p.add_argument("--json", dest="json_out", metavar="OUT.json",
                    help="write a report that 'edgedl report host.json OUT.json' merges with the host's")
+    add_model_args(p)
+    p.set_defaults(threads=1)
     return p
 
 
 def bench_main(argv: Sequence[str]) -> int:
     from pathlib import Path
 
-    from .bench import measure_report
+    from .bench import measure_report, parse_shapes
     from .files import write_json
 
     args = _bench_parser().parse_args(argv)
 
     def body() -> int:
-        if args.threads < 1 or args.runs < 1 or args.warmup < 0 or (args.seconds is not None and args.seconds <= 0):
-            raise UserError("--threads and --runs must be at least 1, --warmup at least 0, --seconds positive")
+        if args.runs < 1 or args.warmup < 0 or (args.seconds is not None and not 0 < args.seconds <= 3600):
+            raise UserError("--runs must be at least 1, --warmup at least 0, --seconds in (0, 3600]")
+        model, _ = load_model(args)  # checks the model and the preprocessing options before measuring
         report = measure_report(args.model, args.eval, args.threads, args.runs, args.warmup, args.seconds,
-                                _providers(args.providers))  # fmt: skip
+                                _providers(args.providers), parse_shapes(args.shape),
+                                loader=lambda: load_model(args)[0])  # fmt: skip
         v = report["variants"][0]
-        metric = report["metric"]
         lat = v["latency_ms"]
-        against = report["metric_delta_against"]
-        delta = f" ({v['metric_delta']:+.2f} vs {against})" if against else ""
         print(f"{v['name']} on {report['machine'].get('board') or report['machine']['cpu']}, "
               f"{args.threads} thread(s), {v['delegate']}")  # fmt: skip
-        print(f"  {metric}: {v['metrics'][metric]:.4f}{delta}")
+        metric = report["metric"]
+        if metric and metric in v["metrics"]:
+            against = report["metric_delta_against"]
+            delta = f" ({v['metric_delta']:+.2f} vs {against})" if against else ""
+            print(f"  {metric}: {v['metrics'][metric]:.4f}{delta}")
+        else:
+            print(f"  {v.get('inputs_note', 'no accuracy measured')}")
         print(f"  latency p50 {lat['p50'] * 1e3:.1f} µs, p90 {lat['p90'] * 1e3:.1f} µs, p99 {lat['p99'] * 1e3:.1f} µs "
               f"({lat['runs']} runs)")  # fmt: skip
         print(f"  init {v['init_ms']:.1f} ms, first inference {v['first_inference_ms']:.1f} ms, "
@@ -245,24 +255,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
-        if args.threads is not None and args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
-        if args.top < 1 or args.batch < 1:
-            raise UserError("--top and --batch must be at least 1")
+        from pathlib import Path
+
+        from . import outputs
+        from .images import expand_inputs, load_inputs
+
+        if args.top < 1 or args.batch < 1 or not 64 <= args.tile <= 16384:
+            raise UserError("--top and --batch must be at least 1, --tile from 64 to 16384")
+        if not args.inputs and not args.describe:
+            raise UserError("give one or more inputs (images, .npy, .npz or folders), or --describe")
         files = expand_inputs(args.inputs)  # bad paths fail before the interpreter starts
-        model = load(args.model, threads=args.threads, providers=_providers(args.providers))
+        model, options = load_model(args)
+        if args.describe:
+            print(describe(model, options))
+            if not files:
+                return 0
         if model.metadata.task == "denoising":
-            return _denoise_all(model, files, args)
+            from .denoise import denoise_files
+
+            return denoise_files(model, files, args)
         if args.out:
-            raise UserError("--out is for denoisers; a classifier's results go to stdout (--json for a document)")
-        names, x = load_inputs(files, model.metadata)
-        results = classify(model, names, x, args.top, args.batch)
+            raise UserError("--out is for denoisers; other models' results go to stdout (--json for a document, "
+                            "--save-outputs DIR for the arrays)")  # fmt: skip
+        names, x = load_inputs(files, model.metadata, options)
+        outs = _run_batches(model, x, args.batch)
+        docs = outputs.results(model.metadata, names, outs, args.top)
+        if args.save_outputs:
+            outputs.save_outputs(Path(args.save_outputs), names, outs)
         if args.json:
-            doc = {"model": args.model, "task": model.metadata.task, "precision": model.metadata.precision,
-                   "results": results}
-            print(json.dumps(doc, indent=2))
+            meta = model.metadata
+            print(json.dumps({"model": args.model, "task": meta.task, "precision": meta.precision,
+                              "results": docs}, indent=2, allow_nan=False))  # fmt: skip
         else:
-            print(_table(results))
+            print(outputs.table(docs))
+        flagged = sum(d.get("non_finite", 0) for d in docs)
+        if flagged:
+            print(f"error: the model produced {flagged} NaN or infinite values (shown as null); the model or its "
+                  "input is broken", file=sys.stderr)  # fmt: skip
+            return EXIT_NON_FINITE
         return 0
 
     return run_cli(body)

@@ -1,4 +1,4 @@
-"""File helpers shared by every floor: atomic writes and checksums."""
+"""File helpers shared by every floor: atomic writes, checksums, and reading user files safely."""
 from __future__ import annotations
 
 import contextlib
@@ -6,10 +6,13 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+
+from .errors import UserError
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -66,3 +69,74 @@ def file_sizes(path: Path) -> tuple[int, int]:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     raw = b"".join(p.read_bytes() for p in files)
     return len(raw), len(gzip.compress(raw, compresslevel=9))
+
+
+# -- reading what a user gives: regular files only, with a size cap --------------------------------
+
+MAX_MODEL_BYTES = 2 << 30  # the flatbuffer and protobuf formats cap a model at 2 GiB anyway
+
+
+def check_regular(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` if it is a regular file; a folder, FIFO, device or socket is refused (reading one could block)."""
+    import stat
+
+    p = Path(path)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such {what}") from None
+    except OSError as exc:
+        raise UserError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{p}: is a folder, not a {what}")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{p}: is not a regular file (a FIFO, device or socket); give a {what}")
+    return p
+
+
+def read_limited(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes."""
+    p = check_regular(path, what)
+    size = p.stat().st_size
+    if size > limit:
+        raise UserError(f"{p}: {size:,} bytes is more than the {limit:,} a {what} may have")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+
+
+# -- artifacts that carry their own checksum ---------------------------------------------------------
+#
+# edgedl's metadata, embedded in the model file, holds ``"artifact_sha256": "<hex>"``: the sha256 of the
+# whole file with those 64 hex digits written as zeros. Writing: embed zeros, hash, put the hash in
+# place (same length: no offset moves). Reading: zero them again, hash, compare.
+
+_CHECKSUM = re.compile(rb'"artifact_sha256": "([0-9a-f]{64})"')
+UNSEALED = "0" * 64
+
+
+def seal(data: bytes) -> bytes:
+    """``data`` (holding exactly one zeroed checksum field) with its checksum written in."""
+    found = list(_CHECKSUM.finditer(data))
+    if len(found) != 1 or found[0].group(1) != UNSEALED.encode():
+        raise ValueError(f"expected one zeroed artifact_sha256 field, found {len(found)}")
+    digest = hashlib.sha256(data).hexdigest().encode()
+    start, end = found[0].span(1)
+    return data[:start] + digest + data[end:]
+
+
+def sealed_matches(data: bytes) -> Optional[bool]:
+    """Whether ``data`` matches the checksum it carries; None when it carries none (or several)."""
+    found = list(_CHECKSUM.finditer(data))
+    if len(found) != 1:
+        return None
+    start, end = found[0].span(1)
+    recorded = found[0].group(1)
+    if recorded == UNSEALED.encode():
+        return None
+    digest = hashlib.sha256()
+    digest.update(data[:start])
+    digest.update(UNSEALED.encode())
+    digest.update(data[end:])
+    return digest.hexdigest().encode() == recorded

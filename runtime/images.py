@@ -1,26 +1,53 @@
-"""Turn image files and ``.npy`` arrays into what an artifact expects.
+"""Turn image files and arrays into what a model expects, faithfully and within limits.
 
-PNG and JPEG files are converted to grey (or RGB for a 3-channel model),
-resized to the model's input size and normalised with the artifact's own
-``normalization``. A ``.npy`` array must already have the model's image size:
-uint8 arrays are normalised like pixels, float arrays are taken as model-ready.
+PNG and JPEG files are decoded (16-bit grey kept at full precision, then
+scaled to the 8-bit range; transparency composited onto ``background``),
+converted to grey or RGB for the model's channels, resized to its input size
+(unless that size is free), normalised with the model's ``normalization`` and
+laid out as it wants (NHWC or NCHW). A ``.npy`` array already shaped like the
+model's input is taken as model-ready; one shaped like images is treated like
+pixels (uint8) or model-ready values (float). An ``.npz`` feeds a model with
+several inputs, one array per input name. Non-finite values are refused.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from .errors import UserError
+from .files import check_regular
 from .metadata import ModelMetadata
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-INPUT_SUFFIXES = IMAGE_SUFFIXES + (".npy",)
+INPUT_SUFFIXES = IMAGE_SUFFIXES + (".npy", ".npz")
+MAX_PIXELS = 64_000_000  # a 8000×8000 photo; a larger "image" is most likely a decompression bomb
+MAX_ARRAY_BYTES = 1 << 30
+MAX_FILES = 100_000
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """The user's choices about turning a picture into a tensor (None: what the model says)."""
+
+    size: Optional[tuple] = None  # (height, width)
+    channels: Optional[int] = None
+    background: str = "black"  # what shows through transparent pixels
+
+    def __post_init__(self):
+        if self.size is not None and (len(self.size) != 2 or not all(1 <= s <= 16384 for s in self.size)):
+            raise UserError(f"--size {self.size}: give HEIGHTxWIDTH, each from 1 to 16384")
+        if self.channels not in (None, 1, 3):
+            raise UserError(f"--channels {self.channels}: give 1 (grey) or 3 (RGB)")
+        if self.background not in ("black", "white"):
+            raise UserError(f"--background {self.background!r}: give black or white")
 
 
 def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
-    """Files given directly, plus the image and ``.npy`` files inside any folder given (sorted)."""
+    """Files given directly, plus the image and array files inside any folder given (sorted)."""
     files: list[Path] = []
     for raw in inputs:
         p = Path(raw)
@@ -29,76 +56,206 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
             if not found:
                 raise UserError(f"{p}: folder holds no {', '.join(INPUT_SUFFIXES)} files")
             files.extend(found)
-        elif p.exists():
-            if p.suffix.lower() not in INPUT_SUFFIXES:
-                raise UserError(f"{p}: unsupported input type {p.suffix!r}; give PNG, JPEG or .npy files")
-            files.append(p)
         else:
-            raise UserError(f"{p}: no such file or folder")
+            check_regular(p, "file or folder")
+            if p.suffix.lower() not in INPUT_SUFFIXES:
+                raise UserError(f"{p}: unsupported input type {p.suffix!r}; give PNG, JPEG, .npy or .npz files")
+            files.append(p)
+        if len(files) > MAX_FILES:
+            raise UserError(f"more than {MAX_FILES:,} inputs; give fewer at a time")
     return files
 
 
 def _normalize(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
     norm = meta.normalization
-    return pixels.astype(np.float32) * np.float32(norm.scale) + np.float32(norm.offset)
+    channels = pixels.shape[-1]
+    scale, offset = np.float32(norm.scale), np.float32(norm.offset)
+    if len(norm.scale) not in (1, channels) or len(norm.offset) not in (1, channels):
+        raise UserError(f"the normalisation has {len(norm.scale)} values, the image {channels} channels; "
+                        "give one value per channel, or one")  # fmt: skip
+    return pixels.astype(np.float32) * scale + offset
 
 
-def load_image(path: Path, meta: ModelMetadata, keep_size: bool = False) -> np.ndarray:
-    """One PNG/JPEG as a model-ready float32 array of shape (H, W, C).
+def _decode(path: Path, channels: Optional[int], background: str):
+    """The picture as float pixels in [0, 255] (H, W, C)."""
+    from PIL import Image
 
-    ``keep_size`` keeps the image's own size, for fully convolutional models.
-    """
-    from PIL import Image, UnidentifiedImageError
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow then refuses bombs (DecompressionBombError) before decoding
+    with Image.open(path) as img:
+        if img.width * img.height > MAX_PIXELS:
+            raise UserError(f"{path}: {img.width}×{img.height} is more than {MAX_PIXELS:,} pixels")
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            pixels = np.asarray(img, dtype=np.float32)
+            if img.mode.startswith("I;16") or pixels.max(initial=0) > 255:
+                pixels = pixels / 257.0  # 16-bit grey: 65535 -> 255, precision kept as float
+            pixels = pixels[:, :, None]
+            return np.repeat(pixels, 3, axis=2) if channels == 3 else pixels
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            base = Image.new("RGBA", img.size, (0, 0, 0, 255) if background == "black" else (255, 255, 255, 255))
+            img = Image.alpha_composite(base, img.convert("RGBA"))
+        if channels is None:
+            channels = 1 if img.mode in ("L", "1", "LA", "I;16") else 3
+        img = img.convert("L" if channels == 1 else "RGB")
+        pixels = np.asarray(img, dtype=np.float32)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
-    height, width, channels = meta.image_shape
+
+def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    from PIL import Image
+
+    planes = [Image.fromarray(np.ascontiguousarray(pixels[:, :, c])).resize((width, height), Image.Resampling.BILINEAR)
+              for c in range(pixels.shape[2])]  # fmt: skip
+    return np.stack([np.asarray(p) for p in planes], axis=-1)
+
+
+def load_image(path: Path, meta: ModelMetadata, keep_size: bool = False,
+               options: ImageOptions = ImageOptions()) -> np.ndarray:  # fmt: skip
+    """One PNG/JPEG as a model-ready float32 array (H, W, C); ``keep_size`` keeps the picture's own size
+    (fully convolutional models; also whenever the model's size is free)."""
+    height, width, channels = (meta.image_shape + (None, None, None))[:3]
+    channels = options.channels or channels
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            if not keep_size and (height, width) != (img.height, img.width):
-                img = img.resize((width, height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(img)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path}: not a readable image ({exc})") from None
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
+        pixels = _decode(check_regular(path, "image"), channels, options.background)
+    except UserError:
+        raise
+    except MemoryError:
+        raise UserError(f"{path}: too large to decode in memory") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise anything from OSError to SyntaxError
+        raise UserError(f"{path}: not a readable image ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if options.size is not None:
+        height, width = options.size
+    if not keep_size and height and width and (height, width) != pixels.shape[:2]:
+        pixels = _resize(pixels, height, width)
     return _normalize(pixels, meta)
 
 
-def load_array(path: Path, meta: ModelMetadata) -> np.ndarray:
-    """A ``.npy`` file as a model-ready batch (N, H, W, C)."""
+def _check_finite(arr: np.ndarray, source) -> None:
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise UserError(f"{source}: holds NaN or infinite values; a model input must be finite")
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file: numeric, no pickles, at most ``MAX_ARRAY_BYTES``, finite."""
+    path = check_regular(path, ".npy file")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: not a readable .npy array ({exc})") from None
-    image = tuple(d for d in meta.image_shape)
-    h, w, c = image
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0  # fmt: skip
+            shape, _, dtype = read_header(handle)
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise UserError(f"{path}: array dtype {dtype} is not numeric")
+            if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_ARRAY_BYTES:
+                raise UserError(f"{path}: array of shape {shape} is larger than {MAX_ARRAY_BYTES:,} bytes")
+            handle.seek(0)
+            arr = np.load(handle, allow_pickle=False)
+    except UserError:
+        raise
+    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
+        raise UserError(f"{path}: not a readable .npy array ({str(exc)[:120]})") from None
+    _check_finite(arr, path)
+    return arr
+
+
+def read_npz(path: Path) -> dict:
+    """An ``.npz`` file as a dict of numeric, finite arrays (no pickles, capped in total size)."""
+    import zipfile
+
+    path = check_regular(path, ".npz file")
+    arrays, total = {}, 0
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for name in data.files:
+                info = data.zip.getinfo(name + ".npy")
+                total += info.file_size
+                if total > MAX_ARRAY_BYTES:
+                    raise UserError(f"{path}: its arrays are larger than {MAX_ARRAY_BYTES:,} bytes")
+                arr = data[name]
+                if arr.dtype.hasobject:
+                    raise UserError(f"{path}: array {name!r} is not numeric")
+                _check_finite(arr, f"{path}[{name}]")
+                arrays[name] = arr
+    except UserError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError) as exc:
+        raise UserError(f"{path}: not a readable .npz archive ({str(exc)[:120]})") from None
+    return arrays
+
+
+def to_layout(batch: np.ndarray, meta: ModelMetadata) -> np.ndarray:
+    """NHWC images as the model lays them out."""
+    return batch.transpose(0, 3, 1, 2) if meta.layout == "NCHW" and batch.ndim == 4 else batch
+
+
+def load_array(path: Path, meta: ModelMetadata) -> np.ndarray:
+    """A ``.npy`` file as a model-ready batch for the model's (image) input."""
+    arr = read_npy(path)
+    spec = meta.image_input or meta.input
+    model_shape = tuple(spec.shape[1:])
+    fits = lambda a: a.ndim == len(spec.shape) and all(e is None or e == d for e, d in zip(model_shape, a.shape[1:]))  # noqa: E731
+    if fits(arr) or fits(arr[None]):  # already laid out as the model wants
+        arr = arr if fits(arr) else arr[None]
+        return _normalize(arr, meta) if arr.dtype == np.uint8 and spec.dtype != "uint8" and len(spec.shape) == 4 \
+            and meta.layout == "NHWC" else arr  # fmt: skip
+    if len(spec.shape) != 4:
+        raise UserError(f"{path}: array of shape {arr.shape} does not fit input {spec.name!r} ({spec.shown()})")
+    h, w, c = meta.image_shape
     if arr.ndim == 2:
         arr = arr[None, :, :, None]
     elif arr.ndim == 3:
         arr = arr[None] if c is not None and arr.shape[-1] == c and arr.shape[:2] == (h, w) else arr[..., None]
-    if arr.ndim != 4 or any(e is not None and e != a for e, a in zip(image, arr.shape[1:])):
-        want = "×".join("any" if d is None else str(d) for d in image)
+    if arr.ndim != 4 or any(e is not None and e != a for e, a in zip((h, w, c), arr.shape[1:])):
+        want = "×".join("any" if d is None else str(d) for d in (h, w, c))
         raise UserError(f"{path}: array of shape {arr.shape} cannot be converted to images of {want}")
-    if arr.dtype == np.uint8:
-        return _normalize(arr, meta)
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise UserError(f"{path}: array dtype {arr.dtype} is neither uint8 pixels nor float model input")
-    return arr.astype(np.float32)
+    return to_layout(_normalize(arr, meta) if arr.dtype == np.uint8 else arr.astype(np.float32), meta)
 
 
-def load_inputs(files: list[Path], meta: ModelMetadata) -> tuple[list[str], np.ndarray]:
-    """Names and one stacked batch for all ``files`` (a ``.npy`` stack counts as several inputs)."""
+def load_inputs(files: list[Path], meta: ModelMetadata, options: ImageOptions = ImageOptions()):
+    """Names and one batch for all ``files``: an array for a one-input model, a dict by input name
+    otherwise (each file then an ``.npz`` with one array per input)."""
     names: list[str] = []
+    if len(meta.inputs) > 1 or any(f.suffix.lower() == ".npz" for f in files):
+        return _load_npz_inputs(files, meta)
     parts: list[np.ndarray] = []
+    keep = options.size is None and None in (meta.image_shape + (None,))[:2]
     for f in files:
         if f.suffix.lower() == ".npy":
             arr = load_array(f, meta)
             names.extend([str(f)] if len(arr) == 1 else [f"{f}[{i}]" for i in range(len(arr))])
             parts.append(arr)
         else:
+            if meta.image_input is None:
+                raise UserError(f"{f}: the model's input {meta.input.name!r} ({meta.input.shown()}) is not an "
+                                "image; give a .npy array")  # fmt: skip
             names.append(str(f))
-            parts.append(load_image(f, meta)[None])
+            parts.append(to_layout(load_image(f, meta, keep_size=keep, options=options)[None], meta))
+    if len({p.shape[1:] for p in parts}) > 1:
+        raise UserError("the inputs have different sizes; give --size HxW, or run them one at a time")
     return names, np.concatenate(parts)
+
+
+def _load_npz_inputs(files: list[Path], meta: ModelMetadata):
+    names, batches = [], {s.name: [] for s in meta.inputs}
+    for f in files:
+        if f.suffix.lower() != ".npz":
+            raise UserError(f"{f}: the model takes {len(meta.inputs)} inputs "
+                            f"({', '.join(s.name for s in meta.inputs)}); give .npz files with one array each")  # fmt: skip
+        arrays = read_npz(f)
+        missing = [n for n in batches if n not in arrays]
+        if missing:
+            raise UserError(f"{f}: has no array for input {missing[0]!r} (it has {', '.join(arrays) or 'none'})")
+        n = {arrays[s.name].shape[0] if arrays[s.name].ndim == len(s.shape) else 1 for s in meta.inputs}
+        if len(n) != 1:
+            raise UserError(f"{f}: its arrays hold different numbers of samples")
+        count = n.pop()
+        for s in meta.inputs:
+            a = arrays[s.name]
+            batches[s.name].append(a if a.ndim == len(s.shape) else a[None])
+        names.extend([str(f)] if count == 1 else [f"{f}[{i}]" for i in range(count)])
+    try:
+        return names, {k: np.concatenate(v) for k, v in batches.items()}
+    except ValueError:
+        raise UserError("the .npz inputs have different shapes; run them one at a time") from None
 
 
 def save_image(image: np.ndarray, meta: ModelMetadata, path: Path) -> None:
@@ -108,7 +265,8 @@ def save_image(image: np.ndarray, meta: ModelMetadata, path: Path) -> None:
     from .files import atomic_path
 
     norm = meta.normalization
-    pixels = np.clip(np.round((image.astype(np.float32) - norm.offset) / norm.scale), 0, 255).astype(np.uint8)
+    scale, offset = np.float32(norm.scale), np.float32(norm.offset)
+    pixels = np.clip(np.round((image.astype(np.float32) - offset) / scale), 0, 255).astype(np.uint8)
     with atomic_path(path) as tmp:
         Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).save(tmp, format=_FORMATS[path.suffix.lower()])
 

@@ -1,24 +1,31 @@
-"""Load an artifact and run it: float arrays in, float arrays out, whatever its precision.
+"""Load any ``.tflite`` or ``.onnx`` file and run it: arrays in, every output out, whatever its precision.
 
 Only numpy and one interpreter are imported, and only when a model of that
 format is loaded: ai-edge-litert (or tflite-runtime) for ``.tflite``,
-onnxruntime for ``.onnx``.
+onnxruntime for ``.onnx``. The tensors always come from the file itself;
+edgedl's metadata (or, for another tool's model, ``runtime.introspect``)
+adds the task, the preprocessing and the labels. Every error the interpreter
+raises is turned into one ``UserError`` line here, at the one place the
+runtime calls it.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import introspect
 from .bundle import verify_for
 from .errors import UserError
-from .files import sha256_file
-from .metadata import ONNX_METADATA_KEY, ModelMetadata, Quantization, parse_metadata, sidecar_path
+from .files import MAX_MODEL_BYTES, check_regular, read_limited, sealed_matches, sha256_file
+from .metadata import ModelMetadata, Normalization, Quantization, parse_metadata, sidecar_path
 
 FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
+Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
 
 
 def _import_first(candidates: list[tuple[str, str]], what: str):
@@ -30,6 +37,26 @@ def _import_first(candidates: list[tuple[str, str]], what: str):
             continue
     pips = " or ".join(f"'pip install {pkg}'" for _, pkg in candidates)
     raise UserError(f"no interpreter for {what} is installed: {pips}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    line = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else type(exc).__name__)
+    return line[:200]
+
+
+@contextlib.contextmanager
+def interpreter_errors(path: Path, doing: str):
+    """Turn whatever the interpreter raises (RuntimeError, ValueError, onnxruntime's Fail...) into one line."""
+    try:
+        yield
+    except UserError:
+        raise
+    except MemoryError:
+        raise UserError(f"{path.name}: out of memory while {doing}; use a smaller input or batch") from None
+    except Exception as exc:  # noqa: BLE001 - the one boundary with the interpreter
+        raise UserError(f"{path.name}: the interpreter failed while {doing} ({_first_line(exc)}); the file may be "
+                        "damaged, or need operators this interpreter does not have") from None  # fmt: skip
 
 
 def _quantize(x: np.ndarray, q: Quantization, dtype: np.dtype) -> np.ndarray:
@@ -50,12 +77,31 @@ def _dequantize(x: np.ndarray, q: Quantization) -> np.ndarray:
     return t
 
 
-class Model:
-    """A loaded artifact. ``predict`` takes and returns float32 batches.
+def _to_input(value, spec, dtype: np.dtype) -> np.ndarray:
+    """A real-valued array as the tensor's own dtype (quantized with its parameters); one already in that
+    dtype goes in as it is."""
+    x = np.asarray(value)
+    if x.dtype == dtype:
+        return x
+    if spec.quantization is not None:
+        return _quantize(x.astype(np.float32, copy=False), spec.quantization, dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(x), info.min, info.max).astype(dtype)
+    return x.astype(dtype)
 
-    Subclasses implement ``_run`` on arrays already in the artifact's own
-    input dtype and return its raw output; this class does the quantization
-    at the edges, with the parameters the artifact itself records.
+
+def _from_output(y: np.ndarray, spec) -> np.ndarray:
+    if spec.quantization is not None:
+        return _dequantize(y, spec.quantization)
+    return y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y
+
+
+class Model:
+    """A loaded model. ``run`` takes one array, a list, or a mapping by input name and returns every output
+    by name, dequantized to float32; ``predict`` returns the array itself when there is one output.
+
+    Subclasses implement ``_run`` on arrays already in the tensors' own dtypes.
     """
 
     path: Path
@@ -65,120 +111,184 @@ class Model:
         self.path = path
         self.metadata = metadata
         self.threads = threads
-        self._in_dtype = np.dtype(metadata.input.dtype)
-        self._in_quant = metadata.input.quantization
-        self._out_quant = metadata.output.quantization
-        self._checked_shape: Optional[tuple] = None  # the last input shape found valid
+        self._in_specs = metadata.inputs
+        self._out_specs = metadata.outputs
+        self._in_dtypes = [np.dtype(s.dtype) for s in metadata.inputs]
+        self._checked: Optional[tuple] = None  # the last input shapes found valid
 
     @property
     def input_shape(self) -> tuple:
         return self.metadata.input.shape
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Run a batch of model-ready float inputs, shaped like ``input_shape``."""
-        x = np.asarray(batch, dtype=np.float32)
-        if x.shape != self._checked_shape:  # checked once per shape: predict is on the hot path
-            self._check_shape(x)
-            self._checked_shape = x.shape
-        if self._in_quant is not None:
-            x = _quantize(x, self._in_quant, self._in_dtype)
-        y = self._run(x)
-        if self._out_quant is not None:
-            return _dequantize(y, self._out_quant)
-        return y.astype(np.float32, copy=False)
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self._in_specs]
 
-    def _check_shape(self, x: np.ndarray) -> None:
-        expected = self.metadata.input.shape
-        ok = x.ndim == len(expected) and all(e is None or e == a for e, a in zip(expected[1:], x.shape[1:]))
-        if not ok:
-            shown = "×".join("N" if d is None else str(d) for d in expected)
-            raise UserError(
-                f"{self.path.name}: input has shape {'×'.join(map(str, x.shape))}, the model expects {shown}"
-            )
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self._out_specs]
 
-    def _run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def _arrange(self, inputs: Inputs) -> list:
+        names = self.input_names
+        if isinstance(inputs, Mapping):
+            unknown = [k for k in inputs if k not in names]
+            missing = [n for n in names if n not in inputs]
+            if unknown or missing:
+                raise UserError(f"{self.path.name}: inputs are {', '.join(names)}"
+                                + (f"; unknown {', '.join(map(str, unknown))}" if unknown else "")
+                                + (f"; missing {', '.join(missing)}" if missing else ""))  # fmt: skip
+            return [inputs[n] for n in names]
+        if len(names) == 1:
+            return [inputs]
+        if isinstance(inputs, (list, tuple)) and len(inputs) == len(names):
+            return list(inputs)
+        raise UserError(f"{self.path.name}: the model takes {len(names)} inputs ({', '.join(names)}); give a "
+                        "mapping by name or a list in that order")  # fmt: skip
+
+    def _check_shapes(self, xs: list) -> None:
+        shapes = tuple(np.shape(x) for x in xs)
+        if shapes == self._checked:  # checked once per shape: this is the hot path
+            return
+        for spec, shape in zip(self._in_specs, shapes):
+            ok = len(shape) == len(spec.shape) and all(e is None or e == a for e, a in zip(spec.shape[1:], shape[1:]))
+            if not ok:
+                raise UserError(f"{self.path.name}: input {spec.name!r} has shape {'×'.join(map(str, shape))}, "
+                                f"the model expects {spec.shown()}")  # fmt: skip
+        if len({s[0] for s in shapes}) > 1:
+            raise UserError(f"{self.path.name}: the inputs' batch sizes differ ({', '.join(str(s[0]) for s in shapes)})")
+        self._checked = shapes
+
+    def run(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        """Every output, by name, for a batch of model-ready inputs."""
+        xs = self._arrange(inputs)
+        self._check_shapes(xs)
+        feeds = [_to_input(x, s, d) for x, s, d in zip(xs, self._in_specs, self._in_dtypes)]
+        with interpreter_errors(self.path, "running the model"):
+            raw = self._run(feeds)
+        return {s.name: _from_output(y, s) for s, y in zip(self._out_specs, raw)}
+
+    def predict(self, inputs: Inputs):
+        """``run``, but a model with one output gives that array (float32 batches for edgedl's models)."""
+        if len(self._in_specs) == 1 and len(self._out_specs) == 1:  # the hot path: no dicts
+            x = np.asarray(inputs)
+            self._check_shapes([x])
+            feed = _to_input(x, self._in_specs[0], self._in_dtypes[0])
+            with interpreter_errors(self.path, "running the model"):
+                y = self._run([feed])[0]
+            return _from_output(y, self._out_specs[0])
+        out = self.run(inputs)
+        return next(iter(out.values())) if len(out) == 1 else out
+
+    def _run(self, feeds: list) -> list:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 class TFLiteModel(Model):
     """A ``.tflite`` file run by ai-edge-litert, or tflite-runtime where that is what the device has."""
 
-    def __init__(self, path: Path, metadata: ModelMetadata, threads: Optional[int]):
-        super().__init__(path, metadata, threads)
+    def __init__(self, path: Path, data: bytes, record: Optional[ModelMetadata], threads: Optional[int]):
         module = _import_first(
             [("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime")],
             "TFLite models",
         )
-        self._module = module
+        self._module, self._data, self.path, self.threads = module, data, path, threads
         self.delegate = "xnnpack"  # the interpreters' default; dropped if it cannot run the graph
-        self._interp = self._interpreter(default_delegates=True)
-        self._in = self._interp.get_input_details()[0]
-        self._out_index = self._interp.get_output_details()[0]["index"]
-        # A model converted with a fixed batch is fed one chunk of that size at a time.
-        self._fixed_batch = int(self._in["shape_signature"][0]) if self._in["shape_signature"][0] > 0 else None
-        self._shape = tuple(int(d) for d in self._in["shape"])
-        self._interp.allocate_tensors()
+        with interpreter_errors(path, "loading the model"):
+            self._interp = self._interpreter(default_delegates=True)
+            self._ins = self._interp.get_input_details()
+            self._outs = [d["index"] for d in self._interp.get_output_details()]
+            specs_in = tuple(introspect.tflite_spec(d) for d in self._ins)
+            specs_out = tuple(introspect.tflite_spec(d) for d in self._interp.get_output_details())
+        if not specs_in or not specs_out:
+            raise UserError(f"{path}: the model has no inputs or no outputs; it cannot be run")
+        meta = _merge(record, "tflite", specs_in, specs_out, data)
+        super().__init__(path, meta, threads)
+        # A model converted with a fixed batch is fed chunks of that size.
+        batch = [int(d["shape_signature"][0]) if len(d.get("shape_signature", d["shape"])) else 1 for d in self._ins]
+        self._fixed_batch = batch[0] if all(b > 0 for b in batch) and len(set(batch)) == 1 else None
+        self._shapes = [tuple(int(v) for v in d["shape"]) for d in self._ins]
+        with interpreter_errors(path, "preparing the model"):
+            self._interp.allocate_tensors()
 
     def _interpreter(self, default_delegates: bool):
         kwargs = {}
         if not default_delegates:
             kwargs["experimental_op_resolver_type"] = self._module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        try:
-            return self._module.Interpreter(model_path=str(self.path), num_threads=self.threads, **kwargs)
-        except ValueError as exc:
-            raise UserError(f"{self.path}: not a valid TFLite model ({exc}); re-export it") from None
+        return self._module.Interpreter(model_content=self._data, num_threads=self.threads, **kwargs)
 
     def _without_delegate(self) -> None:
         """XNNPACK refuses some graphs (an unrolled int8 LSTM, for one): run them on the builtin kernels."""
         self._interp = self._interpreter(default_delegates=False)
-        self._interp.resize_tensor_input(self._in["index"], list(self._shape))
+        for d, shape in zip(self._ins, self._shapes):
+            self._interp.resize_tensor_input(d["index"], list(shape))
         self._interp.allocate_tensors()
         self.delegate = "none"
 
-    def _resize(self, shape: tuple) -> None:
+    def _resize(self, shapes: list) -> None:
         # Free dimensions (batch; height and width of a fully convolutional model) follow the input.
-        self._interp.resize_tensor_input(self._in["index"], list(shape))
+        for d, shape in zip(self._ins, shapes):
+            self._interp.resize_tensor_input(d["index"], list(shape))
         self._interp.allocate_tensors()
-        self._shape = shape
+        self._shapes = shapes
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        self._interp.set_tensor(self._in["index"], x)
+    def _invoke(self, feeds: list) -> list:
+        for d, x in zip(self._ins, feeds):
+            self._interp.set_tensor(d["index"], x)
         try:
             self._interp.invoke()
         except RuntimeError as exc:
             if self.delegate != "xnnpack" or "XNNPACK" not in str(exc):
                 raise
             self._without_delegate()
-            self._interp.set_tensor(self._in["index"], x)
+            for d, x in zip(self._ins, feeds):
+                self._interp.set_tensor(d["index"], x)
             self._interp.invoke()
-        return self._interp.get_tensor(self._out_index)
+        return [self._interp.get_tensor(i) for i in self._outs]
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
+    def _run(self, feeds: list) -> list:
         if self._fixed_batch is None:
-            if x.shape != self._shape:
-                self._resize(x.shape)
-            return self._invoke(x)
-        step = self._fixed_batch
+            shapes = [x.shape for x in feeds]
+            if shapes != self._shapes:
+                self._resize(shapes)
+            return self._invoke(feeds)
+        n, step = feeds[0].shape[0], self._fixed_batch
         if n % step:
             raise UserError(f"{self.path.name}: batch of {n} is not a multiple of the model's fixed batch {step}")
-        if (step, *x.shape[1:]) != self._shape:
-            self._resize((step, *x.shape[1:]))
-        return np.concatenate([self._invoke(x[i : i + step]) for i in range(0, n, step)])
+        shapes = [(step, *x.shape[1:]) for x in feeds]
+        if shapes != self._shapes:
+            self._resize(shapes)
+        parts = [self._invoke([x[i : i + step] for x in feeds]) for i in range(0, n, step)]
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(self._outs))]
 
 
 class OnnxModel(Model):
     """An ``.onnx`` file run by onnxruntime: TensorRT, then CUDA, then the CPU, whichever is installed."""
 
-    def __init__(self, path: Path, metadata: ModelMetadata, threads: Optional[int], session):
-        super().__init__(path, metadata, threads)
+    def __init__(self, path: Path, data: bytes, record: Optional[ModelMetadata], threads: Optional[int], providers):
+        session = _onnx_session(path, data, threads, providers)
+        with interpreter_errors(path, "reading the model's inputs and outputs"):
+            specs_in = tuple(introspect.onnx_spec(a) for a in session.get_inputs())
+            specs_out = tuple(introspect.onnx_spec(a) for a in session.get_outputs())
+        if not specs_in or not specs_out:
+            raise UserError(f"{path}: the model has no inputs or no outputs; it cannot be run")
+        super().__init__(path, _merge(record, "onnx", specs_in, specs_out), threads)
         self._session = session
         self.delegate = session.get_providers()[0]  # the provider that runs first (what the report shows)
-        self._in_name = session.get_inputs()[0].name
-        self._out_name = session.get_outputs()[0].name
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run([self._out_name], {self._in_name: x})[0]
+    def _run(self, feeds: list) -> list:
+        return self._session.run(self.output_names, dict(zip(self.input_names, feeds)))
+
+
+def _merge(record: Optional[ModelMetadata], fmt: str, specs_in: tuple, specs_out: tuple, data=None) -> ModelMetadata:
+    """edgedl's record with the tensors the interpreter reports (the file is the truth), or a foreign model's."""
+    from dataclasses import replace
+
+    if record is None:
+        return introspect.describe_file(fmt, specs_in, specs_out, data)
+    if len(record.inputs) != len(specs_in) or len(record.outputs) != len(specs_out):
+        raise UserError(f"model metadata lists {len(record.inputs)} inputs and {len(record.outputs)} outputs, the "
+                        f"file has {len(specs_in)} and {len(specs_out)}; re-export the model")  # fmt: skip
+    return replace(record, inputs=specs_in, outputs=specs_out)
 
 
 # In order of preference; onnxruntime-gpu on a Jetson has the first two, every build the last.
@@ -205,6 +315,13 @@ def check_providers(path: Path, providers: Optional[Sequence[str]]) -> None:
         raise UserError("--providers is for .onnx models; a .tflite model runs on its interpreter's CPU kernels")
 
 
+def check_threads(threads: Optional[int]) -> None:
+    """At least one, at most the cores this machine has (onnxruntime hangs or crashes on thousands)."""
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cores:
+        raise UserError(f"--threads {threads}: give 1 to {cores} (this machine has {cores} cores)")
+
+
 def _provider_options(name: str, path: Path) -> dict:
     if name == "TensorrtExecutionProvider":
         # Building a TensorRT engine takes minutes on a Jetson: keep it next to the model for the next start.
@@ -212,74 +329,99 @@ def _provider_options(name: str, path: Path) -> dict:
     return {}
 
 
-def _onnx_session(path: Path, threads: Optional[int], providers: Optional[Sequence[str]] = None):
+def _onnx_session(path: Path, data: bytes, threads: Optional[int], providers: Optional[Sequence[str]] = None):
     ort = _import_first([("onnxruntime", "onnxruntime")], "ONNX models")
     options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors reach the user as our one line, not as onnxruntime's log
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     chosen = choose_providers(ort.get_available_providers(), providers)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=chosen,
+        return ort.InferenceSession(data, sess_options=options, providers=chosen,
                                     provider_options=[_provider_options(p, path) for p in chosen])
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a valid ONNX model ({first}); re-export it") from None
-
-
-def read_metadata(path: str | os.PathLike) -> ModelMetadata:
-    """Read an artifact's metadata without loading an interpreter for ``.tflite``."""
-    path = Path(path)
-    fmt = _format_of(path)
-    if fmt == "tflite":
-        return _tflite_metadata(path)
-    return _onnx_metadata(path, _onnx_session(path, 1, ["CPUExecutionProvider"]))  # no TensorRT engine build
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
+        raise UserError(f"{path}: not a valid ONNX model ({_first_line(exc)}); re-export it") from None
 
 
 def _format_of(path: Path) -> str:
-    if not path.exists():
-        raise UserError(f"{path}: no such model file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; give a .tflite or .onnx file")
+    check_regular(path, "model file")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise UserError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}; expected .tflite or .onnx")
     return fmt
 
 
-def _tflite_metadata(path: Path) -> ModelMetadata:
+def _looks_like(data: bytes, fmt: str) -> bool:
+    """A TFLite flatbuffer has the identifier TFL3 at byte 4; an ONNX protobuf starts with a field tag."""
+    if fmt == "tflite":
+        return len(data) >= 8 and data[4:8] == b"TFL3"
+    return len(data) > 0 and data[0] in (0x08, 0x12, 0x1A, 0x22, 0x32, 0x3A, 0x42, 0x52, 0x5A, 0x62, 0x72)
+
+
+def edgedl_record(path: Path, data: bytes, fmt: str) -> Optional[ModelMetadata]:
+    """edgedl's record for these bytes (checked against the checksum it carries), or None for another
+    tool's model. A ``.tflite`` exported before the record moved inside the file keeps a sidecar."""
+    if not _looks_like(data, fmt):
+        kind = "a TFLite flatbuffer" if fmt == "tflite" else "an ONNX protobuf"
+        raise UserError(f"{path}: not {kind} (the file does not start like one); give a .{fmt} model file")
+    try:
+        raw = introspect.embedded_record(data, fmt)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a valid .{fmt} file ({exc}); re-export or re-copy it") from None
+    if raw is not None:
+        meta = parse_metadata(raw, str(path))
+        if meta.artifact_sha256 and sealed_matches(data) is not True:
+            raise UserError(f"{path}: the file is damaged (its sha256 differs from the one it carries); re-copy it")
+        return meta
+    if b'"edgedl_version": "' in data:
+        raise UserError(f"{path}: the file is damaged (edgedl's metadata in it cannot be read); re-copy it")
     side = sidecar_path(path)
-    if not side.exists():
-        raise UserError(f"{path}: its metadata file {side.name} is missing; copy it together with the model")
-    meta = parse_metadata(side.read_text(), str(side))
-    if meta.artifact_sha256 and meta.artifact_sha256 != sha256_file(path):
-        raise UserError(f"{path}: file does not match its metadata {side.name} (sha256 differs); re-copy both files")
-    return meta
+    if fmt == "tflite" and side.exists():
+        text = read_limited(side, 16 << 20, "metadata file")
+        meta = parse_metadata(text, str(side))
+        if meta.artifact_sha256 and meta.artifact_sha256 != sha256_file(path):
+            raise UserError(f"{path}: file does not match its metadata {side.name} (sha256 differs); re-copy both "
+                            "files")  # fmt: skip
+        return meta
+    return None
 
 
-def _onnx_metadata(path: Path, session) -> ModelMetadata:
-    props = session.get_modelmeta().custom_metadata_map
-    if ONNX_METADATA_KEY not in props:
-        raise UserError(f"{path}: has no edgedl metadata; export it with 'edgedl export'")
-    return parse_metadata(props[ONNX_METADATA_KEY], str(path))
+def read_metadata(path: str | os.PathLike) -> ModelMetadata:
+    """What a model says about itself; edgedl's artifacts are read without an interpreter."""
+    path = Path(path)
+    fmt = _format_of(path)
+    data = read_limited(path, MAX_MODEL_BYTES, "model file")
+    record = edgedl_record(path, data, fmt)
+    if record is not None:
+        return record
+    return load(path, threads=1, providers=["CPUExecutionProvider"] if fmt == "onnx" else None).metadata
 
 
-def load(path: str | os.PathLike, threads: Optional[int] = None,
-         providers: Optional[Sequence[str]] = None) -> Model:  # fmt: skip
-    """Load a ``.tflite`` or ``.onnx`` artifact exported by edgedl.
+def load(path: str | os.PathLike, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None,
+         normalization: Optional[Normalization] = None, layout: Optional[str] = None,
+         labels: Optional[tuple] = None) -> Model:  # fmt: skip
+    """Load a ``.tflite`` or ``.onnx`` model, edgedl's or another tool's.
 
     A model inside an unpacked bundle is loaded only if every file of the
     bundle matches its manifest. ``providers`` (ONNX only) overrides the
-    execution providers' order of preference.
+    execution providers' order of preference. ``normalization``, ``layout``
+    and ``labels`` replace what the file says (or what was assumed).
 
     >>> model = load("cnn_int8.tflite", threads=1)      # doctest: +SKIP
     >>> probs = model.predict(images)                   # float32 in [0, 1], N×28×28×1
+    >>> outputs = load("detector.onnx").run({"images": x})   # doctest: +SKIP
     """
     path = Path(path)
     fmt = _format_of(path)
-    verify_for(path)
+    check_threads(threads)
     check_providers(path, providers)
+    verify_for(path)
+    data = read_limited(path, MAX_MODEL_BYTES, "model file")
+    record = edgedl_record(path, data, fmt)
     if fmt == "tflite":
-        return TFLiteModel(path, _tflite_metadata(path), threads)
-    session = _onnx_session(path, threads, providers)
-    return OnnxModel(path, _onnx_metadata(path, session), threads, session)
+        model: Model = TFLiteModel(path, data, record, threads)
+    else:
+        model = OnnxModel(path, data, record, threads, providers)
+    model.metadata = model.metadata.with_preprocessing(normalization, layout, labels)
+    return model

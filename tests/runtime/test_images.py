@@ -8,7 +8,7 @@ from runtime.metadata import ModelMetadata, TensorSpec
 
 META = ModelMetadata(
     task="classification", format="tflite", precision="float32",
-    input=TensorSpec("x", (None, 28, 28, 1), "float32"), output=TensorSpec("y", (None, 10), "float32"),
+    inputs=(TensorSpec("x", (None, 28, 28, 1), "float32"),), outputs=(TensorSpec("y", (None, 10), "float32"),),
 )  # fmt: skip
 
 

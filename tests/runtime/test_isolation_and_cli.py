@@ -49,7 +49,7 @@ def test_edgedl_run_prints_a_table_and_rejects_bad_input(artifacts, digit_pngs, 
     for argv, message in [
         ([model, str(tmp_path / "missing.png")], "missing.png: no such file or folder"),
         ([str(tmp_path / "none.tflite"), str(folder)], "none.tflite: no such model file"),
-        ([model, str(folder), "--threads", "0"], "--threads must be at least 1"),
+        ([model, str(folder), "--threads", "0"], "--threads 0: give 1 to"),
         ([model, str(folder), "--frobnicate"], "unrecognized arguments: --frobnicate"),
     ]:
         proc = run_cli("edgedl-run", *argv)

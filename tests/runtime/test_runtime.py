@@ -5,6 +5,7 @@ import pytest
 
 import runtime
 from runtime.errors import UserError
+from runtime.files import sha256_file
 from runtime.metadata import ModelMetadata, Quantization, TensorSpec, sidecar_path
 from runtime.model import _dequantize, _quantize
 
@@ -12,8 +13,8 @@ from runtime.model import _dequantize, _quantize
 def test_metadata_round_trips_through_json():
     meta = ModelMetadata(
         task="classification", format="tflite", precision="int8",
-        input=TensorSpec("x", (None, 28, 28, 1), "int8", Quantization(1 / 255, -128)),
-        output=TensorSpec("y", (None, 10), "int8", Quantization(1 / 256, -128)),
+        inputs=(TensorSpec("x", (None, 28, 28, 1), "int8", Quantization(1 / 255, -128)),),
+        outputs=(TensorSpec("y", (None, 10), "int8", Quantization(1 / 256, -128)),),
         labels=tuple("0123456789"), techniques=("prune",),
     )  # fmt: skip
     back = ModelMetadata.from_dict(json.loads(meta.to_json()))
@@ -23,9 +24,9 @@ def test_metadata_round_trips_through_json():
 
 def test_metadata_rejects_unknown_task_and_newer_schema():
     spec = TensorSpec("x", (None, 4), "float32")
-    with pytest.raises(UserError, match="unknown task"):
-        ModelMetadata(task="detection", format="onnx", precision="float32", input=spec, output=spec)
-    d = ModelMetadata(task="classification", format="onnx", precision="float32", input=spec, output=spec).to_dict()
+    with pytest.raises(UserError, match="task 'detection' is unknown"):
+        ModelMetadata(task="detection", format="onnx", precision="float32", inputs=(spec,), outputs=(spec,))
+    d = ModelMetadata(task="classification", format="onnx", precision="float32", inputs=(spec,), outputs=(spec,)).to_dict()
     d["schema_version"] = 99
     with pytest.raises(UserError, match="upgrade edgedl"):
         ModelMetadata.from_dict(d)
@@ -62,40 +63,66 @@ def test_tflite_batch_size_can_change_between_calls(artifacts, mnist):
 
 def test_wrong_input_shape_is_a_user_error(artifacts):
     model = runtime.load(artifacts[("tflite", "float32")].path)
-    with pytest.raises(UserError, match=r"input has shape 2×32×32×1, the model expects N×28×28×1"):
+    with pytest.raises(UserError, match=r"has shape 2×32×32×1, the model expects N×28×28×1"):
         model.predict(np.zeros((2, 32, 32, 1), np.float32))
 
 
-def test_missing_corrupt_and_mismatched_files_are_refused(tmp_path, artifacts):
+def _without_edgedl_record(data: bytes) -> bytes:
+    """The flatbuffer as the converter wrote it: what an artifact of schema 1 (sidecar beside it) held."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    for entry in [m for m in model.metadata or [] if m.name in (b"edgedl", "edgedl")]:
+        model.buffers[entry.buffer].data = None
+    model.metadata = [m for m in model.metadata or [] if m.name not in (b"edgedl", "edgedl")]
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_an_artifact_is_one_file_and_a_damaged_copy_is_refused_by_name(tmp_path, artifacts):
     with pytest.raises(UserError, match="no such model file"):
         runtime.load(tmp_path / "nope.tflite")
     with pytest.raises(UserError, match="unknown model format '.pt'"):
         (tmp_path / "m.pt").write_bytes(b"x")
         runtime.load(tmp_path / "m.pt")
+    for key in (("tflite", "int8"), ("onnx", "float32")):
+        data = artifacts[key].path.read_bytes()
+        copy = tmp_path / f"copy.{key[0]}"
+        copy.write_bytes(data)
+        assert runtime.load(copy).metadata.origin == "edgedl"  # no sidecar needed
+        flipped = bytearray(data)
+        flipped[len(data) // 2] ^= 0x10  # one bit, in the weights
+        copy.write_bytes(bytes(flipped))
+        with pytest.raises(UserError, match=f"copy.{key[0]}: the file is damaged"):
+            runtime.load(copy)
+        copy.write_bytes(data[: len(data) // 2])  # truncated in transit
+        with pytest.raises(UserError, match=f"copy.{key[0]}"):
+            runtime.load(copy)
 
+
+def test_an_older_artifact_with_a_sidecar_still_loads_and_is_checked(tmp_path, artifacts):
     src = artifacts[("tflite", "float32")].path
-    copy = tmp_path / "copy.tflite"
-    copy.write_bytes(src.read_bytes())
-    with pytest.raises(UserError, match="metadata file copy.tflite.json is missing"):
-        runtime.load(copy)
-    sidecar_path(copy).write_text(sidecar_path(src).read_text())
-    assert runtime.load(copy).metadata.precision == "float32"
-    copy.write_bytes(src.read_bytes()[: len(src.read_bytes()) // 2])  # truncated in transit
+    legacy = tmp_path / "old.tflite"
+    legacy.write_bytes(_without_edgedl_record(src.read_bytes()))
+    assert runtime.load(legacy).metadata.origin == "file"  # another tool's model: what the file says
+    old = runtime.read_metadata(src).to_dict()
+    old.update(schema_version=1, input=old["inputs"][0], output=old["outputs"][0], artifact_sha256=sha256_file(legacy))
+    sidecar_path(legacy).write_text(json.dumps(old))
+    meta = runtime.load(legacy).metadata
+    assert (meta.origin, meta.task, meta.labels) == ("edgedl", "classification", tuple("0123456789"))
+    legacy.write_bytes(legacy.read_bytes()[:-100])
     with pytest.raises(UserError, match="does not match its metadata"):
-        runtime.load(copy)
-
-    bad_onnx = tmp_path / "bad.onnx"
-    bad_onnx.write_bytes(artifacts[("onnx", "float32")].path.read_bytes()[:1000])
-    with pytest.raises(UserError, match="not a valid ONNX model"):
-        runtime.load(bad_onnx)
+        runtime.load(legacy)
 
 
-def test_corrupt_tflite_with_forged_sidecar_is_refused(tmp_path, artifacts):
-    src = artifacts[("tflite", "float32")].path
+def test_garbage_with_the_right_suffix_is_not_a_model(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\0" * 64)
-    meta = json.loads(sidecar_path(src).read_text())
-    meta["artifact_sha256"] = ""  # no checksum to catch it: the interpreter must
-    sidecar_path(bad).write_text(json.dumps(meta))
-    with pytest.raises(UserError, match="not a valid TFLite model"):
+    with pytest.raises(UserError, match="bad.tflite: not a TFLite flatbuffer"):
         runtime.load(bad)
+    text = tmp_path / "notes.onnx"
+    text.write_text("hello, I am a text file")
+    with pytest.raises(UserError, match="notes.onnx: not an ONNX protobuf"):
+        runtime.load(text)

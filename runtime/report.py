@@ -1,0 +1,155 @@
+"""``report.json``: the one schema, written by the host pipeline and by ``edgedl-run bench`` on a device,
+validated whenever it is read (``select``, ``report``, ``bundle``).
+
+Schema 2 (schema 1 files still read: every variant was measured then)::
+
+    {"schema_version": 2, "kind": "edgedl-report", "model": str, "task": str,
+     "metric": str | null,                  # what variants are ranked by; null when nothing was scored
+     "machine": {"cpu": str, "threads": int, ...},
+     "variants": [{"name": str, "format": str, "precision": str, "techniques": [str],
+                   "status": "ok" | "failed", "error": str,         # the one-line reason, when failed
+                   "metrics": {str: float}, "metric_delta": float | null,
+                   "latency_ms": {"p50": float, ...}, "size_bytes": int, ...}]}
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+from .errors import UserError
+
+SCHEMA_VERSION = 2
+KIND = "edgedl-report"
+MAX_REPORT_BYTES = 64 << 20
+PRIMARY = {"classification": "accuracy", "denoising": "psnr"}
+
+
+def primary_metric(task: str) -> Optional[str]:
+    """The metric a report ranks variants by: accuracy for classifiers, PSNR for denoisers, else none."""
+    return PRIMARY.get(task)
+
+
+def metric_delta(value: float, reference: float, metric: str) -> float:
+    """Variant minus reference: accuracy in points, PSNR in dB."""
+    return (value - reference) * (100.0 if metric == "accuracy" else 1.0)
+
+
+def unit(metric: Optional[str]) -> str:
+    return "points" if metric == "accuracy" else "dB" if metric == "psnr" else ""
+
+
+def failed_record(name: str, fmt: str, precision: str, techniques: tuple, error: str) -> dict:
+    """A variant that could not be built or measured: kept in the report with its reason."""
+    return {"name": name, "format": fmt, "precision": precision, "techniques": list(techniques),
+            "status": "failed", "error": error, "metrics": {}, "metric_delta": None}  # fmt: skip
+
+
+def is_ok(variant: dict) -> bool:
+    return variant.get("status", "ok") == "ok"
+
+
+def with_deltas(variants: list[dict], metric: Optional[str]) -> list[dict]:
+    """``metric_delta`` (variant minus the original, the Keras model or else the first measured variant)."""
+    measured = [v for v in variants if is_ok(v) and metric in v.get("metrics", {})]
+    original = next((v for v in measured if v["format"] == "keras"), measured[0] if measured else None)
+    out = []
+    for v in variants:
+        delta = None
+        if original is not None and v in measured:
+            delta = metric_delta(v["metrics"][metric], original["metrics"][metric], metric)
+        out.append({**v, "status": v.get("status", "ok"), "metric_delta": delta})
+    return out
+
+
+def make_report(model: str, task: str, variants: list[dict], machine: dict, extra: Optional[dict] = None) -> dict:
+    metric = primary_metric(task)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "model": model,
+        "task": task,
+        "metric": metric,
+        "machine": machine,
+        **(extra or {}),
+        "variants": with_deltas(variants, metric),
+    }
+
+
+def _bad(source, what: str) -> UserError:
+    return UserError(f"{source}: not an edgedl report ({what}); give a report.json written by 'edgedl pipeline' "
+                     "or 'edgedl-run bench --json'")  # fmt: skip
+
+
+def _number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def validate_report(doc, source="report") -> dict:
+    """The report, checked field by field (schema 1 upgraded to 2); one line naming the first problem."""
+    if not isinstance(doc, dict):
+        raise _bad(source, "not a JSON object")
+    version = doc.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _bad(source, "no schema_version")
+    if version > SCHEMA_VERSION:
+        raise UserError(f"{source}: report schema_version {version} is newer than this edgedl's {SCHEMA_VERSION}; "
+                        "upgrade edgedl")  # fmt: skip
+    for key in ("model", "task"):
+        if not isinstance(doc.get(key), str):
+            raise _bad(source, f"no {key}")
+    if doc.get("metric") is not None and not isinstance(doc.get("metric"), str):
+        raise _bad(source, "metric is not a name")
+    machine = doc.get("machine")
+    if not isinstance(machine, dict) or not isinstance(machine.get("cpu", ""), str):
+        raise _bad(source, "no machine")
+    variants = doc.get("variants")
+    if not isinstance(variants, list) or not variants:
+        raise _bad(source, "no variants")
+    names = set()
+    for i, v in enumerate(variants):
+        where = f"variant {i + 1}"
+        if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not v["name"]:
+            raise _bad(source, f"{where} has no name")
+        where = f"variant {v['name']!r}"
+        if v["name"] in names:
+            raise _bad(source, f"{where} appears twice")
+        names.add(v["name"])
+        for key in ("format", "precision"):
+            if not isinstance(v.get(key), str):
+                raise _bad(source, f"{where} has no {key}")
+        status = v.setdefault("status", "ok")
+        if status not in ("ok", "failed"):
+            raise _bad(source, f"{where} has status {status!r}")
+        metrics = v.setdefault("metrics", {})
+        if not isinstance(metrics, dict) or not all(isinstance(k, str) and (_number(x) or x is None)
+                                                    for k, x in metrics.items()):  # fmt: skip
+            raise _bad(source, f"{where} has unreadable metrics")
+        delta = v.setdefault("metric_delta", None)
+        if delta is not None and not _number(delta):
+            raise _bad(source, f"{where} has an unreadable metric_delta")
+        if status == "failed":
+            if not isinstance(v.get("error"), str):
+                raise _bad(source, f"{where} failed without a reason")
+            continue
+        lat = v.get("latency_ms")
+        if not isinstance(lat, dict) or not all(_number(lat.get(k)) and lat[k] >= 0 for k in ("p50", "p90", "p99")):
+            raise _bad(source, f"{where} has no latency")
+        if not isinstance(v.get("size_bytes"), int) or v["size_bytes"] < 0:
+            raise _bad(source, f"{where} has no size_bytes")
+    doc["schema_version"] = SCHEMA_VERSION
+    doc.setdefault("kind", KIND)
+    return doc
+
+
+def read_report(path) -> dict:
+    """``report.json`` read and validated."""
+    from .files import read_limited
+
+    data = read_limited(path, MAX_REPORT_BYTES, "report")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise _bad(path, "not JSON") from None
+    return validate_report(doc, Path(path))
