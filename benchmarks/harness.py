@@ -32,6 +32,10 @@ class Variant:
     extra: dict = field(default_factory=dict, compare=False, hash=False)  # copied into the record (params, macs, ...)
 
 
+class MeasurementError(RuntimeError):
+    """One variant could not be measured; the run records it and goes on."""
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     """How to measure: interpreter threads, timed runs at batch 1 and untimed warm-up runs."""
@@ -42,8 +46,12 @@ class BenchConfig:
     seconds: Optional[float] = None  # a time budget for the latency runs, instead of a count
 
     def __post_init__(self):
-        if self.threads < 1 or self.runs < 1 or self.warmup < 0 or (self.seconds is not None and self.seconds <= 0):
-            raise UserError(f"threads and runs must be at least 1, warmup at least 0, seconds positive: got {self}")
+        from runtime.model import check_threads
+
+        check_threads(self.threads)
+        if self.runs < 1 or self.warmup < 0 or (self.seconds is not None and not 0 < self.seconds <= 3600):
+            raise UserError(f"--runs must be at least 1 (got {self.runs}), --warmup at least 0 (got {self.warmup}), "
+                            f"--seconds in (0, 3600] (got {self.seconds})")
 
 
 def measure_command(variant: Variant, eval_path: Path, config: BenchConfig) -> list[str]:
@@ -59,9 +67,13 @@ def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root
     """Measure one variant in a subprocess and return its report record."""
     proc = subprocess.run(measure_command(variant, eval_path, config), capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeError(f"measuring {variant.name} failed: {tail}")
-    figures = json.loads(proc.stdout)
+        lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}, no output"]
+        tail = next((ln for ln in reversed(lines) if ln.startswith("error: ")), lines[-1])
+        raise MeasurementError(f"measuring {variant.name} failed: {tail.removeprefix('error: ')[:300]}")
+    try:
+        figures = json.loads(proc.stdout)
+    except ValueError:
+        raise MeasurementError(f"measuring {variant.name} failed: its measurer printed no JSON") from None
     size, gz = file_sizes(variant.path)
     shown = variant.path.relative_to(root) if root and variant.path.is_relative_to(root) else variant.path
     return {
@@ -99,25 +111,35 @@ def measure_all(variants: Sequence[Variant], eval_path: Path, config: BenchConfi
                 cache_dir: Optional[Path] = None) -> list[dict]:  # fmt: skip
     """Measure every variant in turn; ``progress(name, reused)`` is called before each.
 
-    With ``cache_dir``, a variant whose artifact, evaluation set and settings
-    are unchanged since its last measurement keeps that measurement.
+    A variant that cannot be measured is recorded as failed, with its reason,
+    and the others are measured all the same. With ``cache_dir``, a variant
+    whose artifact, evaluation set and settings are unchanged since its last
+    measurement keeps that measurement.
     """
     from runtime.files import write_json
+    from runtime.report import failed_record
 
     records = []
     for v in variants:
         cached = cache_dir / f"{v.name}.json" if cache_dir else None
         key = _fingerprint(v, eval_path, config) if cached else None
         if cached and cached.exists():
-            previous = json.loads(cached.read_text())
-            if previous.get("fingerprint") == key:
+            try:
+                previous = json.loads(cached.read_text())
+            except ValueError:  # a cache entry cut short: measure again
+                previous = {}
+            if isinstance(previous, dict) and previous.get("fingerprint") == key and "record" in previous:
                 if progress:
                     progress(v.name, True)
                 records.append(previous["record"])
                 continue
         if progress:
             progress(v.name, False)
-        record = measure_variant(v, eval_path, config, root)
+        try:
+            record = measure_variant(v, eval_path, config, root)
+        except MeasurementError as exc:
+            records.append(failed_record(v.name, v.format, v.precision, v.techniques, str(exc)))
+            continue
         if cached:
             write_json(cached, {"fingerprint": key, "record": record})
         records.append(record)

@@ -37,7 +37,7 @@ def render_table(report: dict):
         table.add_column(col, justify="left" if col in ("variant", "format", "precision") else "right")
     for v in report["variants"]:
         if not is_ok(v):
-            table.add_row(v["name"], v["format"], v["precision"], f"[red]failed: {v['error']}[/]")
+            table.add_row(v["name"], v["format"], v["precision"], "[red]failed[/]")
             continue
         lat = v["latency_ms"]
         cells = []
@@ -62,3 +62,6 @@ def print_table(report: dict, console=None) -> None:
 
     console = console or Console(width=None if sys.stdout.isatty() else 132)
     console.print(render_table(report))
+    for v in report["variants"]:
+        if not is_ok(v):
+            console.print(f"[red]{v['name']} failed[/]: {v['error']}", highlight=False)

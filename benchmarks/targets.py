@@ -12,7 +12,6 @@ Every figure is read from the report, which measured each variant through
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Optional
 
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
+from runtime.report import is_ok, read_report
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Check:
 
 
 def _variants(report: dict) -> dict:
-    return {v["name"]: v for v in report["variants"]}
+    return {v["name"]: v for v in report["variants"] if is_ok(v)}  # a failed variant meets no target
 
 
 def _drop(v: dict) -> float:
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         for path in args.reports:
             if not path.exists():
                 raise UserError(f"{path}: no such report; run 'edgedl pipeline --model cnn --out DIR' first")
-            report = json.loads(path.read_text())
+            report = read_report(path)
             print_checks(report, checks(report))
         return 0
 

@@ -177,10 +177,15 @@ def cmd_variants(args) -> int:
 
 def cmd_pipeline(args) -> int:
     from benchmarks import BenchConfig
+    from benchmarks.select import CRITERIA, check_max_drop
 
     from .denoising import Noise
     from .pipeline import PipelineConfig, run_pipeline
 
+    if args.max_drop is not None:  # checked before hours of work, not after
+        check_max_drop(args.max_drop)
+    if args.by not in CRITERIA:
+        raise UserError(f"--by {args.by!r}: choose latency or size")
     config = PipelineConfig(
         model=args.model,
         out=args.out,

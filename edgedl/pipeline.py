@@ -27,6 +27,7 @@ from runtime import read_metadata
 from runtime.errors import UserError
 from runtime.files import write_json
 from runtime.metadata import Normalization
+from runtime.report import failed_record, is_ok, read_report
 
 from . import tasks
 from .compress import compress, model_stats
@@ -58,6 +59,17 @@ def _is_path(model: str) -> bool:
     return model not in list_models() and (Path(model).exists() or Path(model).suffix in (".keras", ".h5"))
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: the converter's own "error: ..." when it has one (TFLite's run to 90 lines)."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"error: ([^\n]+)", text)
+    line = found.group(1) if found else next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    line = " ".join(line.split())
+    return line[:300] if isinstance(exc, UserError) else f"{type(exc).__name__}: {line}"[:300]
+
+
 def task_of(keras_model) -> str:
     """Infer the task of a user's model from its output: a vector of scores, or an image."""
     return "classification" if len(keras_model.outputs[0].shape) == 2 else "denoising"
@@ -76,6 +88,7 @@ class Pipeline:
             entry = model_entry(config.model)
             select_variants(config.variants, entry.task, entry.recipes)
         self._compressed: dict = {}
+        self._data_fingerprint: Optional[str] = None
         defaults = {} if self.is_user_model else model_entry(config.model).train_defaults
         self.train_config = config.train or TrainConfig(**defaults)
 
@@ -96,7 +109,7 @@ class Pipeline:
             self.log(f"model: {cfg.model} (loaded, not retrained)")
             return user_model, Path(cfg.model)
         saved, marker = self.out / "model.keras", self.out / "train_config.json"
-        wanted = {"model": str(cfg.model), "train": asdict(self.train_config), "data": str(cfg.data),
+        wanted = {"model": str(cfg.model), "train": asdict(self.train_config), "data": data.fingerprint,
                   "labels": list(data.labels or ()), "noise": asdict(cfg.noise) if data.task == "denoising" else None}
         if saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
             self.log(f"model: reusing {saved} (trained with the same settings)")
@@ -147,43 +160,76 @@ class Pipeline:
 
     # -- export -----------------------------------------------------------------------------------
 
-    def build_variants(self, specs, original, data: tasks.Prepared, info: ModelInfo) -> list[Variant]:
-        """Export every spec; reuse an artifact already built from this original with the same techniques."""
+    def build_variants(self, specs, original, data: tasks.Prepared, info: ModelInfo) -> tuple[list, list]:
+        """Export every spec, each on its own: a spec that fails is recorded with its one-line reason and the
+        others go on. An artifact is reused when its build key (``edgedl.provenance``) matches.
+
+        Returns the variants to measure and the failed records.
+        """
+        from .provenance import build_key, library_versions
+        from .tasks import content_hash
+
         base_stats = model_stats(original)
-        variants = []
+        calibration = content_hash(data.calibration, data.check)
+        versions = library_versions()
+        variants, failed = [], []
         for spec in specs:
             path = self.out / "artifacts" / f"{spec.name}{get_exporter(spec.format).suffix}"
             stats_path = self.out / "compressed" / f"{spec.recipe}.json"
-            reusable = self._intact(path, info.source_sha256, spec.precision, spec.techniques) and (
-                spec.recipe is None or stats_path.exists()
-            )
-            if reusable:
-                self.log(f"export: {spec.name} (reused)")
-                stats = base_stats if spec.recipe is None else json.loads(stats_path.read_text())
-            else:
-                model, stats = original, base_stats
-                if spec.recipe is not None:
-                    result = self.compressed(spec.recipe, original, data)
-                    model, stats = result.model, result.stats
-                    write_json(stats_path, stats)
-                self.log(f"export: {spec.name}")
-                art = export(model, path, spec.format, replace(info, techniques=spec.techniques),
-                             precision=spec.precision,
-                             calibration=data.calibration, check_inputs=data.check)  # fmt: skip
-                agreement = f", top-1 agreement {art.top1_agreement:.3f}" if data.task == "classification" else ""
-                self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}{agreement}")
+            key = build_key(info.source_sha256, spec.recipe, spec.format, spec.precision, calibration,
+                            data.fingerprint, self.train_config.seed, versions)  # fmt: skip
+            try:
+                stats = self._build_one(spec, path, stats_path, key, original, base_stats, data, info)
+            except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
+                reason = one_line(exc)
+                self.log(f"[red]failed[/]: {spec.name}: {reason}")
+                failed.append(failed_record(spec.name, spec.format, spec.precision, spec.techniques, reason))
+                continue
             variants.append(Variant(spec.name, spec.format, spec.precision, path, spec.techniques, extra=stats))
-        return variants
+        return variants, failed
+
+    def _build_one(self, spec, path: Path, stats_path: Path, key: str, original, base_stats, data, info) -> dict:
+        if self._intact(path, key) and (spec.recipe is None or stats_path.exists()):
+            self.log(f"export: {spec.name} (reused)")
+            return base_stats if spec.recipe is None else json.loads(stats_path.read_text())
+        model, stats = original, base_stats
+        if spec.recipe is not None:
+            result = self.compressed(spec.recipe, original, data)
+            model, stats = result.model, result.stats
+            write_json(stats_path, stats)
+        self.log(f"export: {spec.name}")
+        art = export(model, path, spec.format, replace(info, techniques=spec.techniques, build_key=key),
+                     precision=spec.precision, calibration=data.calibration, check_inputs=data.check)  # fmt: skip
+        agreement = f", top-1 agreement {art.top1_agreement:.3f}" if data.task == "classification" else ""
+        self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}{agreement}")
+        return stats
 
     @staticmethod
-    def _intact(path: Path, source_sha256: str, precision: str, techniques: tuple) -> bool:
+    def _intact(path: Path, key: str) -> bool:
         if not path.exists():
             return False
         try:
-            meta = read_metadata(path)
+            return read_metadata(path).build_key == key
         except UserError:
             return False
-        return (meta.source_sha256, meta.precision, tuple(meta.techniques)) == (source_sha256, precision, techniques)
+
+    def _merged_with_previous(self, records: list, model: str, task: str) -> list:
+        """A re-run of some variants into the same folder keeps the others' records (same model and data)."""
+        previous_path = self.out / "report.json"
+        if not previous_path.exists():
+            return records
+        try:
+            previous = read_report(previous_path)
+        except UserError:
+            return records
+        fingerprint = (previous.get("data") or {}).get("fingerprint")
+        ran = {r["name"] for r in records}
+        if previous["model"] != model or previous["task"] != task or fingerprint != self._data_fingerprint:
+            return records
+        kept = [v for v in previous["variants"] if v["name"] not in ran and v["format"] != "keras"]
+        if kept:
+            self.log(f"report: keeping {len(kept)} variants of the previous run ({', '.join(v['name'] for v in kept)})")
+        return records + [{k: v for k, v in r.items() if k != "metric_delta"} for r in kept]
 
     # -- the whole job ----------------------------------------------------------------------------
 
@@ -206,6 +252,7 @@ class Pipeline:
                 specs = tuple(s for s in specs if s.recipe is None)
                 self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
         data = self.prepare(task, image_shape)
+        self._data_fingerprint = data.fingerprint
         original, original_path = self.original(data, user_model)
         classes = original.outputs[0].shape[-1]
         if task == "classification" and classes != len(data.labels):
@@ -221,15 +268,25 @@ class Pipeline:
         )
         variants = [Variant("original", "keras", "float32", original_path, (), measurer="edgedl.measure_keras",
                             extra=model_stats(original))]  # fmt: skip
-        variants += self.build_variants(specs, original, data, info)
+        built, failed = self.build_variants(specs, original, data, info)
+        variants += built
         records = measure_all(variants, eval_path, cfg.bench, root=self.out, cache_dir=self.out / "measurements",
                               progress=lambda name, reused: self.log(f"benchmark: {name}{' (reused)' * reused}"))
+        if not is_ok(records[0]):
+            raise UserError(f"{cfg.model}: the original model could not be measured ({records[0]['error']})")
+        order = {s.name: i for i, s in enumerate(specs)}
+        records = [records[0], *sorted(records[1:] + failed, key=lambda r: order.get(r["name"], len(order)))]
         if entry is not None and entry.baseline:
             records[0]["metrics"].update(self.baseline_metrics(entry.baseline, data, eval_path))
+        records = self._merged_with_previous(records, str(cfg.model), task)
         report = make_report(str(cfg.model), task, records, cfg.bench.threads,
                              extra={"data": {"train": data.train_source, "eval": data.eval_source,
-                                             "eval_size": data.eval_size}})  # fmt: skip
+                                             "eval_size": data.eval_size, "fingerprint": data.fingerprint}})
         write_report(self.out / "report.json", report)
+        bad = [r for r in report["variants"] if not is_ok(r)]
+        if bad:
+            self.log(f"[yellow]{len(bad)} of {len(report['variants'])} variants failed[/] "
+                     f"({', '.join(r['name'] for r in bad)}): their reasons are in the report")  # fmt: skip
         print_table(report)
         written = render([self.out / "report.json"], self.out / "report")
         self.log(f"report: {self.out / 'report.json'}, {written['html']}")

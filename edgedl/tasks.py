@@ -35,11 +35,29 @@ class Prepared:
     train_source: str
     eval_source: str
     eval_size: int
+    fingerprint: str = ""  # sha256 of the training and evaluation arrays and the noise: what the data *is*
 
     def save_eval(self, path: Path) -> None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, task=np.array(self.task), **self.eval_arrays)
+
+
+def content_hash(*parts) -> str:
+    """sha256 over arrays (their dtype, shape and bytes) and plain values, in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(f"{part.dtype}{part.shape}".encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, (list, tuple)) and part and isinstance(part[0], np.ndarray):
+            for item in part:
+                digest.update(content_hash(item).encode())
+        else:
+            digest.update(repr(part).encode())
+    return digest.hexdigest()
 
 
 def classification(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
@@ -55,6 +73,7 @@ def classification(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
         train_source=train.source,
         eval_source=ev.source,
         eval_size=len(ev),
+        fingerprint=content_hash(train.x, train.y, ev.x, ev.y, train.labels),
     )
 
 
@@ -82,6 +101,7 @@ def denoising_task(data, eval_data, noise: denoising.Noise, batch_size: int, see
         train_source=f"{train.source} ({sigma_text})",
         eval_source=f"{ev.source} (σ={noise.eval_sigma:g}, 8-bit noisy)",
         eval_size=len(noisy),
+        fingerprint=content_hash(train.images, ev.images, repr(noise), seed),
     )
 
 
@@ -110,6 +130,7 @@ def sequence_task(image_shape: tuple, noise: denoising.Noise, batch_size: int, s
         train_source=f"{len(train)} moving-digit sequences of {frames}×{size}×{size} from {train.source} ({sigma_text})",
         eval_source=f"sequences of {ev.source} (σ={noise.eval_sigma:g}, 8-bit noisy)",
         eval_size=len(noisy),
+        fingerprint=content_hash(train.x, ev.x[:SEQUENCE_EVAL], repr(noise), frames, size, seed),
     )
 
 

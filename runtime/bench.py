@@ -262,7 +262,7 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     from .files import file_sizes
     from .machine import machine_info
     from .model import check_providers
-    from .report import make_report, metric_delta, primary_metric
+    from .report import make_report, metric_delta
 
     path = Path(model_path)
     check_providers(path, providers)  # before the evaluation set loads

@@ -15,6 +15,7 @@ a bundle whose files do not match the manifest is refused, naming the file.
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Optional
@@ -32,7 +33,7 @@ def find_root(path: str | Path, levels: int = 3) -> Optional[Path]:
     here = Path(path).resolve()
     for folder in [here, *here.parents][: levels + 1]:
         candidate = folder / MANIFEST
-        if candidate.is_file():
+        if candidate.is_file() and candidate.stat().st_size < (64 << 20):
             try:
                 if json.loads(candidate.read_text()).get("kind") == KIND:
                     return folder
@@ -42,12 +43,14 @@ def find_root(path: str | Path, levels: int = 3) -> Optional[Path]:
 
 
 def read_manifest(root: Path) -> dict:
+    from .files import read_limited
+
     path = Path(root) / MANIFEST
+    if not path.exists():
+        raise UserError(f"{root}: no {MANIFEST}; not an edgedl bundle")
     try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{root}: no {MANIFEST}; not an edgedl bundle") from None
-    except (ValueError, OSError) as exc:
+        manifest = json.loads(read_limited(path, 64 << 20, "bundle manifest"))
+    except (ValueError, RecursionError) as exc:
         raise UserError(f"{path}: not a readable bundle manifest ({exc}); re-extract the bundle") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != KIND or not isinstance(manifest.get("files"), dict):
         raise UserError(f"{path}: not an edgedl bundle manifest; re-extract the bundle")
@@ -64,6 +67,8 @@ def verify(root: str | Path) -> dict:
         return _verified[root]
     manifest = read_manifest(root)
     for rel, entry in sorted(manifest["files"].items()):
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or len(entry["sha256"]) != 64:
+            raise UserError(f"{root / MANIFEST}: the entry for {rel!r} has no sha256; re-extract the bundle")
         path = (root / rel).resolve()
         if root not in path.parents:
             raise UserError(f"{root / MANIFEST}: lists {rel!r}, outside the bundle; re-extract the bundle")
@@ -92,28 +97,75 @@ def artifact_entry(model_path: str | Path) -> Optional[dict]:
     return next((a for a in found["manifest"].get("artifacts", []) if a["path"] == rel), None)
 
 
-def extract(archive: str | Path, dest: str | Path) -> Path:
-    """Unpack a bundle into ``dest`` (never outside it: tarfile's ``data`` filter) and verify it.
+MAX_UNPACKED_BYTES = 4 << 30  # a bundle holds a few models and an evaluation set: far less than this
+MAX_MEMBERS = 10_000
 
-    Returns the bundle folder. Refuses absolute paths, ``..``, links leaving
-    ``dest`` and device files, naming the member.
-    """
-    archive, dest = Path(archive), Path(dest)
-    if not archive.is_file():
-        raise UserError(f"{archive}: no such bundle")
-    if not hasattr(tarfile, "data_filter"):  # Python < 3.9.17 / 3.10.12 / 3.11.4
-        raise UserError("this Python's tarfile has no safe extraction filter; unpack with 'tar xzf' instead")
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            tops = {Path(m.name).parts[0] for m in tar.getmembers() if Path(m.name).parts}
-            tar.extractall(dest, filter="data")
-    except tarfile.FilterError as exc:
-        raise UserError(f"{archive}: refused to unpack {exc.tarinfo.name!r} ({exc}); the bundle is unsafe") from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise UserError(f"{archive}: not a readable bundle ({exc}); copy it again") from None
+
+def _check_members(archive: Path, members: list) -> str:
+    """The bundle's one top folder, after refusing any member that is absolute, climbs out, or is too much."""
+    total = 0
+    tops = set()
+    if len(members) > MAX_MEMBERS:
+        raise UserError(f"{archive}: holds {len(members):,} entries, more than a bundle's {MAX_MEMBERS:,}; refused")
+    for m in members:
+        parts = Path(m.name).parts
+        if m.name.startswith(("/", "\\")) or ".." in parts or not parts:
+            raise UserError(f"{archive}: refused to unpack {m.name!r} (an absolute or climbing path); the bundle is "
+                            "unsafe")  # fmt: skip
+        if not (m.isfile() or m.isdir()):
+            raise UserError(f"{archive}: refused to unpack {m.name!r} (a link or device, not a file); the bundle is "
+                            "unsafe")  # fmt: skip
+        total += m.size
+        if total > MAX_UNPACKED_BYTES:
+            raise UserError(f"{archive}: unpacks to more than {MAX_UNPACKED_BYTES:,} bytes; refused")
+        tops.add(parts[0])
     if len(tops) != 1:
         raise UserError(f"{archive}: a bundle holds one folder, this holds {len(tops)} top-level entries")
-    root = dest / tops.pop()
-    verify(root)
-    return root
+    return tops.pop()
+
+
+def extract(archive: str | Path, dest: str | Path) -> Path:
+    """Unpack a bundle into ``dest`` and verify it; on any refusal nothing is left behind.
+
+    Returns the bundle folder. Refuses absolute paths, ``..``, links and
+    device files (naming the member), archives that unpack to more than
+    ``MAX_UNPACKED_BYTES``, and a folder that already exists.
+    """
+    import gzip
+    import shutil
+    import tempfile
+    import zlib
+
+    archive, dest = Path(archive), Path(dest)
+    from .files import check_regular
+
+    check_regular(archive, "bundle")
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"--to {dest}: exists and is not a folder")
+    if not hasattr(tarfile, "data_filter"):  # Python < 3.9.17 / 3.10.12 / 3.11.4
+        raise UserError("this Python's tarfile has no safe extraction filter; unpack with 'tar xzf' instead")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".edgedl-unpack-", dir=dest))
+    except OSError as exc:
+        raise UserError(f"--to {dest}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                members = tar.getmembers()
+                top = _check_members(archive, members)
+                if (dest / top).exists():
+                    raise UserError(f"{dest / top}: already exists; remove it, or unpack with --to elsewhere")
+                tar.extractall(stage, members=members, filter="data")
+        except tarfile.FilterError as exc:
+            raise UserError(f"{archive}: refused to unpack {exc.tarinfo.name!r} ({exc}); the bundle is unsafe") from None
+        except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise UserError(f"{archive}: corrupt archive ({str(exc)[:100] or type(exc).__name__}); copy it again") from None
+        except OSError as exc:
+            raise UserError(f"{archive}: could not be unpacked ({exc.strerror or exc})") from None
+        verify(stage / top)
+        _verified.pop((stage / top).resolve(), None)
+        os.replace(stage / top, dest / top)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return dest / top

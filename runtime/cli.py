@@ -37,7 +37,7 @@ def run_cli(main: Callable[[], int]) -> int:
     try:
         return main()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message held
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

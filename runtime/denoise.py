@@ -42,7 +42,7 @@ def denoise_files(model, files, args) -> int:
     from pathlib import Path
 
     from .files import atomic_path, write_json
-    from .images import load_array, load_image, read_npy, save_image
+    from .images import load_array, load_image, save_image
 
     if not args.out:
         raise UserError(f"{args.model} is a denoiser: give --out DIR for the denoised images")

@@ -151,16 +151,18 @@ def read_npy(path: Path) -> np.ndarray:
             arr = np.load(handle, allow_pickle=False)
     except UserError:
         raise
-    except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
-        raise UserError(f"{path}: not a readable .npy array ({str(exc)[:120]})") from None
+    except MemoryError:
+        raise UserError(f"{path}: too large to read into memory") from None
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises ValueError, TokenError, SyntaxError...
+        raise UserError(f"{path}: not a readable .npy array ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if arr.size == 0:
+        raise UserError(f"{path}: the array of shape {arr.shape} is empty")
     _check_finite(arr, path)
     return arr
 
 
 def read_npz(path: Path) -> dict:
     """An ``.npz`` file as a dict of numeric, finite arrays (no pickles, capped in total size)."""
-    import zipfile
-
     path = check_regular(path, ".npz file")
     arrays, total = {}, 0
     try:
@@ -177,8 +179,10 @@ def read_npz(path: Path) -> dict:
                 arrays[name] = arr
     except UserError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError) as exc:
-        raise UserError(f"{path}: not a readable .npz archive ({str(exc)[:120]})") from None
+    except MemoryError:
+        raise UserError(f"{path}: too large to read into memory") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile and numpy raise BadZipFile, ValueError, zlib.error...
+        raise UserError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {str(exc)[:100]})") from None
     return arrays
 
 

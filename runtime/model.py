@@ -59,10 +59,19 @@ def interpreter_errors(path: Path, doing: str):
                         "damaged, or need operators this interpreter does not have") from None  # fmt: skip
 
 
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
 def _quantize(x: np.ndarray, q: Quantization, dtype: np.dtype) -> np.ndarray:
     """``clip(round(x / scale + zero_point))`` as ``dtype``; in place on one temporary (this runs per call)."""
     info = np.iinfo(dtype)
-    t = np.multiply(x, np.float32(1.0 / q.scale))
+    with np.errstate(over="ignore"):  # huge inputs overflow to inf, then clip to the integer range
+        t = np.multiply(x, np.float32(1.0 / q.scale))
     t += np.float32(q.zero_point)
     np.rint(t, out=t)
     np.minimum(t, info.max, out=t)
@@ -85,10 +94,11 @@ def _to_input(value, spec, dtype: np.dtype) -> np.ndarray:
         return x
     if spec.quantization is not None:
         return _quantize(x.astype(np.float32, copy=False), spec.quantization, dtype)
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(x), info.min, info.max).astype(dtype)
-    return x.astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values saturate, as the quantized path
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            return np.clip(np.rint(x), info.min, info.max).astype(dtype)
+        return x.astype(dtype)
 
 
 def _from_output(y: np.ndarray, spec) -> np.ndarray:
@@ -208,7 +218,22 @@ class TFLiteModel(Model):
         self._fixed_batch = batch[0] if all(b > 0 for b in batch) and len(set(batch)) == 1 else None
         self._shapes = [tuple(int(v) for v in d["shape"]) for d in self._ins]
         with interpreter_errors(path, "preparing the model"):
+            self._check_memory()
             self._interp.allocate_tensors()
+
+    def _check_memory(self) -> None:
+        """Refuse a model whose tensors need more memory than the machine has (a damaged shape can ask for
+        terabytes; allocating them would swap the device to a halt instead of failing)."""
+        need = 0
+        for d in self._interp.get_tensor_details():
+            count = 1
+            for dim in d.get("shape", ()):
+                count *= max(int(dim), 1)
+            need += count * np.dtype(d["dtype"]).itemsize
+        have = memory_bytes()
+        if have and need > have // 2:
+            raise UserError(f"{self.path.name}: its tensors need {need / 2**30:,.1f} GiB, more than half of this "
+                            f"machine's {have / 2**30:,.1f} GiB; the file is damaged or too large for this device")
 
     def _interpreter(self, default_delegates: bool):
         kwargs = {}
@@ -331,8 +356,9 @@ def _provider_options(name: str, path: Path) -> dict:
 
 def _onnx_session(path: Path, data: bytes, threads: Optional[int], providers: Optional[Sequence[str]] = None):
     ort = _import_first([("onnxruntime", "onnxruntime")], "ONNX models")
+    ort.set_default_logger_severity(4)  # errors reach the user as our one line, not as onnxruntime's log
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors reach the user as our one line, not as onnxruntime's log
+    options.log_severity_level = 4
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
