@@ -1,8 +1,20 @@
-"""Shared fixtures: a small trained CNN, its artifacts, and a helper that runs code without TensorFlow."""
+"""Shared fixtures (a small trained CNN, its artifacts), the test tiers, and helpers that run code without
+TensorFlow.
+
+Tiers, by marker (``pytest -m ...``):
+
+- fast (``not tf and not network and not slow``): the device side, metadata, reports, CLI parsing; runs in
+  seconds with no TensorFlow installed (``test_tiers.py`` proves it);
+- ``tf``: training, export, the pipeline: what needs the host side;
+- ``network``: what needs PyPI or Debian's packages (fresh venvs, Chromium); skipped with the reason when
+  they cannot be reached;
+- ``slow``: left out of the default run (``pytest -m slow``).
+"""
 from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -44,6 +56,35 @@ def run_cli(*argv: str, cwd=None) -> subprocess.CompletedProcess:
     """Run an installed console script (``edgedl`` or ``edgedl-run``) from this venv."""
     exe = Path(sys.executable).with_name(argv[0])
     return subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, cwd=cwd or ROOT)
+
+
+# Fixtures that train or export with TensorFlow, and modules that are host-side through and through.
+TF_FIXTURES = {"mnist", "trained_cnn", "model_info", "artifacts", "eval_npz", "digit_pngs", "fuzz_seeds"}
+TF_PATHS = ("tests/edgedl/", "tests/exporters/", "tests/test_pipeline", "tests/test_bundles.py",
+            "tests/benchmarks/test_harness.py", "tests/benchmarks/test_speed_and_figures.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        if TF_FIXTURES & set(item.fixturenames) or path.startswith(TF_PATHS):
+            item.add_marker(pytest.mark.tf)
+
+
+_REACHABLE: dict = {}
+
+
+def require_package_index() -> None:
+    """Skip (with the reason) when pip cannot reach its package index from here."""
+    if "pip" not in _REACHABLE:
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest",
+                                   str(Path(tempfile.mkdtemp())), "six==1.16.0"], capture_output=True, timeout=60)  # fmt: skip
+            _REACHABLE["pip"] = proc.returncode == 0
+        except subprocess.TimeoutExpired:
+            _REACHABLE["pip"] = False
+    if not _REACHABLE["pip"]:
+        pytest.skip("pip cannot reach its package index from this machine (offline): this test installs from it")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import require_package_index, run_cli
 
 TARGETS = ("rpi-arm64", "rpi-armv7", "jetson")
 
@@ -198,12 +198,14 @@ def _fresh_venv(folder: Path) -> Path:
     return env / "bin"
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("target", TARGETS)
 def test_a_bundle_installs_from_its_own_requirements_and_runs_like_the_host(bundles, run_dir, report, target,
                                                                               tmp_path):  # fmt: skip
     import runtime
     from runtime.images import load_image
 
+    require_package_index()
     root = runtime.bundle.extract(bundles[target], tmp_path)
     bin_dir = _fresh_venv(root)
     for host_only in ("tensorflow", "edgedl", "exporters"):
@@ -242,8 +244,10 @@ def test_a_bundle_installs_from_its_own_requirements_and_runs_like_the_host(bund
     assert len(rows) == 1 + len(report["variants"]) + 1
 
 
+@pytest.mark.network
 def test_the_probed_operator_table_is_what_tflite_runtime_214_loads(tmp_path):
     """Re-probe tflite-runtime 2.14 in a fresh venv: the committed table is what that interpreter says."""
+    require_package_index()
     from edgedl.targets import load_op_table
     from edgedl.targets.probe import probe
 
@@ -252,7 +256,7 @@ def test_the_probed_operator_table_is_what_tflite_runtime_214_loads(tmp_path):
     assert fresh["max_versions"]["FULLY_CONNECTED"] < 12 <= load_op_table("ai-edge-litert-2.3.0.json")["max_versions"]["FULLY_CONNECTED"]
 
 
-def test_a_loose_artifact_bundles_without_evaluation_data_and_bench_asks_for_it(run_dir, tmp_path):
+def test_a_loose_artifact_bundles_without_evaluation_data_and_bench_times_it_on_synthetic_inputs(run_dir, tmp_path):
     import shutil
 
     loose = tmp_path / "mine.onnx"
@@ -265,4 +269,4 @@ def test_a_loose_artifact_bundles_without_evaluation_data_and_bench_asks_for_it(
     manifest = json.loads(files[root + "manifest.json"])
     assert manifest["eval"] is None and manifest["reference"] is None and manifest["samples"] == []
     assert manifest["artifacts"][0]["variant"] == "mine"
-    assert "--eval EVAL.npz" in files[root + "README.md"].decode()
+    assert "latency, init and memory on synthetic inputs" in files[root + "README.md"].decode()

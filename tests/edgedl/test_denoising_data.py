@@ -5,9 +5,6 @@ from edgedl import denoising
 from edgedl.denoising import ImageSet, Noise
 from runtime.errors import UserError
 
-SET12 = "../shared/data/bsd/set12"
-
-
 def test_noise_has_the_asked_sigma_and_eval_inputs_are_8_bit():
     rng = np.random.default_rng(0)
     clean = np.full((200, 200, 1), 0.5, np.float32)
@@ -58,11 +55,16 @@ def test_bad_denoising_inputs_are_named(tmp_path):
         denoising.train_eval(tmp_path, None)
 
 
-def test_set12_loads_as_grey_images_in_0_1():
-    from pathlib import Path
+def test_a_folder_of_grey_and_rgb_pngs_of_two_sizes_loads_as_grey_images_in_0_1(tmp_path):
+    """The shape of Set12 (12 PNGs, 256×256 and 512×512), made here: tests never read ../shared."""
+    from PIL import Image
 
-    folder = Path(__file__).resolve().parents[2] / SET12
-    images = denoising.load_images(folder)
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        size = 256 if i < 10 else 512
+        pixels = rng.integers(0, 256, (size, size, 3 if i % 4 == 0 else 1), dtype=np.uint8)
+        Image.fromarray(pixels.squeeze()).save(tmp_path / f"{i + 1:02d}.png")
+    images = denoising.load_images(tmp_path)
     assert len(images) == 12
     assert {img.shape for img in images.images} == {(256, 256, 1), (512, 512, 1)}
-    assert all(0 <= img.min() and img.max() <= 1 for img in images.images)
+    assert all(0 <= img.min() and img.max() <= 1 and img.max() > 0.9 for img in images.images)

@@ -1,0 +1,74 @@
+"""A variant that fails is recorded and the run goes on; re-runs merge; bad arguments stop before any work.
+
+The failing variant is real: a Keras GRU with a free batch does not convert to TFLite with builtin operators
+(``tf.TensorListReserve ... element_shape to be static``), while its ONNX export works.
+"""
+import csv
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+FAST = ["--runs", "20", "--warmup", "2"]
+
+
+@pytest.fixture(scope="module")
+def gru_h5(tmp_path_factory):
+    from edgedl._tf import keras
+
+    k = keras()
+    model = k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((28, 28)), k.layers.GRU(16),
+                          k.layers.Dense(10, activation="softmax")])  # fmt: skip
+    path = tmp_path_factory.mktemp("gru") / "gru.h5"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(gru_h5, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "gru"
+    proc = run_cli("edgedl", "pipeline", "--model", str(gru_h5), "--out", str(out), "--variants",
+                   "tflite_float32,onnx_float32", *FAST)  # fmt: skip
+    return out, proc
+
+
+def test_one_failing_variant_is_recorded_and_the_others_are_measured(run):
+    out, proc = run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    by_name = {v["name"]: v for v in report["variants"]}
+    assert list(by_name) == ["original", "tflite_float32", "onnx_float32"]
+    failed = by_name["tflite_float32"]
+    assert failed["status"] == "failed" and "TensorListReserve" in failed["error"] and "\n" not in failed["error"]
+    assert by_name["onnx_float32"]["status"] == "ok" and by_name["onnx_float32"]["latency_ms"]["runs"] == 20
+    assert "1 of 3 variants failed (tflite_float32)" in " ".join(proc.stderr.split())
+    rows = list(csv.reader((out / "report" / "report.csv").open()))
+    assert any(r[0] == "tflite_float32" and any(c.startswith("failed: ") for c in r) for r in rows)
+    assert "failed: " in (out / "report" / "report.md").read_text()
+    assert "failed: " in (out / "report" / "report.html").read_text()
+
+
+def test_a_rerun_of_one_variant_keeps_the_others_in_the_report(run, gru_h5):
+    out, _ = run
+    proc = run_cli("edgedl", "pipeline", "--model", str(gru_h5), "--out", str(out), "--variants", "onnx_float32",
+                   *FAST)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "export: onnx_float32 (reused)" in proc.stderr
+    names = [v["name"] for v in json.loads((out / "report.json").read_text())["variants"]]
+    assert names == ["original", "onnx_float32", "tflite_float32"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-drop", "-1"], "--max-drop must be zero or more"),
+    (["--max-drop", "nan"], "--max-drop must be zero or more"),
+    (["--by", "speed"], "--by 'speed': choose latency or size"),
+    (["--threads", "100000"], "--threads 100000: give 1 to"),
+    (["--runs", "0"], "--runs must be at least 1"),
+    (["--variants", "nope"], "unknown variant 'nope'"),
+])  # fmt: skip
+def test_bad_arguments_stop_before_any_work(tmp_path, argv, message):
+    out = tmp_path / "never"
+    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), *argv)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not out.exists()
