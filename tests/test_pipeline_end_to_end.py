@@ -28,7 +28,7 @@ def report(run_dir):
 
 
 def test_report_has_every_variant_and_the_schema(report):
-    assert report["schema_version"] == 1 and report["model"] == "cnn" and report["task"] == "classification"
+    assert report["schema_version"] == 2 and report["model"] == "cnn" and report["task"] == "classification"
     assert {"cpu", "cores", "versions", "threads"} <= set(report["machine"])
     assert "ai-edge-litert" in report["machine"]["versions"] and "onnxruntime" in report["machine"]["versions"]
     from edgedl.recipes import variant_names
@@ -41,7 +41,7 @@ def test_report_has_every_variant_and_the_schema(report):
         assert VARIANT_KEYS | {"params", "macs"} <= set(v), v["name"]
         assert v["format"] in ("keras", "tflite", "onnx") and v["precision"] in ("float32", "float16", "dynamic", "int8")
         lat = v["latency_ms"]
-        assert lat["runs"] >= 200 and 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert lat["runs"] >= 200 and lat["p50"] > 0 and v["status"] == "ok"
         assert 0 < v["gzip_bytes"] and 0 < v["size_bytes"]
 
 

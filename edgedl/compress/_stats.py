@@ -65,13 +65,15 @@ def copy_model(model):
     return clone
 
 
-# Variables that quantization-aware training adds for its own bookkeeping; not deployed weights.
-_QAT_BOOKKEEPING = ("optimizer_step", "_min:", "_max:")
+# Variables that tfmot's wrappers add for their own bookkeeping, not deployed weights: QAT's quantizer ranges and
+# step counter; cluster-preserving QAT's copy of the original weights, centroids and indices; pruning's masks.
+_BOOKKEEPING = ("optimizer_step", "_min:", "_max:", "ori_weights", "cluster_centroids", "pulling_indices",
+                "sparsity_mask", "mask:", "threshold:", "pruning_step")  # fmt: skip
 
 
 def count_params(model) -> int:
-    """Deployed parameters: a QAT model's quantizer ranges and step counters are not counted."""
-    return int(sum(int(np.prod(w.shape)) for w in model.weights if not any(b in w.name for b in _QAT_BOOKKEEPING)))
+    """Deployed parameters: what tfmot's wrappers keep for training (ranges, masks, centroids) is not counted."""
+    return int(sum(int(np.prod(w.shape)) for w in model.weights if not any(b in w.name for b in _BOOKKEEPING)))
 
 
 def _kernels(layer) -> list:

@@ -51,6 +51,12 @@ def test_clustering_bounds_distinct_weight_values(trained_cnn, small_train):
     assert result.stats["distinct_weights"] == distinct
 
 
+def test_cluster_preserving_qat_counts_only_the_deployed_parameters(trained_cnn, small_train):
+    clustered = compress(trained_cnn, [ClusterConfig(clusters=8, epochs=1)], small_train)
+    cqat = compress(clustered.model, [QATConfig(epochs=1)], small_train, before=clustered.techniques)
+    assert cqat.stats["params"] == trained_cnn.count_params()  # not its centroids, indices and weight copies
+
+
 def test_pqat_gives_an_int8_artifact_that_keeps_the_sparsity(trained_cnn, small_train, mnist, model_info, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 

@@ -34,7 +34,7 @@ def test_runtime_classifies_in_a_process_where_tensorflow_cannot_be_imported(art
         assert [r["input"].rsplit("/", 1)[-1] for r in doc["results"]] == [f"d{i:02d}.png" for i in range(10)]
         predicted = np.array([int(r["label"]) for r in doc["results"]])
         assert np.mean(predicted == labels) >= 0.8
-        assert all(0.0 <= r["score"] <= 1.0 for r in doc["results"])
+        assert np.mean([r["score"] for r in doc["results"]]) > 0.5  # confident, as a trained CNN is on clean digits
 
 
 def test_edgedl_run_prints_a_table_and_rejects_bad_input(artifacts, digit_pngs, tmp_path):
