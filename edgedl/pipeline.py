@@ -226,10 +226,13 @@ class Pipeline:
         ran = {r["name"] for r in records}
         if previous["model"] != model or previous["task"] != task or fingerprint != self._data_fingerprint:
             return records
-        kept = [v for v in previous["variants"] if v["name"] not in ran and v["format"] != "keras"]
+        fresh = {r["name"]: r for r in records}
+        kept = [v["name"] for v in previous["variants"] if v["name"] not in ran]
         if kept:
-            self.log(f"report: keeping {len(kept)} variants of the previous run ({', '.join(v['name'] for v in kept)})")
-        return records + [{k: v for k, v in r.items() if k != "metric_delta"} for r in kept]
+            self.log(f"report: keeping {len(kept)} variants of the previous run ({', '.join(kept)})")
+        merged = [fresh.pop(v["name"], None) or {k: x for k, x in v.items() if k != "metric_delta"}
+                  for v in previous["variants"]]  # the previous order, this run's records in place
+        return merged + list(fresh.values())
 
     # -- the whole job ----------------------------------------------------------------------------
 

@@ -173,8 +173,9 @@ def synthetic_inputs(model, shapes: dict, samples: int = 8, seed: int = 0):
         if len(shape) != len(spec.shape) or any(e is not None and e != d for e, d in zip(spec.shape[1:], shape[1:])):
             raise UserError(f"--shape {spec.name}={'x'.join(map(str, shape))} does not fit the input ({spec.shown()})")
         if None in shape:
+            dims = "x".join("1" if i == 0 and d is None else "SIZE" if d is None else str(d) for i, d in enumerate(shape))
             raise UserError(f"input {spec.name!r} has free dimensions ({spec.shown()}); give --shape "
-                            f"{spec.name}={'x'.join('1' if d is None else str(d) for d in spec.shape)} with sizes")
+                            f"{spec.name}={dims} with the sizes to time")
         full = (samples, *shape[1:])
         if spec is meta.image_input:
             nhwc = full if meta.layout == "NHWC" else (full[0], full[2], full[3], full[1])

@@ -127,9 +127,9 @@ def describe(model, options) -> str:
         lines.append(f"  {s.name}: {s.dtype} {s.shown()}{q}")
         if s is meta.image_input:
             h, w, c = meta.image_shape
-            size = f"{options.size[0]}×{options.size[1]}" if options.size else \
-                (f"{h}×{w}" if h and w else "kept as it is (free size)")  # fmt: skip
-            lines.append(f"    a picture is: {('grey' if (options.channels or c) == 1 else 'RGB')}, resized to {size}, "
+            size = f"resized to {options.size[0]}×{options.size[1]}" if options.size else \
+                (f"resized to {h}×{w}" if h and w else "kept at its own size (the model's is free)")  # fmt: skip
+            lines.append(f"    a picture is: {('grey' if (options.channels or c) == 1 else 'RGB')}, {size}, "
                          f"{meta.normalization.shown()}, laid out {meta.layout}")  # fmt: skip
     lines.append("outputs:")
     for s in meta.outputs:

@@ -15,8 +15,13 @@ from typing import Optional
 
 import numpy as np
 
+from pathlib import Path
+
 from . import flatbuffer
-from .metadata import ModelMetadata, Normalization, Quantization, TensorSpec, TFLITE_METADATA_NAME
+from .errors import UserError
+from .files import read_limited, sealed_matches, sha256_file
+from .metadata import (TFLITE_METADATA_NAME, ModelMetadata, Normalization, Quantization, TensorSpec, parse_metadata,
+                       sidecar_path)  # fmt: skip
 
 # An ONNX StringStringEntryProto whose key is "edgedl": key (field 1), then value (field 2, length-delimited).
 _ONNX_ENTRY = re.compile(rb"\x0a\x06edgedl\x12")
@@ -123,8 +128,6 @@ def tflite_spec(detail: dict) -> TensorSpec:
 
 
 def onnx_spec(arg) -> TensorSpec:
-    from .errors import UserError
-
     dtype = ONNX_TYPES.get(arg.type)
     if dtype is None:
         raise UserError(f"tensor {arg.name!r} has type {arg.type}, which edgedl-run cannot feed or read")
@@ -154,3 +157,38 @@ def describe_file(fmt: str, inputs: tuple, outputs: tuple, data: Optional[bytes]
     return ModelMetadata(task="generic", format=fmt, precision=precision, inputs=tuple(inputs),
                          outputs=tuple(outputs), normalization=norm, layout=layout, labels=labels,
                          origin=origin, notes=tuple(notes))  # fmt: skip
+
+
+def _looks_like(data: bytes, fmt: str) -> bool:
+    """A TFLite flatbuffer has the identifier TFL3 at byte 4; an ONNX protobuf starts with a field tag."""
+    if fmt == "tflite":
+        return len(data) >= 8 and data[4:8] == b"TFL3"
+    return len(data) > 0 and data[0] in (0x08, 0x12, 0x1A, 0x22, 0x32, 0x3A, 0x42, 0x52, 0x5A, 0x62, 0x72)
+
+
+def edgedl_record(path: Path, data: bytes, fmt: str) -> Optional[ModelMetadata]:
+    """edgedl's record for these bytes (checked against the checksum it carries), or None for another
+    tool's model. A ``.tflite`` exported before the record moved inside the file keeps a sidecar."""
+    if not _looks_like(data, fmt):
+        kind = "a TFLite flatbuffer" if fmt == "tflite" else "an ONNX protobuf"
+        raise UserError(f"{path}: not {kind} (the file does not start like one); give a .{fmt} model file")
+    try:
+        raw = embedded_record(data, fmt)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a valid .{fmt} file ({exc}); re-export or re-copy it") from None
+    if raw is not None:
+        meta = parse_metadata(raw, str(path))
+        if meta.artifact_sha256 and sealed_matches(data) is not True:
+            raise UserError(f"{path}: the file is damaged (its sha256 differs from the one it carries); re-copy it")
+        return meta
+    if b'"edgedl_version": "' in data:
+        raise UserError(f"{path}: the file is damaged (edgedl's metadata in it cannot be read); re-copy it")
+    side = sidecar_path(path)
+    if fmt == "tflite" and side.exists():
+        text = read_limited(side, 16 << 20, "metadata file")
+        meta = parse_metadata(text, str(side))
+        if meta.artifact_sha256 and meta.artifact_sha256 != sha256_file(path):
+            raise UserError(f"{path}: file does not match its metadata {side.name} (sha256 differs); re-copy both "
+                            "files")  # fmt: skip
+        return meta
+    return None

@@ -11,7 +11,6 @@ runtime calls it.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
@@ -20,29 +19,14 @@ import numpy as np
 
 from . import introspect
 from .bundle import verify_for
-from .errors import UserError
-from .files import MAX_MODEL_BYTES, check_regular, read_limited, sealed_matches, sha256_file
-from .metadata import ModelMetadata, Normalization, Quantization, parse_metadata, sidecar_path
+from .errors import UserError, first_line, import_first
+from .files import MAX_MODEL_BYTES, check_regular, read_limited
+from .introspect import edgedl_record
+from .metadata import ModelMetadata, Normalization, Quantization
+from .providers import check_providers, onnx_session
 
 FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
-
-
-def _import_first(candidates: list[tuple[str, str]], what: str):
-    """Import the first module that exists; otherwise say which package to install."""
-    for module, _ in candidates:
-        try:
-            return importlib.import_module(module)
-        except ImportError:
-            continue
-    pips = " or ".join(f"'pip install {pkg}'" for _, pkg in candidates)
-    raise UserError(f"no interpreter for {what} is installed: {pips}")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    line = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else type(exc).__name__)
-    return line[:200]
 
 
 @contextlib.contextmanager
@@ -55,7 +39,7 @@ def interpreter_errors(path: Path, doing: str):
     except MemoryError:
         raise UserError(f"{path.name}: out of memory while {doing}; use a smaller input or batch") from None
     except Exception as exc:  # noqa: BLE001 - the one boundary with the interpreter
-        raise UserError(f"{path.name}: the interpreter failed while {doing} ({_first_line(exc)}); the file may be "
+        raise UserError(f"{path.name}: the interpreter failed while {doing} ({first_line(exc)}); the file may be "
                         "damaged, or need operators this interpreter does not have") from None  # fmt: skip
 
 
@@ -197,7 +181,7 @@ class TFLiteModel(Model):
     """A ``.tflite`` file run by ai-edge-litert, or tflite-runtime where that is what the device has."""
 
     def __init__(self, path: Path, data: bytes, record: Optional[ModelMetadata], threads: Optional[int]):
-        module = _import_first(
+        module = import_first(
             [("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime")],
             "TFLite models",
         )
@@ -290,7 +274,7 @@ class OnnxModel(Model):
     """An ``.onnx`` file run by onnxruntime: TensorRT, then CUDA, then the CPU, whichever is installed."""
 
     def __init__(self, path: Path, data: bytes, record: Optional[ModelMetadata], threads: Optional[int], providers):
-        session = _onnx_session(path, data, threads, providers)
+        session = onnx_session(path, data, threads, providers)
         with interpreter_errors(path, "reading the model's inputs and outputs"):
             specs_in = tuple(introspect.onnx_spec(a) for a in session.get_inputs())
             specs_out = tuple(introspect.onnx_spec(a) for a in session.get_outputs())
@@ -316,58 +300,11 @@ def _merge(record: Optional[ModelMetadata], fmt: str, specs_in: tuple, specs_out
     return replace(record, inputs=specs_in, outputs=specs_out)
 
 
-# In order of preference; onnxruntime-gpu on a Jetson has the first two, every build the last.
-PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-
-
-def choose_providers(available: Sequence[str], requested: Optional[Sequence[str]] = None) -> list[str]:
-    """The execution providers to ask onnxruntime for: ``requested`` (each must be installed) or every
-    preferred one that is, best first; the CPU always closes the list as the fallback."""
-    if requested:
-        missing = [p for p in requested if p not in available]
-        if missing:
-            raise UserError(f"execution provider {missing[0]} is not in this onnxruntime "
-                            f"(available: {', '.join(available)})")  # fmt: skip
-        chosen = list(requested)
-    else:
-        chosen = [p for p in PREFERRED_PROVIDERS if p in available]
-    return chosen + ([] if "CPUExecutionProvider" in chosen else ["CPUExecutionProvider"])
-
-
-def check_providers(path: Path, providers: Optional[Sequence[str]]) -> None:
-    """Execution providers are an onnxruntime notion: refuse them for anything else."""
-    if providers and Path(path).suffix.lower() != ".onnx":
-        raise UserError("--providers is for .onnx models; a .tflite model runs on its interpreter's CPU kernels")
-
-
 def check_threads(threads: Optional[int]) -> None:
     """At least one, at most the cores this machine has (onnxruntime hangs or crashes on thousands)."""
     cores = os.cpu_count() or 1
     if threads is not None and not 1 <= threads <= cores:
         raise UserError(f"--threads {threads}: give 1 to {cores} (this machine has {cores} cores)")
-
-
-def _provider_options(name: str, path: Path) -> dict:
-    if name == "TensorrtExecutionProvider":
-        # Building a TensorRT engine takes minutes on a Jetson: keep it next to the model for the next start.
-        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(path.parent / ".trt_cache")}
-    return {}
-
-
-def _onnx_session(path: Path, data: bytes, threads: Optional[int], providers: Optional[Sequence[str]] = None):
-    ort = _import_first([("onnxruntime", "onnxruntime")], "ONNX models")
-    ort.set_default_logger_severity(4)  # errors reach the user as our one line, not as onnxruntime's log
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    chosen = choose_providers(ort.get_available_providers(), providers)
-    try:
-        return ort.InferenceSession(data, sess_options=options, providers=chosen,
-                                    provider_options=[_provider_options(p, path) for p in chosen])
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
-        raise UserError(f"{path}: not a valid ONNX model ({_first_line(exc)}); re-export it") from None
 
 
 def _format_of(path: Path) -> str:
@@ -376,41 +313,6 @@ def _format_of(path: Path) -> str:
     if fmt is None:
         raise UserError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}; expected .tflite or .onnx")
     return fmt
-
-
-def _looks_like(data: bytes, fmt: str) -> bool:
-    """A TFLite flatbuffer has the identifier TFL3 at byte 4; an ONNX protobuf starts with a field tag."""
-    if fmt == "tflite":
-        return len(data) >= 8 and data[4:8] == b"TFL3"
-    return len(data) > 0 and data[0] in (0x08, 0x12, 0x1A, 0x22, 0x32, 0x3A, 0x42, 0x52, 0x5A, 0x62, 0x72)
-
-
-def edgedl_record(path: Path, data: bytes, fmt: str) -> Optional[ModelMetadata]:
-    """edgedl's record for these bytes (checked against the checksum it carries), or None for another
-    tool's model. A ``.tflite`` exported before the record moved inside the file keeps a sidecar."""
-    if not _looks_like(data, fmt):
-        kind = "a TFLite flatbuffer" if fmt == "tflite" else "an ONNX protobuf"
-        raise UserError(f"{path}: not {kind} (the file does not start like one); give a .{fmt} model file")
-    try:
-        raw = introspect.embedded_record(data, fmt)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a valid .{fmt} file ({exc}); re-export or re-copy it") from None
-    if raw is not None:
-        meta = parse_metadata(raw, str(path))
-        if meta.artifact_sha256 and sealed_matches(data) is not True:
-            raise UserError(f"{path}: the file is damaged (its sha256 differs from the one it carries); re-copy it")
-        return meta
-    if b'"edgedl_version": "' in data:
-        raise UserError(f"{path}: the file is damaged (edgedl's metadata in it cannot be read); re-copy it")
-    side = sidecar_path(path)
-    if fmt == "tflite" and side.exists():
-        text = read_limited(side, 16 << 20, "metadata file")
-        meta = parse_metadata(text, str(side))
-        if meta.artifact_sha256 and meta.artifact_sha256 != sha256_file(path):
-            raise UserError(f"{path}: file does not match its metadata {side.name} (sha256 differs); re-copy both "
-                            "files")  # fmt: skip
-        return meta
-    return None
 
 
 def read_metadata(path: str | os.PathLike) -> ModelMetadata:

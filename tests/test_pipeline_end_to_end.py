@@ -124,8 +124,11 @@ def test_a_rerun_reuses_the_model_and_artifacts(run_dir):
     assert (out / "model.keras").stat().st_mtime_ns == model_mtime
     after = {p.name: p.stat().st_mtime_ns for p in (out / "artifacts").iterdir()}
     assert after == before
+    from edgedl.recipes import variant_names
+
     names = [v["name"] for v in json.loads((out / "report.json").read_text())["variants"]]
-    assert names == ["original", "tflite_int8", "onnx_float32"]
+    assert names == ["original", *variant_names("classification")]  # merged: the other variants are kept
+    assert "report: keeping 20 variants of the previous run" in " ".join(proc.stderr.split())
 
 
 def test_a_keras3_model_gets_post_training_variants_and_a_clear_no_for_pruning(tmp_path):

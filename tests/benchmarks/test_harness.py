@@ -33,10 +33,16 @@ def test_the_keras_original_is_measured_the_same_way(tmp_path, eval_npz, trained
     assert record["path"] == "m.keras" and record["latency_ms"]["runs"] == 20
 
 
-def test_a_failing_measurement_names_the_variant(tmp_path, eval_npz):
+def test_a_failing_measurement_names_the_variant_and_measure_all_records_it(tmp_path, eval_npz):
+    from benchmarks import measure_all
+    from benchmarks.harness import MeasurementError
+
     (tmp_path / "bad.tflite").write_bytes(b"junk")
-    with pytest.raises(RuntimeError, match="measuring bad failed: .*metadata file bad.tflite.json is missing"):
-        measure_variant(Variant("bad", "tflite", "float32", tmp_path / "bad.tflite"), eval_npz, BenchConfig(runs=1))
+    bad = Variant("bad", "tflite", "float32", tmp_path / "bad.tflite")
+    with pytest.raises(MeasurementError, match="measuring bad failed: .*bad.tflite: not a TFLite flatbuffer"):
+        measure_variant(bad, eval_npz, BenchConfig(runs=1))
+    (record,) = measure_all([bad], eval_npz, BenchConfig(runs=1))
+    assert record["status"] == "failed" and "not a TFLite flatbuffer" in record["error"]
 
 
 def test_report_deltas_are_points_against_the_original():
@@ -55,6 +61,8 @@ def test_sizes_of_a_folder_add_up(tmp_path):
     assert file_sizes(tmp_path)[0] == 150
 
 
-def test_bench_config_is_validated():
-    with pytest.raises(UserError):
+def test_bench_config_is_validated_with_a_message_for_people():
+    with pytest.raises(UserError, match=r"^--runs must be at least 1 \(got 0\)"):
         BenchConfig(runs=0)
+    with pytest.raises(UserError, match="--threads 999: give 1 to"):
+        BenchConfig(threads=999)

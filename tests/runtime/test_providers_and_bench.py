@@ -4,7 +4,7 @@ import json
 import pytest
 
 from runtime.errors import UserError
-from runtime.model import choose_providers
+from runtime.providers import choose_providers
 from tests.conftest import run_cli
 
 JETSON = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
