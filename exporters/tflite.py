@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.errors import UserError
 from runtime.files import UNSEALED, seal, sha256_file
 from runtime.introspect import tflite_spec
 from runtime.metadata import TFLITE_METADATA_NAME, ModelMetadata, sidecar_path
@@ -47,6 +48,23 @@ def _converter(model, config: TFLiteConfig):
     return conv
 
 
+def _convert(model, config: TFLiteConfig) -> bytes:
+    """The flatbuffer; recurrent layers unrolled first (builtin operators, no state between calls)."""
+    from ._recurrent import recurrent_layers, unrolled
+
+    loops = [layer for layer in recurrent_layers(model) if not layer.get_config().get("unroll", False)]
+    if not loops:
+        return _converter(model, config).convert()
+    try:
+        flat = unrolled(model)
+    except UserError as refusal:
+        try:  # a fixed batch may still convert as it is (the fused LSTM operator)
+            return _converter(model, config).convert()
+        except Exception:  # noqa: BLE001 - the converter's 90-line error: ours names the layer and the way out
+            raise refusal from None
+    return _converter(flat, config).convert()
+
+
 def tensor_specs(path_or_bytes) -> tuple[tuple, tuple]:
     """Every input's and output's spec, as the interpreter sees them."""
     from ai_edge_litert.interpreter import Interpreter
@@ -80,7 +98,7 @@ def embed_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:
 def export_tflite(model, path, config: TFLiteConfig, info: ModelInfo) -> Artifact:
     """Convert ``model`` and write ``path`` with its record inside; check it runs like the model."""
     path = Path(path)
-    flatbuffer = _converter(model, config).convert()
+    flatbuffer = _convert(model, config)
     inputs, outputs = tensor_specs(flatbuffer)
     meta = ModelMetadata(
         task=info.task,
