@@ -213,6 +213,21 @@ class Pipeline:
         except UserError:
             return False
 
+    def _without_zoo_students(self, specs: tuple, asked: bool) -> tuple:
+        """The distillation recipes train the zoo's MNIST student, not a copy of a user's architecture: a user's
+        model gets none of them (``edgedl compress --technique distill --student NAME`` names a student)."""
+        from .compress import DistillConfig
+
+        zoo = [s for s in specs if s.recipe and any(isinstance(c, DistillConfig) for c in RECIPES[s.recipe].configs)]
+        if zoo and asked:
+            raise UserError(f"{zoo[0].name}: the distill and student recipes train edgedl's MNIST cnn_student, not a "
+                            "copy of your model; distill with 'edgedl compress MODEL --technique distill --student "
+                            "NAME' instead")  # fmt: skip
+        if zoo:
+            self.log(f"model: a user's model: no {', '.join(dict.fromkeys(s.recipe for s in zoo))} variants "
+                     "(their student is edgedl's MNIST cnn_student, not your architecture)")  # fmt: skip
+        return tuple(s for s in specs if s not in zoo)
+
     def _merged_with_previous(self, records: list, model: str, task: str) -> list:
         """A re-run of some variants into the same folder keeps the others' records (same model and data)."""
         previous_path = self.out / "report.json"
@@ -254,6 +269,8 @@ class Pipeline:
             else:
                 specs = tuple(s for s in specs if s.recipe is None)
                 self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
+        if user_model is not None:
+            specs = self._without_zoo_students(specs, bool(cfg.variants))
         data = self.prepare(task, image_shape)
         self._data_fingerprint = data.fingerprint
         original, original_path = self.original(data, user_model)

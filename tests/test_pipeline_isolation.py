@@ -73,3 +73,9 @@ def test_bad_arguments_stop_before_any_work(tmp_path, argv, message):
     proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), *argv)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not out.exists()
+
+
+def test_a_users_model_is_never_distilled_into_the_zoos_student(convlstm_h5, tmp_path):
+    proc = run_cli("edgedl", "pipeline", "--model", str(convlstm_h5), "--out", str(tmp_path / "x"), "--variants",
+                   "distill")  # fmt: skip
+    assert proc.returncode == 2 and "train edgedl's MNIST cnn_student, not a copy of your model" in proc.stderr

@@ -50,7 +50,9 @@ def model_stats(model, techniques: Sequence[str] = ()) -> dict:
     overall and per layer."""
     # A fully convolutional model's cost grows with the image: counted at 1×1, it is the cost per pixel.
     free_size = None in tuple(model.inputs[0].shape[1:-1])
-    stats = {"params": _stats.count_params(model), ("macs_per_pixel" if free_size else "macs"): _stats.count_macs(model)}
+    macs = _stats.count_macs(model)
+    stats = {"params": _stats.count_params(model),
+             ("macs_per_pixel" if free_size else "macs"): "unknown" if macs is None else macs}  # fmt: skip
     if any(t.startswith("prune") for t in techniques):
         stats["sparsity"] = round(_stats.overall_sparsity(model), 4)
         stats["layer_sparsity"] = {k: round(v, 4) for k, v in _stats.layer_sparsity(model).items()}

@@ -1,12 +1,14 @@
 """What a compressed model costs: parameters, multiply-accumulates, sparsity per layer."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
 def _unwrap(layer):
     # tfmot wraps layers (PruneLowMagnitude, ClusterWeights, QuantizeWrapper) around the real one.
-    while hasattr(layer, "layer"):
+    while hasattr(layer, "layer") and type(layer).__name__ not in ("Bidirectional", "TimeDistributed"):
         layer = layer.layer
     return layer
 
@@ -15,45 +17,69 @@ def _shape(tensor_shape) -> tuple:
     return tuple(int(d) if d is not None else 1 for d in tensor_shape)
 
 
-def layer_macs(layer) -> int:
-    """Multiply-accumulates of one call on one sample (batch dimension excluded)."""
+# Layers with weights but no multiply-accumulates at deployment (folded into the convolution before, or lookups).
+NO_MACS = ("BatchNormalization", "LayerNormalization", "Normalization", "Rescaling", "Embedding", "PReLU",
+           "GroupNormalization", "UnitNormalization")  # fmt: skip
+
+
+def _io(layer) -> tuple:
+    """(input shape, output shape) without the batch; Keras 2 has ``output_shape``, Keras 3 ``output.shape``."""
+    try:
+        out, inp = layer.output_shape, layer.input_shape
+    except (AttributeError, RuntimeError):
+        out, inp = tuple(layer.output.shape), tuple(layer.input.shape)
+    if isinstance(out, list) or isinstance(inp, list):
+        return (), ()
+    return _shape(inp[1:]), _shape(out[1:])
+
+
+def layer_macs(layer) -> Optional[int]:
+    """Multiply-accumulates of one call on one sample (batch dimension excluded); None where unknown."""
     if type(layer).__name__ == "TimeDistributed":  # the inner layer, once per time step
         steps, inner = int(layer.input_shape[1] or 1), layer.layer
         per_step_outputs = int(np.prod([d or 1 for d in layer.output_shape[2:-1]]))  # pixels, or 1 for Dense
         if type(inner).__name__ in ("Conv2D", "Dense"):
             return steps * per_step_outputs * int(np.prod(inner.kernel.shape))
-        return 0
+        return 0 if not inner.weights or type(inner).__name__ in NO_MACS else None
     layer = _unwrap(layer)
     kind = type(layer).__name__
+    if hasattr(layer, "layers") and kind not in ("Bidirectional",):  # a model inside the model
+        return count_macs(layer)
     try:
-        out = _shape(layer.output_shape[1:]) if not isinstance(layer.output_shape, list) else ()
-        inp = _shape(layer.input_shape[1:]) if not isinstance(layer.input_shape, list) else ()
-    except (AttributeError, RuntimeError):
-        return 0
+        inp, out = _io(layer)
+    except (AttributeError, RuntimeError, ValueError):
+        return None if layer.weights else 0
     if kind in ("Conv2D", "Conv1D", "Conv2DTranspose"):
         kernel = layer.kernel.shape  # (kh, kw, cin/groups, cout) or transposed (kh, kw, cout, cin)
         spatial = int(np.prod(out[:-1])) if kind != "Conv2DTranspose" else int(np.prod(inp[:-1]))
         return spatial * int(np.prod(kernel))
     if kind == "DepthwiseConv2D":
         return int(np.prod(out[:-1])) * int(np.prod(layer.depthwise_kernel.shape))
+    if kind == "SeparableConv2D":
+        return int(np.prod(out[:-1])) * int(np.prod(layer.depthwise_kernel.shape) + np.prod(layer.pointwise_kernel.shape))
     if kind == "Dense":
         return int(np.prod(inp[:-1])) * int(np.prod(layer.kernel.shape))
-    if kind in ("LSTM", "GRU"):
+    if kind in ("LSTM", "GRU", "SimpleRNN"):
         steps = inp[0] if len(inp) == 2 else 1
         return steps * int(np.prod(layer.cell.kernel.shape) + np.prod(layer.cell.recurrent_kernel.shape))
     if kind in ("Bidirectional",):
-        return 2 * layer_macs(layer.forward_layer)
+        forward = layer_macs(layer.forward_layer)
+        return None if forward is None else 2 * forward
     if kind == "RecurrentFrameDenoiser":  # per frame and pixel: three convolutions and the LSTM's gates
         frames, h, w = inp[0], inp[1], inp[2]
         convs = [layer.encode.kernel, layer.head.kernel, layer.noise.kernel, layer.kernel]
         convs += [layer.recurrent_kernel] if layer.recurrent else []
         return int(frames * h * w * sum(np.prod(kernel.shape) for kernel in convs))
-    return 0
+    if kind in NO_MACS or not layer.weights:  # pooling, activations, reshapes: no multiply-accumulates
+        return 0
+    return None  # a layer with weights this counter does not know: better unknown than a wrong 0
 
 
-def count_macs(model) -> int:
-    """Multiply-accumulates of one inference on one sample (convolutions, dense and recurrent layers)."""
-    return int(sum(layer_macs(layer) for layer in model.layers))
+def count_macs(model) -> Optional[int]:
+    """Multiply-accumulates of one inference on one sample (convolutions, dense and recurrent layers);
+    None when a layer with weights is of a kind the counter does not know."""
+    counts = [layer_macs(layer) for layer in model.layers]
+    return None if any(c is None for c in counts) else int(sum(counts))
 
 
 def copy_model(model):

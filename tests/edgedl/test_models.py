@@ -69,3 +69,28 @@ def test_macs_count_every_convolution_of_the_recurrent_denoiser():
     assert model_stats(create_model("seq_denoiser"))["macs"] == expected
     # The per-frame twin has no recurrent kernel: exactly 9·16·64 MACs per pixel and frame fewer.
     assert model_stats(create_model("seq_denoiser_per_frame"))["macs"] == expected - frames * pixels * 9 * 16 * 64
+
+
+def test_macs_are_counted_for_keras_3_and_unknown_rather_than_zero_for_layers_the_counter_does_not_know():
+    import keras as keras3
+
+    from edgedl._tf import keras
+    from edgedl.compress import model_stats
+
+    k3 = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Conv2D(4, 3), keras3.layers.Flatten(),
+                            keras3.layers.Dense(10)])  # fmt: skip
+    assert model_stats(k3)["macs"] == 6 * 6 * (3 * 3 * 1 * 4) + 144 * 10
+
+    k = keras()
+
+    class Gate(k.layers.Layer):  # a user's own layer with weights
+        def build(self, shape):
+            self.w = self.add_weight(name="w", shape=(shape[-1],))
+
+        def call(self, x):
+            return x * self.w
+
+    mine = k.Sequential([k.Input((8,)), k.layers.Dense(4), Gate(), k.layers.Dense(2)])
+    assert model_stats(mine)["macs"] == "unknown"
+    rnn = k.Sequential([k.Input((5, 3)), k.layers.SimpleRNN(4), k.layers.Dense(2)])
+    assert model_stats(rnn)["macs"] == 5 * (3 * 4 + 4 * 4) + 4 * 2
