@@ -36,6 +36,13 @@ def _add_data_args(p) -> None:
     p.add_argument("--eval-data", type=Path, help="evaluation data, same forms (default: see --data)")
 
 
+def _add_normalization_args(p) -> None:
+    p.add_argument("--mean", help="the model takes (pixel/255 - MEAN) / STD: per channel (0.485,0.456,0.406) or one; "
+                                  "recorded in every artifact (default: pixel/255, or raw pixels for a model whose "
+                                  "first layer is Rescaling/Normalization)")  # fmt: skip
+    p.add_argument("--std", help="see --mean")
+
+
 def _add_train_args(p) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (default: the model's, 8 for cnn)")
     p.add_argument("--batch-size", type=int, help="batch size per device (default: the model's, 64 for cnn)")
@@ -84,18 +91,20 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     from exporters import ModelInfo, export
-    from runtime.metadata import Normalization
 
     from ._tf import weights_sha256
     from .pipeline import task_of
     from .train import load_keras_model
 
+    from .preprocessing import model_normalization, parse_floats
+
     model = load_keras_model(args.model)
     task = args.task or task_of(model)
-    data = _prepare(args, task, tuple(model.inputs[0].shape[1:]))
+    norm, _ = model_normalization(model, parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std"))
+    data = _prepare(args, task, tuple(model.inputs[0].shape[1:])).normalized(norm)
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
     info = ModelInfo(task=task, labels=labels if task == "classification" else None,
-                     normalization=Normalization(), source_sha256=weights_sha256(model))  # fmt: skip
+                     normalization=norm, source_sha256=weights_sha256(model))  # fmt: skip
     art = export(model, args.out, args.format, info, precision=args.precision, calibration=data.calibration,
                  check_inputs=data.check)  # fmt: skip
     print(f"wrote {art.path} ({art.format}, {art.precision}, {art.size_bytes:,} bytes, sha256 {art.sha256[:12]}…)")
@@ -181,6 +190,7 @@ def cmd_pipeline(args) -> int:
 
     from .denoising import Noise
     from .pipeline import PipelineConfig, run_pipeline
+    from .preprocessing import parse_floats
 
     if args.max_drop is not None:  # checked before hours of work, not after
         check_max_drop(args.max_drop)
@@ -196,6 +206,8 @@ def cmd_pipeline(args) -> int:
         eval_data=args.eval_data,
         variants=tuple(args.variants.split(",")) if args.variants else (),
         retrain=args.retrain,
+        mean=parse_floats(args.mean, "--mean"),
+        std=parse_floats(args.std, "--std"),
     )
     report = run_pipeline(config)
     if args.max_drop is not None:
@@ -256,6 +268,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--task", choices=("classification", "denoising"), help="default: inferred from the output")
     p.add_argument("--labels", help="comma-separated class names (default: from the data)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ of the calibration inputs (default 25)")
+    _add_normalization_args(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
@@ -318,6 +331,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--seconds", type=float, help="a time budget per variant for the batch-1 runs, instead of --runs")
     p.add_argument("--max-drop", type=float, help="then select the best variant within this metric budget")
     p.add_argument("--by", default="latency", help="with --max-drop: latency (default) or size")
+    _add_normalization_args(p)
     p.set_defaults(func=cmd_pipeline)
     return parser
 

@@ -26,13 +26,13 @@ from exporters import ModelInfo, export, get_exporter
 from runtime import read_metadata
 from runtime.errors import UserError
 from runtime.files import write_json
-from runtime.metadata import Normalization
 from runtime.report import failed_record, is_ok, read_report
 
 from . import tasks
 from .compress import compress, model_stats
 from .compress._techniques import is_tf_keras, require_tf_keras
 from .denoising import Noise
+from .preprocessing import DEFAULT, model_normalization
 from .models import build_for_task, list_models, model_entry
 from .recipes import RECIPES, select_variants
 from .train import TrainConfig, load_keras_model, train
@@ -53,6 +53,8 @@ class PipelineConfig:
     variants: tuple = ()
     retrain: bool = False
     noise: Noise = field(default_factory=Noise)  # denoisers: training and evaluation noise
+    mean: Optional[tuple] = None  # the model's inputs are (pixel / 255 - mean) / std (see edgedl.preprocessing)
+    std: Optional[tuple] = None
 
 
 def _is_path(model: str) -> bool:
@@ -271,7 +273,10 @@ class Pipeline:
                 self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
         if user_model is not None:
             specs = self._without_zoo_students(specs, bool(cfg.variants))
-        data = self.prepare(task, image_shape)
+        norm, why = model_normalization(user_model, cfg.mean, cfg.std)
+        data = self.prepare(task, image_shape).normalized(norm)
+        if norm != DEFAULT:
+            self.log(f"input: {norm.shown()} ({why})")
         self._data_fingerprint = data.fingerprint
         original, original_path = self.original(data, user_model)
         classes = original.outputs[0].shape[-1]
@@ -283,7 +288,7 @@ class Pipeline:
         info = ModelInfo(
             task=task,
             labels=data.labels,
-            normalization=Normalization(scale=1.0 / 255.0, offset=0.0),
+            normalization=norm,
             source_sha256=weights_sha256(original),
         )
         variants = [Variant("original", "keras", "float32", original_path, (), measurer="edgedl.measure_keras",

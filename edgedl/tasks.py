@@ -37,6 +37,22 @@ class Prepared:
     eval_size: int
     fingerprint: str = ""  # sha256 of the training and evaluation arrays and the noise: what the data *is*
 
+    def normalized(self, norm) -> "Prepared":
+        """This data as a model under ``norm`` takes it (classification images; denoisers keep [0, 1])."""
+        from dataclasses import replace
+
+        from .preprocessing import DEFAULT, to_model_inputs
+
+        if norm == DEFAULT or self.task != "classification":
+            return self
+
+        def mapped(ds):
+            return replace(ds, x=to_model_inputs(ds.x, norm))
+
+        return replace(self, fit=mapped(self.fit), validation=mapped(self.validation),
+                       calibration=to_model_inputs(self.calibration, norm), check=to_model_inputs(self.check, norm),
+                       eval_arrays={**self.eval_arrays, "x": to_model_inputs(self.eval_arrays["x"], norm)})  # fmt: skip
+
     def save_eval(self, path: Path) -> None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
