@@ -3,7 +3,7 @@
     python -m benchmarks.select runs/cnn/report.json --max-drop 0.5 --by latency
 
 The budget is in the report's metric: accuracy points for classifiers, dB of
-PSNR for denoisers. The chosen artifact (and its sidecar) is copied to
+PSNR for denoisers. The chosen artifact (and an older artifact's sidecar) is copied to
 ``RUN_DIR/selected/`` under a stable name, with ``selection.json`` saying why.
 """
 from __future__ import annotations

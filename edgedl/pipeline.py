@@ -4,7 +4,7 @@ Run folder layout::
 
     OUT/model.keras            the trained original (zoo models), history.json
     OUT/eval.npz               the evaluation set every variant is measured on
-    OUT/artifacts/NAME.tflite  one file per variant (+ .json sidecar); NAME.onnx
+    OUT/artifacts/NAME.tflite  one file per variant, its metadata inside; NAME.onnx
     OUT/compressed/RECIPE.json what each compression recipe did (sparsity, params, MACs)
     OUT/report.json            the comparison
 
