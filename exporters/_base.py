@@ -75,6 +75,15 @@ class ModelInfo:
     source_sha256: str = ""
     build_key: str = ""  # what the artifact was built from and with (see edgedl.pipeline): reused only on a match
 
+    def record(self, fmt: str, precision: str, inputs: tuple, outputs: tuple) -> ModelMetadata:
+        """The artifact's metadata, its checksum left zeroed for ``runtime.files.seal`` to fill in."""
+        from runtime.files import UNSEALED
+
+        return ModelMetadata(task=self.task, format=fmt, precision=precision, inputs=inputs, outputs=outputs,
+                             normalization=self.normalization, labels=self.labels, techniques=tuple(self.techniques),
+                             source_sha256=self.source_sha256, build_key=self.build_key,
+                             edgedl_version=EDGEDL_VERSION, artifact_sha256=UNSEALED)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Artifact:

@@ -41,3 +41,11 @@ def check_against_keras(path, model, inputs: np.ndarray, precision: str, task: s
             f"(mean |diff| {diff.mean():.3g} > {TOLERANCE[precision]} or top-1 agreement {agreement:.3f})"
         )
     return float(diff.max()), agreement
+
+
+def check_if_asked(path, model, config, task: str) -> tuple[float, float]:
+    """``check_against_keras`` on the config's check inputs; (nan, nan) when it has none."""
+    check = config.check_set()
+    if check is None:
+        return float("nan"), float("nan")
+    return check_against_keras(path, model, check, config.precision, task)

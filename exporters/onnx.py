@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.files import UNSEALED, seal, sha256_file
-from runtime.metadata import ONNX_METADATA_KEY, ModelMetadata, TensorSpec
+from runtime.files import seal, sha256_file
+from runtime.metadata import ONNX_METADATA_KEY, TensorSpec
 
-from ._base import EDGEDL_VERSION, Artifact, ExportConfig, ModelInfo, register_exporter, staged
-from ._check import check_against_keras
+from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, staged
+from ._check import check_if_asked
 from ._tf import tf
 
 OPSET = 17
@@ -107,25 +107,10 @@ def export_onnx(model, path, config: OnnxConfig, info: ModelInfo) -> Artifact:
             graph_path = work / "quant.onnx"
             _quantize(float_path, graph_path, config, work)
         proto = onnx.load(str(graph_path))
-        meta = ModelMetadata(
-            task=info.task,
-            format="onnx",
-            precision=config.precision,
-            inputs=tuple(_spec(v) for v in _graph_inputs(proto)),
-            outputs=tuple(_spec(v) for v in proto.graph.output),
-            normalization=info.normalization,
-            labels=info.labels,
-            techniques=tuple(info.techniques),
-            source_sha256=info.source_sha256,
-            build_key=info.build_key,
-            edgedl_version=EDGEDL_VERSION,
-            artifact_sha256=UNSEALED,
-        )
+        meta = info.record("onnx", config.precision, tuple(_spec(v) for v in _graph_inputs(proto)),
+                           tuple(_spec(v) for v in proto.graph.output))  # fmt: skip
         onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: meta.to_json()})
         out.write_bytes(seal(proto.SerializeToString()))
         onnx.checker.check_model(str(out), full_check=True)
-        max_diff, agreement = float("nan"), float("nan")
-        check = config.check_set()
-        if check is not None:
-            max_diff, agreement = check_against_keras(out, model, check, config.precision, info.task)
+        max_diff, agreement = check_if_asked(out, model, config, info.task)
     return Artifact(path, "onnx", config.precision, meta, path.stat().st_size, sha256_file(path), max_diff, agreement)

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import UserError
-from runtime.files import UNSEALED, seal, sha256_file
+from runtime.files import seal, sha256_file
 from runtime.introspect import tflite_spec
 from runtime.metadata import TFLITE_METADATA_NAME, ModelMetadata, sidecar_path
 
-from ._base import EDGEDL_VERSION, Artifact, ExportConfig, ModelInfo, register_exporter, staged
-from ._check import check_against_keras
+from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, staged
+from ._check import check_if_asked
 from ._tf import tf
 
 
@@ -100,26 +100,10 @@ def export_tflite(model, path, config: TFLiteConfig, info: ModelInfo) -> Artifac
     path = Path(path)
     flatbuffer = _convert(model, config)
     inputs, outputs = tensor_specs(flatbuffer)
-    meta = ModelMetadata(
-        task=info.task,
-        format="tflite",
-        precision=config.precision,
-        inputs=inputs,
-        outputs=outputs,
-        normalization=info.normalization,
-        labels=info.labels,
-        techniques=tuple(info.techniques),
-        source_sha256=info.source_sha256,
-        build_key=info.build_key,
-        edgedl_version=EDGEDL_VERSION,
-        artifact_sha256=UNSEALED,
-    )
+    meta = info.record("tflite", config.precision, inputs, outputs)
     with staged(path) as out:
         out.write_bytes(embed_metadata(flatbuffer, meta))
         sidecar_path(path).unlink(missing_ok=True)  # an older export's sidecar would describe another file
-        max_diff, agreement = float("nan"), float("nan")
-        check = config.check_set()
-        if check is not None:
-            max_diff, agreement = check_against_keras(out, model, check, config.precision, info.task)
+        max_diff, agreement = check_if_asked(out, model, config, info.task)
     digest = sha256_file(path)
     return Artifact(path, "tflite", config.precision, meta, path.stat().st_size, digest, max_diff, agreement)
