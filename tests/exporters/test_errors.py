@@ -23,7 +23,7 @@ def test_a_failed_export_leaves_nothing_behind(trained_cnn, model_info, mnist, t
     def broken_check(*args, **kwargs):
         raise RuntimeError("artifact strays from the Keras model")
 
-    monkeypatch.setattr(tflite, "check_against_keras", broken_check)
+    monkeypatch.setattr(tflite, "check_if_asked", broken_check)
     target = tmp_path / "out" / "m.tflite"
     with pytest.raises(RuntimeError, match="strays"):
         export(trained_cnn, target, "tflite", model_info, check_inputs=mnist[1].x[:4])
@@ -36,7 +36,7 @@ def test_an_existing_artifact_survives_a_failed_re_export(trained_cnn, model_inf
     target = tmp_path / "m.tflite"
     first = export(trained_cnn, target, "tflite", model_info, check_inputs=mnist[1].x[:4])
     before = target.read_bytes()
-    monkeypatch.setattr(tflite, "check_against_keras", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(tflite, "check_if_asked", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError):
         export(trained_cnn, target, "tflite", model_info, precision="dynamic", check_inputs=mnist[1].x[:4])
     assert target.read_bytes() == before and first.sha256
