@@ -103,7 +103,10 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     n = min(throughput_batch, len(inputs) if not isinstance(inputs, dict) else 0)
     if n > 1 and all(np.shape(x) == one.shape[1:] for x in inputs[:n]):
         batch = np.asarray(inputs[:n], dtype=np.float32)
-        stats = latency(lambda: predict(batch), runs=max(3, runs // 20), warmup=2)
+        try:
+            stats = latency(lambda: predict(batch), runs=max(3, runs // 20), warmup=2)
+        except UserError:  # a model made for one batch size (many exported detectors take 1): no throughput
+            return figures, predict
         figures["throughput"] = {"batch": n, "items_per_s": n / (stats["p50"] / 1e3), "batch_ms_p50": stats["p50"]}
     return figures, predict
 
@@ -239,7 +242,8 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
         return holder["model"].predict
 
     figures, predict = profile(load, inputs, runs, warmup, seconds)
-    metrics = task_metrics(task, run_all(predict, inputs), targets) if targets is not None else {}
+    batch = getattr(holder["model"], "fixed_batch", None) or 200
+    metrics = task_metrics(task, run_all(predict, inputs, batch), targets) if targets is not None else {}
     return {
         "metrics": metrics,
         **({"inputs_note": f"{note}: no accuracy measured"} if note else {}),

@@ -158,17 +158,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_batches(model, x, batch: int) -> dict:
-    import numpy as np
-
-    if isinstance(x, dict):
-        n = len(next(iter(x.values())))
-        parts = [model.run({k: v[i : i + batch] for k, v in x.items()}) for i in range(0, n, batch)]
-    else:
-        parts = [model.run(x[i : i + batch]) for i in range(0, len(x), batch)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 def _bench_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="edgedl-run bench",
                       description="Measure a model as the host harness does: latency, init, memory and, with "
@@ -278,7 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserError("--out is for denoisers; other models' results go to stdout (--json for a document, "
                             "--save-outputs DIR for the arrays)")  # fmt: skip
         names, x = load_inputs(files, model.metadata, options)
-        outs = _run_batches(model, x, args.batch)
+        outs = outputs.per_input(model, x, args.batch)
         docs = outputs.results(model.metadata, names, outs, args.top)
         if args.save_outputs:
             outputs.save_outputs(Path(args.save_outputs), names, outs)

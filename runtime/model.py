@@ -115,6 +115,12 @@ class Model:
         return self.metadata.input.shape
 
     @property
+    def fixed_batch(self) -> Optional[int]:
+        """The batch size the model was made for, when it is not free (many exported detectors take 1)."""
+        first = self._in_specs[0].shape
+        return first[0] if first and first[0] else None
+
+    @property
     def input_names(self) -> list[str]:
         return [s.name for s in self._in_specs]
 

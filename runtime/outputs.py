@@ -12,17 +12,17 @@ from .metadata import ModelMetadata
 INLINE_VALUES = 64  # an output of at most this many values per input is printed whole
 
 
-def is_score_vector(meta: ModelMetadata, index: int, batch: np.ndarray) -> bool:
-    """Whether output ``index`` holds one score per class: a classifier's, one whose labels match its
-    width, or rows that are probabilities (in [0, 1], summing to 1)."""
-    if batch.ndim != 2 or batch.shape[1] < 2 or batch.dtype.kind != "f":
+def is_score_vector(meta: ModelMetadata, index: int, value: np.ndarray) -> bool:
+    """Whether output ``index`` of one input is one score per class: a classifier's, one whose labels match
+    its width, or a probability vector (in [0, 1], summing to 1)."""
+    if value.ndim != 1 or value.shape[0] < 2 or value.dtype.kind != "f":
         return False
     if index == 0 and meta.task == "classification":
         return True
-    if index == 0 and meta.labels is not None and len(meta.labels) == batch.shape[1]:
+    if index == 0 and meta.labels is not None and len(meta.labels) == value.shape[0]:
         return True
-    finite = np.isfinite(batch).all()
-    return bool(finite and batch.min() >= 0 and batch.max() <= 1 and np.allclose(batch.sum(1), 1, atol=1e-2))
+    finite = np.isfinite(value).all()
+    return bool(finite and value.min() >= 0 and value.max() <= 1 and abs(float(value.sum()) - 1) <= 1e-2)
 
 
 def _number(v: float):
@@ -56,17 +56,45 @@ def top_k(row: np.ndarray, labels: Optional[tuple], k: int) -> dict:
     }
 
 
-def results(meta: ModelMetadata, names: list[str], outputs: dict, top: int) -> list[dict]:
-    """One JSON-ready record per input: every output, and top-k of the first score vector."""
-    keys = list(outputs)
-    scores = {k: is_score_vector(meta, i, outputs[k]) for i, k in enumerate(keys)}
+def per_input(model, x, batch: int) -> list[dict]:
+    """Every input's outputs by name, run ``batch`` at a time (the model's own batch where it is fixed).
+
+    An output whose first dimension is the batch is split by rows; one that is not (a detector's list of
+    boxes after non-maximum suppression: ``detections × 4``) is kept whole, its inputs run one at a time.
+    """
+    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    fixed = model.fixed_batch
+    batch = fixed or batch
+    by_rows = {s.name for s in model.metadata.outputs if s.shape and s.shape[0] == fixed}  # None == None: free
+
+    def take(i, j):
+        return {k: v[i:j] for k, v in x.items()} if isinstance(x, dict) else x[i:j]
+
+    def split(out: dict, size: int) -> list[dict]:
+        return [{k: v[j] if k in by_rows and v.ndim and v.shape[0] == size else v for k, v in out.items()}
+                for j in range(size)]  # fmt: skip
+
+    found: list[dict] = []
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        out = model.run(take(start, start + size))
+        if size == 1 or all(k in by_rows and v.ndim and v.shape[0] == size for k, v in out.items()):
+            found += split(out, size)
+        else:
+            found += [split(model.run(take(i, i + 1)), 1)[0] for i in range(start, start + size)]
+    return found
+
+
+def results(meta: ModelMetadata, names: list[str], per_input: list[dict], top: int) -> list[dict]:
+    """One JSON-ready record per input (``per_input``: its outputs by name): every output, and top-k of the
+    first score vector."""
     docs = []
-    for row, name in enumerate(names):
+    for name, outputs in zip(names, per_input):
         doc = {"input": name}
-        first = next((k for k in keys if scores[k]), None)
+        first = next((k for i, (k, v) in enumerate(outputs.items()) if is_score_vector(meta, i, v)), None)
         if first is not None:
-            doc.update(top_k(outputs[first][row], meta.labels, top))
-        doc["outputs"] = {k: describe_value(outputs[k][row]) for k in keys}
+            doc.update(top_k(outputs[first], meta.labels, top))
+        doc["outputs"] = {k: describe_value(v) for k, v in outputs.items()}
         flagged = sum(o.get("non_finite", 0) for o in doc["outputs"].values())
         if flagged:
             doc["non_finite"] = flagged
@@ -103,7 +131,7 @@ def table(docs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def save_outputs(folder: Path, names: list[str], outputs: dict) -> list[Path]:
+def save_outputs(folder: Path, names: list[str], per_input: list[dict]) -> list[Path]:
     """Every output of every input as ``NNNN_<input>.<output>.npy`` in ``folder``, atomically."""
     import re
 
@@ -111,11 +139,11 @@ def save_outputs(folder: Path, names: list[str], outputs: dict) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for row, name in enumerate(names):
+    for row, (name, outputs) in enumerate(zip(names, per_input)):
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name.split("[")[0]).stem)[:60]
-        for key, batch in outputs.items():
+        for key, value in outputs.items():
             target = folder / f"{row:04d}_{stem}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', key)[:60]}.npy"
             with atomic_path(target) as tmp:
-                np.save(tmp, batch[row])
+                np.save(tmp, value)
             written.append(target)
     return written

@@ -110,10 +110,17 @@ def tflite_operators(path: Path) -> list[tuple[str, int]]:
         raise UserError(f"{path}: not a readable .tflite file ({type(exc).__name__}); re-export it") from None
 
 
+# Custom operators every TFLite interpreter's builtin resolver registers (tensorflow/lite/kernels/register.cc):
+# the SSD detectors' box decoding and non-maximum suppression, and the audio front end.
+BUILTIN_CUSTOM_OPS = ("TFLite_Detection_PostProcess", "Mfcc", "AudioSpectrogram")
+
+
 def _tflite_problem(path: Path, target: Target) -> Optional[str]:
     table = load_op_table(target.op_table)
     interpreter = table["interpreter"].replace("==", " ")
     for name, version in tflite_operators(path):
+        if name.startswith("CUSTOM:") and name[7:] in BUILTIN_CUSTOM_OPS:
+            continue
         if name.startswith("CUSTOM:"):
             kind = "the Flex delegate" if name.startswith("CUSTOM:Flex") else "a custom kernel"
             return f"operator {name[7:]} needs {kind}, which {interpreter} does not have"

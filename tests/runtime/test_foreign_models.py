@@ -132,3 +132,50 @@ def test_foreign_models_bundle_for_the_targets_that_can_run_them(two_output_tfli
     wrong = two_output_tflite[0] if target == "jetson" else nchw_onnx
     proc = run_cli("edgedl", "bundle", str(wrong), "--target", target, "--out", str(tmp_path / "c.tar.gz"))
     assert proc.returncode == 2 and f"{target} runs ." in proc.stderr and not (tmp_path / "c.tar.gz").exists()
+
+
+@pytest.fixture(scope="module")
+def nms_like_onnx(tmp_path_factory):
+    """A detector's shape: a fixed batch of 1, and an output whose length depends on the picture."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    threshold = numpy_helper.from_array(np.array(0.8, np.float32), "threshold")
+    nodes = [
+        helper.make_node("ReduceMax", ["images"], ["peak"], axes=[1], keepdims=1),
+        helper.make_node("Greater", ["peak", "threshold"], ["hot"]),
+        helper.make_node("NonZero", ["hot"], ["where"]),
+        helper.make_node("Transpose", ["where"], ["boxes"], perm=[1, 0]),
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[2, 3], keepdims=0),
+        helper.make_node("Softmax", ["mean"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "detector", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("boxes", TensorProto.INT64, ["detections", 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])], [threshold],
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("nms") / "detector.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    return path
+
+
+def test_a_batch_1_detector_with_a_variable_number_of_boxes_runs_on_several_pictures(nms_like_onnx, tmp_path):
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(2)
+    expected = []
+    session = ort.InferenceSession(str(nms_like_onnx))
+    for i in range(3):
+        rgb = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(rgb).save(tmp_path / f"p{i}.png")
+        x = rgb.astype(np.float32) * np.float32(1 / 255)  # as the runtime normalises: same bits at the threshold
+        expected.append(session.run(None, {"images": x.transpose(2, 0, 1)[None]}))
+    proc = run_cli("edgedl-run", str(nms_like_onnx), str(tmp_path), "--json", "--save-outputs", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert len({r["outputs"]["boxes"]["shape"][0] for r in results}) > 1  # the pictures gave different counts
+    for i, r in enumerate(results):
+        np.testing.assert_array_equal(np.load(tmp_path / "o" / f"{i:04d}_p{i}.boxes.npy"), expected[i][0])
+        np.testing.assert_allclose([t["score"] for t in r["top"]][:1], [expected[i][1][0].max()], rtol=1e-5)
+    proc = run_cli("edgedl-run", "bench", str(nms_like_onnx), "--runs", "5")
+    assert proc.returncode == 0, proc.stderr
