@@ -54,18 +54,24 @@ class BenchConfig:
                             f"--seconds in (0, 3600] (got {self.seconds})")
 
 
-def measure_command(variant: Variant, eval_path: Path, config: BenchConfig) -> list[str]:
+def measure_command(variant: Variant, eval_path: Path, config: BenchConfig, reference: Optional[Path] = None,
+                    save_to: Optional[Path] = None) -> list[str]:  # fmt: skip
     """The command that measures ``variant`` in a fresh interpreter process."""
     budget = ["--seconds", str(config.seconds)] if config.seconds else []
+    outputs = (["--reference", str(reference)] if reference else []) + (["--save-outputs", str(save_to)] if save_to else [])
     return [
         sys.executable, "-m", variant.measurer, str(variant.path), "--eval", str(eval_path),
         "--threads", str(config.threads), "--runs", str(config.runs), "--warmup", str(config.warmup), *budget,
+        *outputs,
     ]  # fmt: skip
 
 
-def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root: Optional[Path] = None) -> dict:
-    """Measure one variant in a subprocess and return its report record."""
-    proc = subprocess.run(measure_command(variant, eval_path, config), capture_output=True, text=True)
+def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root: Optional[Path] = None,
+                    reference: Optional[Path] = None, save_to: Optional[Path] = None) -> dict:  # fmt: skip
+    """Measure one variant in a subprocess and return its report record; with ``reference`` (the original's
+    outputs, written by its own measurement with ``save_to``) the record's metrics include its fidelity."""
+    proc = subprocess.run(measure_command(variant, eval_path, config, reference, save_to), capture_output=True,
+                          text=True)  # fmt: skip
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}, no output"]
         tail = next((ln for ln in reversed(lines) if ln.startswith("error: ")), lines[-1])
@@ -89,16 +95,19 @@ def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root
     }
 
 
-def _fingerprint(variant: Variant, eval_path: Path, config: BenchConfig) -> str:
-    """What a measurement depends on: the artifact's bytes, the evaluation set, how it was measured."""
+def _fingerprint(variant: Variant, eval_path: Path, config: BenchConfig, reference: Optional[Path] = None) -> str:
+    """What a measurement depends on: the artifact's bytes, the evaluation set, how it was measured, and the
+    original's outputs its fidelity is measured against."""
     import hashlib
 
     from runtime.files import sha256_file
 
     files = sorted(p for p in variant.path.rglob("*") if p.is_file()) if variant.path.is_dir() else [variant.path]
     digest = hashlib.sha256()
-    for part in [sha256_file(f) for f in files] + [repr(config), variant.measurer,
-                                                   json.dumps(variant.extra, sort_keys=True, default=str)]:  # fmt: skip
+    parts = [sha256_file(f) for f in files] + [repr(config), variant.measurer,
+                                               json.dumps(variant.extra, sort_keys=True, default=str)]  # fmt: skip
+    parts.append(sha256_file(reference) if reference is not None and reference.exists() else "no reference")
+    for part in parts:
         digest.update(part.encode())
     with np.load(eval_path, allow_pickle=False) as data:  # the arrays, not the file: .npz stores write times
         for name in sorted(data.files):
@@ -116,14 +125,20 @@ def measure_all(variants: Sequence[Variant], eval_path: Path, config: BenchConfi
     whose artifact, evaluation set and settings are unchanged since its last
     measurement keeps that measurement.
     """
+    import tempfile
+
     from runtime.files import write_json
     from runtime.report import failed_record
 
+    reference = Path(cache_dir or tempfile.mkdtemp(prefix="edgedl-reference-")) / "original_outputs.npz"
     records = []
     for v in variants:
+        is_original = v.format == "keras" and not records
+        ref = None if is_original else reference if reference.exists() else None
         cached = cache_dir / f"{v.name}.json" if cache_dir else None
-        key = _fingerprint(v, eval_path, config) if cached else None
-        if cached and cached.exists():
+        key = _fingerprint(v, eval_path, config, ref) if cached else None
+        stale = is_original and not reference.exists()  # the variants need its outputs: measure it again
+        if cached and cached.exists() and not stale:
             try:
                 previous = json.loads(cached.read_text())
             except ValueError:  # a cache entry cut short: measure again
@@ -136,7 +151,8 @@ def measure_all(variants: Sequence[Variant], eval_path: Path, config: BenchConfi
         if progress:
             progress(v.name, False)
         try:
-            record = measure_variant(v, eval_path, config, root)
+            record = measure_variant(v, eval_path, config, root, reference=ref,
+                                     save_to=reference if is_original else None)  # fmt: skip
         except MeasurementError as exc:
             records.append(failed_record(v.name, v.format, v.precision, v.techniques, str(exc)))
             continue

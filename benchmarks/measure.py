@@ -24,6 +24,8 @@ def measure_args(prog: str, doc: str):
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--seconds", type=float, default=None, help="time budget for the latency runs instead of --runs")
+    p.add_argument("--reference", help="the original's outputs (.npz): add the fidelity to them to the metrics")
+    p.add_argument("--save-outputs", help="write the outputs on the evaluation inputs here (.npz)")
     return p
 
 
@@ -31,7 +33,8 @@ def main(argv=None) -> int:
     args = measure_args("python -m benchmarks.measure", __doc__).parse_args(argv)
 
     def body() -> int:
-        result = measure(args.artifact, args.eval, args.threads, args.runs, args.warmup, args.seconds)
+        result = measure(args.artifact, args.eval, args.threads, args.runs, args.warmup, args.seconds,
+                         reference=args.reference, save_to=args.save_outputs)  # fmt: skip
         json.dump(result, sys.stdout)
         return 0
 

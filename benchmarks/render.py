@@ -33,6 +33,8 @@ COLUMNS = (
     ("macs", lambda r: r.get("macs", "")),
     ("metric", lambda r: "" if r["metrics"].get(r["_metric"]) is None else round(r["metrics"][r["_metric"]], 4)),
     ("delta", lambda r: "" if r["metric_delta"] is None else f"{r['metric_delta']:+.2f} {unit(r['_metric'])}"),
+    ("top1_agree", lambda r: _rounded(r["metrics"].get("top1_agreement"), 4)),
+    ("snr_db", lambda r: _rounded(r["metrics"].get("snr_db"), 1)),
     ("p50_us", lambda r: round(r["latency_ms"]["p50"] * 1e3, 1)),
     ("p90_us", lambda r: round(r["latency_ms"]["p90"] * 1e3, 1)),
     ("p99_us", lambda r: round(r["latency_ms"]["p99"] * 1e3, 1)),
@@ -41,6 +43,13 @@ COLUMNS = (
     ("peak_rss_mb", lambda r: round(r["peak_rss_mb"], 1) if r.get("peak_rss_mb") else ""),
     ("pareto", lambda r: "★" if r["_pareto"] else ""),
 )
+
+
+OPTIONAL = ("top1_agree", "snr_db")  # shown when some variant has them
+
+
+def _rounded(value, digits: int):
+    return "" if value is None else round(value, digits)
 
 
 def machine_label(report: dict) -> str:
@@ -93,7 +102,8 @@ def merge(reports: list[dict]) -> list[dict]:
 def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     multi = len({r["_machine"] for r in rows}) > 1
     metric = rows[0]["_metric"]
-    cols = [c for c in COLUMNS if (multi or c[0] != "machine") and (metric or c[0] not in ("metric", "delta"))]
+    cols = [c for c in COLUMNS if (multi or c[0] != "machine") and (metric or c[0] not in ("metric", "delta"))
+            and (c[0] not in OPTIONAL or any(is_ok(r) and c[1](r) != "" for r in rows))]  # fmt: skip
     header = [metric if name == "metric" else name for name, _ in cols]
     body = []
     for r in rows:

@@ -28,7 +28,7 @@ def render_table(report: dict):
 
     metric = report["metric"]
     ok = [v for v in report["variants"] if is_ok(v)]
-    extra = [m for m in ("ssim",) if ok and m in ok[0]["metrics"]]
+    extra = [m for m in ("ssim", "top1_agreement", "snr_db") if any(m in v["metrics"] for v in ok)]
     table = Table(title=f"{report['model']} ({report['task']}) on {report['machine']['cpu']}, "
                         f"{report['machine']['threads']} thread(s)")  # fmt: skip
     metric_cols = [metric, f"Δ {unit(metric)}"] if metric else []
@@ -48,7 +48,8 @@ def render_table(report: dict):
         table.add_row(
             v["name"], v["format"], v["precision"],
             f"{v['size_bytes'] / 1024:,.1f}", f"{v['gzip_bytes'] / 1024:,.1f}", *cells,
-            *(f"{v['metrics'][m]:.4f}" for m in extra),
+            *("-" if m not in v["metrics"] else f"{v['metrics'][m]:.1f}" if m == "snr_db" else f"{v['metrics'][m]:.4f}"
+              for m in extra),
             *(f"{lat[k] * 1e3:,.1f}" for k in ("p50", "p90", "p99", "mean")),
         )  # fmt: skip
     return table

@@ -14,14 +14,16 @@ import sys
 import numpy as np
 
 from benchmarks.measure import measure_args
-from runtime.bench import load_eval, peak_rss_mb, profile, run_all, task_metrics
+from runtime.bench import load_eval, load_outputs, peak_rss_mb, profile, run_all, save_outputs, task_metrics
+from runtime.metrics import fidelity
 from runtime.cli import run_cli
 
 from ._tf import tf
 from .train import load_keras_model
 
 
-def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None) -> dict:
+def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
+            reference=None, save_to=None) -> dict:  # fmt: skip
     t = tf()
     # Must happen before TensorFlow runs its first op.
     t.config.threading.set_intra_op_parallelism_threads(threads)
@@ -42,14 +44,18 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
 
     figures, predict = profile(load, inputs, runs, warmup, seconds)
     outputs = run_all(predict, inputs)
-    return {"metrics": task_metrics(task, outputs, targets), **figures, "threads": threads,
-            "delegate": None, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    metrics = task_metrics(task, outputs, targets)
+    if reference is not None:
+        metrics.update(fidelity(load_outputs(reference), outputs))
+    if save_to is not None:
+        save_outputs(save_to, outputs)
+    return {"metrics": metrics, **figures, "threads": threads, "delegate": None, "peak_rss_mb": peak_rss_mb()}
 
 
 def main(argv=None) -> int:
     args = measure_args("python -m edgedl.measure_keras", __doc__).parse_args(argv)
     return run_cli(lambda: json.dump(measure(args.artifact, args.eval, args.threads, args.runs, args.warmup,
-                                             args.seconds), sys.stdout) or 0)  # fmt: skip
+                                             args.seconds, args.reference, args.save_outputs), sys.stdout) or 0)  # fmt: skip
 
 
 if __name__ == "__main__":

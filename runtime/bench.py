@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .errors import UserError
-from .metrics import accuracy, denoising_metrics
+from .metrics import accuracy, denoising_metrics, fidelity
 
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
@@ -218,13 +218,32 @@ def task_metrics(task: str, outputs, targets) -> dict:
     raise UserError(f"no metric for task {task!r}")
 
 
+def save_outputs(path, outputs: list) -> None:
+    """Per-sample outputs (the original's, for the variants' fidelity), atomically."""
+    from .files import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, *[np.asarray(o) for o in outputs])
+
+
+def load_outputs(path) -> list:
+    from .images import read_npz
+
+    arrays = read_npz(path)
+    return [arrays[f"arr_{i}"] for i in range(len(arrays))]
+
+
 def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
-            providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None, loader=None) -> dict:  # fmt: skip
+            providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None, loader=None,
+            reference=None, save_to=None) -> dict:  # fmt: skip
     """Load ``path`` through ``runtime/``, time it, and score it when the evaluation data has targets: the
     figures the host harness records for every variant, and ``edgedl-run bench`` on a device.
 
     Without ``eval_path`` the model is timed on synthetic inputs of its own shape (``shapes`` for free
-    dimensions). ``loader`` returns the loaded model (default: ``runtime.load`` of ``path``).
+    dimensions). ``loader`` returns the loaded model (default: ``runtime.load`` of ``path``). With
+    ``reference`` (outputs saved by the original's measurement, ``save_to``), the metrics include the
+    fidelity of these outputs to those (``runtime.metrics.fidelity``).
     """
     from .model import load as load_model
 
@@ -243,7 +262,15 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
 
     figures, predict = profile(load, inputs, runs, warmup, seconds)
     batch = getattr(holder["model"], "fixed_batch", None) or 200
-    metrics = task_metrics(task, run_all(predict, inputs, batch), targets) if targets is not None else {}
+    metrics = {}
+    if targets is not None or reference is not None or save_to is not None:
+        outputs = run_all(predict, inputs, batch)
+        if targets is not None:
+            metrics.update(task_metrics(task, outputs, targets))
+        if reference is not None:
+            metrics.update(fidelity(load_outputs(reference), outputs))
+        if save_to is not None:
+            save_outputs(save_to, outputs)
     return {
         "metrics": metrics,
         **({"inputs_note": f"{note}: no accuracy measured"} if note else {}),

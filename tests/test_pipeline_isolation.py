@@ -79,3 +79,11 @@ def test_a_users_model_is_never_distilled_into_the_zoos_student(convlstm_h5, tmp
     proc = run_cli("edgedl", "pipeline", "--model", str(convlstm_h5), "--out", str(tmp_path / "x"), "--variants",
                    "distill")  # fmt: skip
     assert proc.returncode == 2 and "train edgedl's MNIST cnn_student, not a copy of your model" in proc.stderr
+
+
+def test_every_variant_reports_its_fidelity_to_the_original(run):
+    out, _ = run
+    onnx = next(v for v in json.loads((out / "report.json").read_text())["variants"] if v["name"] == "onnx_float32")
+    assert onnx["metrics"]["top1_agreement"] == 1.0 and onnx["metrics"]["snr_db"] > 60  # float32: the same model
+    assert onnx["metrics"]["cosine"] > 0.9999 and onnx["metrics"]["max_abs_error"] < 1e-4
+    assert "top1_agree" in (out / "report" / "report.md").read_text()

@@ -35,3 +35,19 @@ def test_denoising_metrics_average_images_and_sequence_frames():
     assert images["psnr"] == pytest.approx(30.0, abs=1e-3)
     seq = denoising_metrics([np.stack([a, a])], [np.stack([a + 0.1, a + 0.01])])
     assert seq["psnr"] == pytest.approx(images["psnr"]) and seq["ssim"] == pytest.approx(images["ssim"])
+
+
+def test_fidelity_measures_how_far_a_variant_strays_from_the_original():
+    from runtime.metrics import SNR_CAP_DB, fidelity
+
+    rng = np.random.default_rng(0)
+    ref = [rng.normal(size=10) for _ in range(50)]
+    same = fidelity(ref, ref)
+    assert same == {"snr_db": SNR_CAP_DB, "cosine": 1.0, "max_abs_error": 0.0, "top1_agreement": 1.0}
+    noisy = [r + rng.normal(scale=0.1, size=10) for r in ref]  # noise 20 dB below a unit-variance signal
+    f = fidelity(ref, noisy)
+    assert 18 < f["snr_db"] < 22 and 0.98 < f["cosine"] < 1.0 and 0.2 < f["max_abs_error"] < 0.6
+    flipped = [-r for r in ref]
+    assert fidelity(ref, flipped)["cosine"] == pytest.approx(-1.0) and fidelity(ref, flipped)["top1_agreement"] < 0.2
+    images = [rng.random((4, 4, 1)) for _ in range(3)]  # not score vectors: no top-1
+    assert "top1_agreement" not in fidelity(images, images)
