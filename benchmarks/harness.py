@@ -133,7 +133,7 @@ def measure_all(variants: Sequence[Variant], eval_path: Path, config: BenchConfi
     reference = Path(cache_dir or tempfile.mkdtemp(prefix="edgedl-reference-")) / "original_outputs.npz"
     records = []
     for v in variants:
-        is_original = v.format == "keras" and not records
+        is_original = v.name == "original" and not records
         ref = None if is_original else reference if reference.exists() else None
         cached = cache_dir / f"{v.name}.json" if cache_dir else None
         key = _fingerprint(v, eval_path, config, ref) if cached else None

@@ -14,8 +14,9 @@ from runtime.report import make_report as _make
 from runtime.report import unit
 
 
-def make_report(model: str, task: str, variants: list[dict], threads: int, extra: Optional[dict] = None) -> dict:
-    return _make(model, task, variants, machine_info(threads), extra)
+def make_report(model: str, task: str, variants: list[dict], threads: int, extra: Optional[dict] = None,
+                metric: Optional[str] = None) -> dict:  # fmt: skip
+    return _make(model, task, variants, machine_info(threads), extra, metric)
 
 
 def write_report(path: Path, report: dict) -> Path:
@@ -28,7 +29,7 @@ def render_table(report: dict):
 
     metric = report["metric"]
     ok = [v for v in report["variants"] if is_ok(v)]
-    extra = [m for m in ("ssim", "top1_agreement", "snr_db") if any(m in v["metrics"] for v in ok)]
+    extra = [m for m in ("ssim", "top1_agreement", "snr_db") if m != metric and any(m in v["metrics"] for v in ok)]
     table = Table(title=f"{report['model']} ({report['task']}) on {report['machine']['cpu']}, "
                         f"{report['machine']['threads']} thread(s)")  # fmt: skip
     metric_cols = [metric, f"Δ {unit(metric)}"] if metric else []
@@ -43,7 +44,7 @@ def render_table(report: dict):
         cells = []
         if metric:
             value = v["metrics"].get(metric)
-            cells = ["-" if value is None else f"{value:.4f}" if metric == "accuracy" else f"{value:.2f}",
+            cells = ["-" if value is None else f"{value:.4f}" if unit(metric) == "points" else f"{value:.2f}",
                      "-" if v["metric_delta"] is None else f"{v['metric_delta']:+.2f}"]  # fmt: skip
         table.add_row(
             v["name"], v["format"], v["precision"],

@@ -45,8 +45,8 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
     figures, predict = profile(load, inputs, runs, warmup, seconds)
     outputs = run_all(predict, inputs)
     metrics = task_metrics(task, outputs, targets)
-    if reference is not None:
-        metrics.update(fidelity(load_outputs(reference), outputs))
+    if reference is not None or save_to is not None:  # the original: its own reference
+        metrics.update(fidelity(load_outputs(reference) if reference is not None else outputs, outputs))
     if save_to is not None:
         save_outputs(save_to, outputs)
     return {"metrics": metrics, **figures, "threads": threads, "delegate": None, "peak_rss_mb": peak_rss_mb()}

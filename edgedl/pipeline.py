@@ -57,8 +57,12 @@ class PipelineConfig:
     std: Optional[tuple] = None
 
 
+MODEL_FILES = (".onnx", ".tflite")  # another tool's model: measured (and, for .onnx, converted) as it is
+
+
 def _is_path(model: str) -> bool:
-    return model not in list_models() and (Path(model).exists() or Path(model).suffix in (".keras", ".h5"))
+    suffixes = (".keras", ".h5", *MODEL_FILES)
+    return model not in list_models() and (Path(model).exists() or Path(model).suffix.lower() in suffixes)
 
 
 def one_line(exc: BaseException) -> str:
@@ -320,4 +324,9 @@ class Pipeline:
 
 def run_pipeline(config: PipelineConfig) -> dict:
     """Run the whole job and return the report (also written to ``OUT/report.json``)."""
-    return Pipeline(config).run()
+    pipeline = Pipeline(config)
+    if Path(config.model).suffix.lower() in MODEL_FILES:
+        from . import artifact_pipeline
+
+        return artifact_pipeline.run(config, pipeline.log)
+    return pipeline.run()

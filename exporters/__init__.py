@@ -13,6 +13,7 @@ from . import onnx as _onnx  # noqa: F401  (registers "onnx")
 from . import tflite as _tflite  # noqa: F401  (registers "tflite")
 from ._base import Artifact, ExportConfig, ModelInfo, get_exporter, list_formats, register_exporter
 from .onnx import OnnxConfig
+from .onnx_source import convert_onnx
 from .tflite import TFLiteConfig
 
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModelInfo",
     "OnnxConfig",
     "TFLiteConfig",
+    "convert_onnx",
     "export",
     "get_exporter",
     "list_formats",

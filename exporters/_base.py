@@ -74,13 +74,15 @@ class ModelInfo:
     techniques: tuple = ()
     source_sha256: str = ""
     build_key: str = ""  # what the artifact was built from and with (see edgedl.pipeline): reused only on a match
+    layout: str = "NHWC"  # where the image input's channels are (a PyTorch export: NCHW)
 
     def record(self, fmt: str, precision: str, inputs: tuple, outputs: tuple) -> ModelMetadata:
         """The artifact's metadata, its checksum left zeroed for ``runtime.files.seal`` to fill in."""
         from runtime.files import UNSEALED
 
         return ModelMetadata(task=self.task, format=fmt, precision=precision, inputs=inputs, outputs=outputs,
-                             normalization=self.normalization, labels=self.labels, techniques=tuple(self.techniques),
+                             normalization=self.normalization, layout=self.layout, labels=self.labels,
+                             techniques=tuple(self.techniques),
                              source_sha256=self.source_sha256, build_key=self.build_key,
                              edgedl_version=EDGEDL_VERSION, artifact_sha256=UNSEALED)  # fmt: skip
 

@@ -111,11 +111,6 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     return figures, predict
 
 
-def predict_batched(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int = 200) -> np.ndarray:
-    """Run ``predict`` over ``x`` in chunks of ``batch`` and stack the results."""
-    return np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
-
-
 def load_eval(path):
     """Evaluation data as (inputs, targets, task): an ``eval.npz`` of a run (targets and task), or any
     ``.npy`` / ``.npz`` of model inputs (targets None: timed, not scored).
@@ -131,8 +126,8 @@ def load_eval(path):
     if suffix != ".npz":
         raise UserError(f"{path}: evaluation data is an .npz (a run's eval.npz) or a .npy of model inputs")
     data = read_npz(path)
-    if "task" not in data:  # inputs by name, for a model with several inputs
-        return data, None, None
+    if "task" not in data:  # inputs by name (one array: a one-input model's)
+        return (data if len(data) > 1 else next(iter(data.values())).astype(np.float32, copy=False)), None, None
     try:
         task = str(data["task"])
         if task == "classification":
@@ -200,13 +195,30 @@ def synthetic_inputs(model, shapes: dict, samples: int = 8, seed: int = 0):
 BATCH_FLOATS = 1 << 18
 
 
+def _rows(out, n: int) -> list:
+    """A batch's outputs as one entry per sample: arrays, or (several outputs) their values flattened together."""
+    if isinstance(out, dict):
+        return [np.concatenate([np.ravel(v[i]) for v in out.values()]) for i in range(n)]
+    return list(out)
+
+
 def run_all(predict, inputs, batch: int = 200):
     """Outputs for every input: in batches when the inputs share a shape, one by one otherwise."""
+    if isinstance(inputs, dict):  # several inputs, by name
+        n = len(next(iter(inputs.values())))
+        rows = []
+        for i in range(0, n, batch):
+            size = min(batch, n - i)
+            rows += _rows(predict({k: v[i : i + size] for k, v in inputs.items()}), size)
+        return rows
     if isinstance(inputs, np.ndarray) or all(x.shape == inputs[0].shape for x in inputs):
         x = np.asarray(inputs, dtype=np.float32)
         batch = max(1, min(batch, BATCH_FLOATS // max(1, int(np.prod(x.shape[1:])))))
-        return list(predict_batched(predict, x, batch))
-    return [predict(np.asarray(x, dtype=np.float32)[None])[0] for x in inputs]
+        rows = []
+        for i in range(0, len(x), batch):
+            rows += _rows(predict(x[i : i + batch]), len(x[i : i + batch]))
+        return rows
+    return [_rows(predict(np.asarray(x, dtype=np.float32)[None]), 1)[0] for x in inputs]
 
 
 def task_metrics(task: str, outputs, targets) -> dict:
@@ -267,8 +279,8 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
         outputs = run_all(predict, inputs, batch)
         if targets is not None:
             metrics.update(task_metrics(task, outputs, targets))
-        if reference is not None:
-            metrics.update(fidelity(load_outputs(reference), outputs))
+        if reference is not None or save_to is not None:  # the original: its own reference
+            metrics.update(fidelity(load_outputs(reference) if reference is not None else outputs, outputs))
         if save_to is not None:
             save_outputs(save_to, outputs)
     return {

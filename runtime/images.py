@@ -112,8 +112,7 @@ def load_image(path: Path, meta: ModelMetadata, keep_size: bool = False,
                options: ImageOptions = ImageOptions()) -> np.ndarray:  # fmt: skip
     """One PNG/JPEG as a model-ready float32 array (H, W, C); ``keep_size`` keeps the picture's own size
     (fully convolutional models; also whenever the model's size is free)."""
-    height, width, channels = (meta.image_shape + (None, None, None))[:3]
-    channels = options.channels or channels
+    channels = options.channels or (meta.image_shape + (None, None, None))[2]
     try:
         pixels = _decode(check_regular(path, "image"), channels, options.background)
     except UserError:
@@ -122,6 +121,20 @@ def load_image(path: Path, meta: ModelMetadata, keep_size: bool = False,
         raise UserError(f"{path}: too large to decode in memory") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise anything from OSError to SyntaxError
         raise UserError(f"{path}: not a readable image ({type(exc).__name__}: {str(exc)[:120]})") from None
+    return from_pixels(pixels, meta, keep_size, options)
+
+
+def from_pixels(pixels: np.ndarray, meta: ModelMetadata, keep_size: bool = False,
+                options: ImageOptions = ImageOptions()) -> np.ndarray:  # fmt: skip
+    """A picture already decoded (H, W, C floats in [0, 255]) as the model's input (H, W, C): resized to its
+    size (unless ``keep_size`` or the size is free), channels matched, normalised."""
+    height, width, channels = (meta.image_shape + (None, None, None))[:3]
+    channels = options.channels or channels
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if channels == 3 and pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    elif channels == 1 and pixels.shape[-1] == 3:
+        pixels = (pixels @ np.float32([0.299, 0.587, 0.114]))[..., None]  # ITU-R 601-2, as Pillow's "L"
     if options.size is not None:
         height, width = options.size
     if not keep_size and height and width and (height, width) != pixels.shape[:2]:

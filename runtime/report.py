@@ -31,13 +31,17 @@ def primary_metric(task: str) -> Optional[str]:
     return PRIMARY.get(task)
 
 
+# Fractions (accuracy, agreement with the original, cosine similarity) differ in points; the rest in dB.
+IN_POINTS = ("accuracy", "top1_agreement", "cosine")
+
+
 def metric_delta(value: float, reference: float, metric: str) -> float:
-    """Variant minus reference: accuracy in points, PSNR in dB."""
-    return (value - reference) * (100.0 if metric == "accuracy" else 1.0)
+    """Variant minus reference: accuracy (and the fidelity fractions) in points, PSNR and SNR in dB."""
+    return (value - reference) * (100.0 if metric in IN_POINTS else 1.0)
 
 
 def unit(metric: Optional[str]) -> str:
-    return "points" if metric == "accuracy" else "dB" if metric == "psnr" else ""
+    return "points" if metric in IN_POINTS else "dB" if metric in ("psnr", "snr_db") else ""
 
 
 def failed_record(name: str, fmt: str, precision: str, techniques: tuple, error: str) -> dict:
@@ -63,8 +67,10 @@ def with_deltas(variants: list[dict], metric: Optional[str]) -> list[dict]:
     return out
 
 
-def make_report(model: str, task: str, variants: list[dict], machine: dict, extra: Optional[dict] = None) -> dict:
-    metric = primary_metric(task)
+def make_report(model: str, task: str, variants: list[dict], machine: dict, extra: Optional[dict] = None,
+                metric: Optional[str] = None) -> dict:  # fmt: skip
+    """The report; ``metric`` (default: the task's) is what variants are ranked by."""
+    metric = metric or primary_metric(task)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from runtime.bench import accuracy, latency, predict_batched
+from runtime.bench import accuracy, latency, run_all
 
 
 def test_latency_counts_calls_and_measures_what_they_cost():
@@ -18,9 +18,11 @@ def test_latency_counts_calls_and_measures_what_they_cost():
         latency(lambda: None, runs=0)
 
 
-def test_predict_batched_and_accuracy():
+def test_run_all_batches_and_accuracy():
     x = np.arange(10, dtype=np.float32)[:, None]
     seen = []
-    out = predict_batched(lambda b: seen.append(len(b)) or np.hstack([b, -b]), x, batch=4)
-    assert seen == [4, 4, 2] and out.shape == (10, 2)
+    out = run_all(lambda b: seen.append(len(b)) or np.hstack([b, -b]), x, batch=4)
+    assert seen == [4, 4, 2] and len(out) == 10 and out[3].tolist() == [3.0, -3.0]
+    two = run_all(lambda f: {"a": f["x"], "b": 2 * f["x"]}, {"x": x}, batch=3)  # several inputs and outputs
+    assert len(two) == 10 and two[4].tolist() == [4.0, 8.0]
     assert accuracy(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)

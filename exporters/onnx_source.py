@@ -1,0 +1,123 @@
+"""An ``.onnx`` made by another tool (PyTorch, Paddle, a vendor) -> edgedl's ONNX variants of it.
+
+``float32`` is the model as it is, with edgedl's record added; ``float16``
+converts weights and activations with onnxconverter-common (inputs and outputs
+stay float32); ``dynamic`` is onnxruntime's ``quantize_dynamic``; ``int8`` is
+its static QDQ quantization, calibrated on the user's own inputs prepared as
+the model takes them. Each artifact is run once through ``runtime`` and
+compared with the source model on the check inputs.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from runtime.errors import UserError
+from runtime.files import seal, sha256_file
+from runtime.metadata import ONNX_METADATA_KEY
+
+from ._base import Artifact, ModelInfo, staged
+
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+# Mean |difference| from the source model allowed, relative to its mean |output|.
+RELATIVE_TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.1}
+
+
+class _Calibration:
+    """onnxruntime's ``CalibrationDataReader`` over inputs by name, one sample a call."""
+
+    def __init__(self, inputs: dict):
+        self._inputs = inputs
+        self._i = 0
+
+    def get_next(self):
+        n = len(next(iter(self._inputs.values())))
+        if self._i >= n:
+            return None
+        self._i += 1
+        return {k: np.asarray(v[self._i - 1 : self._i]) for k, v in self._inputs.items()}
+
+    def rewind(self):
+        self._i = 0
+
+
+def _as_inputs(model, batch) -> dict:
+    return batch if isinstance(batch, dict) else {model.input_names[0]: batch}
+
+
+def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path):
+    import onnx
+
+    if precision == "float32":
+        return onnx.load(str(source))
+    if precision == "float16":
+        from onnxconverter_common import float16
+
+        return float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = work / "quant.onnx"
+    if precision == "dynamic":
+        quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
+    else:
+        if not calibration:
+            raise UserError("int8 needs calibration inputs (a few hundred of the model's own inputs)")
+        pre = work / "pre.onnx"
+        quant_pre_process(str(source), str(pre))
+        quantize_static(str(pre), str(out), calibration_data_reader=_Calibration(calibration),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        per_channel=True)  # fmt: skip
+    return onnx.load(str(out))
+
+
+def convert_onnx(source, path, precision: str, info: ModelInfo, calibration=None, check=None) -> Artifact:
+    """Write ``path``: ``source`` at ``precision`` with edgedl's record inside (sealed with its checksum).
+    ``calibration`` and ``check`` are model-ready inputs (an array for one input, a dict by name for several)."""
+    import onnx
+
+    import runtime
+
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r} is not one an .onnx converts to; choose one of {', '.join(PRECISIONS)}")
+    source, path = Path(source), Path(path)
+    reference = runtime.load(source, threads=1)
+    with tempfile.TemporaryDirectory(prefix="edgedl-onnx-") as work, staged(path) as out:
+        calib = _as_inputs(reference, calibration) if calibration is not None else None
+        proto = _graph(source, precision, calib, Path(work))
+        meta = info.record("onnx", precision, reference.metadata.inputs, reference.metadata.outputs)
+        del proto.metadata_props[:]  # another tool's notes would not describe this variant
+        onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: meta.to_json()})
+        out.write_bytes(seal(proto.SerializeToString()))
+        max_diff = float("nan")
+        if check is not None:
+            max_diff = _check(reference, out, _as_inputs(reference, check), precision)
+    return Artifact(path, "onnx", precision, meta, path.stat().st_size, sha256_file(path), max_diff)
+
+
+def _stacked(runs: list) -> dict:
+    """Outputs of several runs, flattened and joined per output (their shapes may differ between runs)."""
+    return {k: np.concatenate([np.ravel(r[k]) for r in runs]) for k in runs[0]}
+
+
+def _check(reference, path: Path, inputs: dict, precision: str) -> float:
+    import runtime
+
+    variant = runtime.load(path, threads=1)
+    n = len(next(iter(inputs.values())))
+    step = reference.fixed_batch or n
+    parts = [{k: v[i : i + step] for k, v in inputs.items()} for i in range(0, n, step)]
+    expected = _stacked([reference.run(p) for p in parts])
+    got = _stacked([variant.run(p) for p in parts])
+    worst = 0.0
+    for name, want in expected.items():
+        diff = np.abs(np.asarray(got[name], np.float64) - np.asarray(want, np.float64))
+        scale = float(np.mean(np.abs(want))) or 1.0
+        if float(diff.mean()) / scale > RELATIVE_TOLERANCE[precision]:
+            raise RuntimeError(f"{path.name}: {precision} output {name!r} strays from the source model (mean |diff| "
+                               f"{diff.mean():.3g}, {diff.mean() / scale:.1%} of its mean |output|)")  # fmt: skip
+        worst = max(worst, float(diff.max(initial=0.0)))
+    return worst

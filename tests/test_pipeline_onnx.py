@@ -1,0 +1,79 @@
+"""An .onnx made elsewhere through the pipeline: edgedl's ONNX variants of it, calibrated on the user's own
+pictures as the model takes them, measured and reported like any run; ranked by fidelity without labels."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import runtime
+from tests.conftest import run_cli
+
+FAST = ["--runs", "10", "--warmup", "1"]
+
+
+@pytest.fixture(scope="module")
+def pytorch_like_onnx(tmp_path_factory):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=(8, 3, 3, 3)).astype(np.float32), "w"),
+               numpy_helper.from_array(rng.normal(size=(8, 3)).astype(np.float32), "fc")]  # fmt: skip
+    nodes = [helper.make_node("Conv", ["images", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("MatMul", ["f", "fc"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]  # fmt: skip
+    graph = helper.make_graph(nodes, "classifier",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3])], weights)  # fmt: skip
+    path = tmp_path_factory.mktemp("onnx") / "classifier.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pictures")
+    rng = np.random.default_rng(1)
+    for name in ("cat", "dog", "fox"):
+        (root / name).mkdir()
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_an_onnx_model_gets_its_variants_and_a_report(pytorch_like_onnx, pictures, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("edgedl", "pipeline", "--model", str(pytorch_like_onnx), "--eval-data", str(pictures), "--out",
+                   str(out), "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", *FAST)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    by_name = {v["name"]: v for v in report["variants"]}
+    assert list(by_name) == ["original", "onnx_float32", "onnx_float16", "onnx_dynamic", "onnx_int8"]
+    assert report["metric"] == "accuracy" and all(v["status"] == "ok" for v in by_name.values()), report
+    assert by_name["onnx_float32"]["metrics"]["top1_agreement"] == 1.0
+    assert by_name["onnx_float16"]["size_bytes"] < by_name["onnx_float32"]["size_bytes"]
+    assert by_name["onnx_int8"]["metrics"]["top1_agreement"] > 0.8
+    meta = runtime.read_metadata(out / "artifacts" / "onnx_int8.onnx")
+    assert (meta.layout, meta.task, meta.labels) == ("NCHW", "classification", ("cat", "dog", "fox"))
+    assert meta.normalization.offset == pytest.approx((-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225))
+    assert "calibrating int8 on the first 24 evaluation inputs" in " ".join(proc.stderr.split())
+
+
+def test_without_labels_variants_are_ranked_by_their_agreement_with_the_original(pytorch_like_onnx, pictures,
+                                                                                  tmp_path):  # fmt: skip
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, f in enumerate(sorted(pictures.glob("*/*.png"))[:60]):
+        (flat / f"{i}.png").write_bytes(f.read_bytes())
+    out = tmp_path / "run"
+    proc = run_cli("edgedl", "pipeline", "--model", str(pytorch_like_onnx), "--eval-data", str(flat), "--out",
+                   str(out), "--variants", "post", *FAST)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["metric"] == "top1_agreement" and report["task"] == "generic"
+    original, *variants = report["variants"]
+    assert original["metric_delta"] == 0.0 and all(v["metric_delta"] <= 0.0 for v in variants)
+    proc = run_cli("edgedl", "select", str(out / "report.json"), "--max-drop", "100")
+    assert proc.returncode == 0 and "within 100.0 points" in proc.stdout, proc.stderr
