@@ -18,7 +18,8 @@ def convlstm_h5(tmp_path_factory):
     from edgedl._tf import keras
 
     k = keras()
-    model = k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((4, 7, 28, 1)), k.layers.ConvLSTM2D(4, 3),
+    model = k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((4, 7, 28, 1)),
+                          k.layers.ConvLSTM2D(4, 3, name="memory"),
                           k.layers.Flatten(), k.layers.Dense(10, activation="softmax")])  # fmt: skip
     path = tmp_path_factory.mktemp("convlstm") / "convlstm.h5"  # the legacy format users still bring
     model.save(path, save_format="h5")
@@ -41,7 +42,7 @@ def test_one_failing_variant_is_recorded_and_the_others_are_measured(run):
     assert list(by_name) == ["original", "tflite_float32", "onnx_float32"]
     failed = by_name["tflite_float32"]
     assert failed["status"] == "failed" and "\n" not in failed["error"]
-    assert failed["error"].startswith("layer 'conv_lstm2d' (ConvLSTM2D) does not convert to TFLite builtin operators")
+    assert failed["error"].startswith("layer 'memory' (ConvLSTM2D) does not convert to TFLite builtin operators")
     assert by_name["onnx_float32"]["status"] == "ok" and by_name["onnx_float32"]["latency_ms"]["runs"] == 20
     assert "1 of 3 variants failed (tflite_float32)" in " ".join(proc.stderr.split())
     rows = list(csv.reader((out / "report" / "report.csv").open()))

@@ -39,8 +39,9 @@ def test_a_layer_that_cannot_be_unrolled_is_refused_in_one_line(tmp_path):
     from edgedl._tf import keras
 
     k = keras()
-    model = k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((4, 7, 28, 1)), k.layers.ConvLSTM2D(4, 3),
+    model = k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((4, 7, 28, 1)),
+                          k.layers.ConvLSTM2D(4, 3, name="memory"),
                           k.layers.Flatten(), k.layers.Dense(10)])  # fmt: skip
-    with pytest.raises(UserError, match=r"layer 'conv_lstm2d' \(ConvLSTM2D\) does not convert .* ONNX variants"):
+    with pytest.raises(UserError, match=r"layer 'memory' \(ConvLSTM2D\) does not convert .* ONNX variants"):
         export(model, tmp_path / "c.tflite", "tflite", ModelInfo(task="classification"))
     assert not (tmp_path / "c.tflite").exists()
