@@ -152,11 +152,11 @@ def run(config, log) -> dict:
                     log(f"export: {name}")
                     convert_onnx(source, path, precision, _with_key(info, key), calibration=_take(calibration),
                                  check=_take(x, 16))  # fmt: skip
-                variants.append(Variant(name, "onnx", precision, path))
+                variants.append(Variant(name, "onnx", precision, path, extra=_stats(path, x)))
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
                 log(f"[red]failed[/]: {name}: {one_line(exc)}")
                 failed.append(failed_record(name, "onnx", precision, (), one_line(exc)))
-    original = Variant("original", meta.format, meta.precision, source)
+    original = Variant("original", meta.format, meta.precision, source, extra=_stats(source, x))
     records = measure_all([original, *variants], eval_path, config.bench, root=out, cache_dir=out / "measurements",
                           progress=lambda name, reused: log(f"benchmark: {name}{' (reused)' * reused}"))  # fmt: skip
     if not is_ok(records[0]):
@@ -183,6 +183,19 @@ def _chosen(requested: tuple, source: Path) -> tuple:
     if unknown:
         raise UserError(f"unknown variant {unknown[0]!r} for an .onnx model; known: post, {', '.join(known)}")
     return tuple(p for p in VARIANTS if not requested or "post" in requested or f"onnx_{p}" in requested)
+
+
+def _stats(path: Path, x) -> dict:
+    """Params and MACs counted from the file's operators, at the shape of one evaluation sample."""
+    from .artifact_stats import artifact_stats
+
+    shapes = {k: (1, *v.shape[1:]) for k, v in x.items()} if isinstance(x, dict) else None
+    if shapes is None:
+        shapes = {runtime.read_metadata(path).inputs[0].name: (1, *np.shape(x)[1:])}
+    try:
+        return artifact_stats(path, shapes)
+    except Exception:  # noqa: BLE001 - a graph the counters cannot read: no figures rather than no report
+        return {"params": "unknown", "macs": "unknown"}
 
 
 def _take(x, n: int = CALIBRATION):

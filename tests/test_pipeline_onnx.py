@@ -77,3 +77,17 @@ def test_without_labels_variants_are_ranked_by_their_agreement_with_the_original
     assert original["metric_delta"] == 0.0 and all(v["metric_delta"] <= 0.0 for v in variants)
     proc = run_cli("edgedl", "select", str(out / "report.json"), "--max-drop", "100")
     assert proc.returncode == 0 and "within 100.0 points" in proc.stdout, proc.stderr
+
+
+def test_params_and_macs_are_counted_from_the_artifacts_operators(pytorch_like_onnx, artifacts, trained_cnn):
+    from edgedl.artifact_stats import artifact_stats
+    from edgedl.compress import model_stats
+
+    # 16×16 pictures: a 3×3 convolution to 8 channels, then 8 → 3.
+    assert artifact_stats(pytorch_like_onnx, {"images": (1, 3, 16, 16)}) == {
+        "params": 8 * 3 * 3 * 3 + 8 * 3, "macs": 16 * 16 * 8 * 27 + 8 * 3}
+    keras = model_stats(trained_cnn)
+    for key in (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32")):
+        counted = artifact_stats(artifacts[key].path)
+        assert counted["macs"] == keras["macs"], key
+        assert abs(counted["params"] - keras["params"]) <= 0.01 * keras["params"], key  # biases as stored
