@@ -58,6 +58,7 @@ class PipelineConfig:
 
 
 MODEL_FILES = (".onnx", ".tflite")  # another tool's model: measured (and, for .onnx, converted) as it is
+USER_STUDENT = "width:0.5"  # a user's model is distilled into itself at half width
 
 
 def _is_path(model: str) -> bool:
@@ -159,8 +160,11 @@ class Pipeline:
             if recipe.parent:
                 parent = self.compressed(recipe.parent, original, data)
                 base, before = parent.model, parent.techniques
-            self.log(f"compress: {recipe_name} ({', '.join(type(c).__name__ for c in recipe.configs)})")
-            result = compress(base, recipe.configs, data.fit, data.task, seed=self.train_config.seed, before=before)
+            configs = self.recipe_configs(recipe_name)
+            student = next((c.student for c in configs if hasattr(c, "student")), None)
+            self.log(f"compress: {recipe_name} ({', '.join(type(c).__name__ for c in configs)}"
+                     f"{f', student {student}' if student else ''})")  # fmt: skip
+            result = compress(base, configs, data.fit, data.task, seed=self.train_config.seed, before=before)
             self._compressed[recipe_name] = result
         return self._compressed[recipe_name]
 
@@ -183,7 +187,8 @@ class Pipeline:
             path = self.out / "artifacts" / f"{spec.name}{get_exporter(spec.format).suffix}"
             stats_path = self.out / "compressed" / f"{spec.recipe}.json"
             key = build_key(info.source_sha256, spec.recipe, spec.format, spec.precision, calibration,
-                            data.fingerprint, self.train_config.seed, versions)  # fmt: skip
+                            data.fingerprint, self.train_config.seed, versions,
+                            settings=self._settings(spec.recipe))  # fmt: skip
             try:
                 stats = self._build_one(spec, path, stats_path, key, original, base_stats, data, info)
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
@@ -219,20 +224,23 @@ class Pipeline:
         except UserError:
             return False
 
-    def _without_zoo_students(self, specs: tuple, asked: bool) -> tuple:
-        """The distillation recipes train the zoo's MNIST student, not a copy of a user's architecture: a user's
-        model gets none of them (``edgedl compress --technique distill --student NAME`` names a student)."""
+    def _settings(self, name: Optional[str]) -> Optional[list]:
+        """The recipe chain's settings as this run applies them (for the build key)."""
+        chain = []
+        while name is not None:
+            chain.append({"recipe": name, "configs": [repr(c) for c in self.recipe_configs(name)]})
+            name = RECIPES[name].parent
+        return chain
+
+    def recipe_configs(self, name: str) -> tuple:
+        """A recipe's configs for this model: a user's model is distilled into a half-width copy of itself,
+        never into the zoo's MNIST student."""
         from .compress import DistillConfig
 
-        zoo = [s for s in specs if s.recipe and any(isinstance(c, DistillConfig) for c in RECIPES[s.recipe].configs)]
-        if zoo and asked:
-            raise UserError(f"{zoo[0].name}: the distill and student recipes train edgedl's MNIST cnn_student, not a "
-                            "copy of your model; distill with 'edgedl compress MODEL --technique distill --student "
-                            "NAME' instead")  # fmt: skip
-        if zoo:
-            self.log(f"model: a user's model: no {', '.join(dict.fromkeys(s.recipe for s in zoo))} variants "
-                     "(their student is edgedl's MNIST cnn_student, not your architecture)")  # fmt: skip
-        return tuple(s for s in specs if s not in zoo)
+        configs = RECIPES[name].configs
+        if not self.is_user_model:
+            return configs
+        return tuple(replace(c, student=USER_STUDENT) if isinstance(c, DistillConfig) else c for c in configs)
 
     def _merged_with_previous(self, records: list, model: str, task: str) -> list:
         """A re-run of some variants into the same folder keeps the others' records (same model and data)."""
@@ -275,8 +283,6 @@ class Pipeline:
             else:
                 specs = tuple(s for s in specs if s.recipe is None)
                 self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
-        if user_model is not None:
-            specs = self._without_zoo_students(specs, bool(cfg.variants))
         norm, why = model_normalization(user_model, cfg.mean, cfg.std)
         data = self.prepare(task, image_shape).normalized(norm)
         if norm != DEFAULT:

@@ -41,11 +41,13 @@ def recipe_settings(name: Optional[str]) -> list:
 
 
 def build_key(source_sha256: str, recipe: Optional[str], fmt: str, precision: str, calibration_sha256: str,
-              data_sha256: str, seed: int, versions: Optional[dict] = None) -> str:  # fmt: skip
-    """sha256 of everything that shapes one variant's artifact."""
+              data_sha256: str, seed: int, versions: Optional[dict] = None,
+              settings: Optional[list] = None) -> str:  # fmt: skip
+    """sha256 of everything that shapes one variant's artifact (``settings``: the recipe chain as applied,
+    when a run changes a recipe's configs)."""
     document = {
         "source": source_sha256,
-        "recipe": recipe_settings(recipe),
+        "recipe": settings if settings is not None else recipe_settings(recipe),
         "format": fmt,
         "precision": precision,
         "calibration": calibration_sha256,

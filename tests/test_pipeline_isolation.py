@@ -76,10 +76,14 @@ def test_bad_arguments_stop_before_any_work(tmp_path, argv, message):
     assert not out.exists()
 
 
-def test_a_users_model_is_never_distilled_into_the_zoos_student(convlstm_h5, tmp_path):
-    proc = run_cli("edgedl", "pipeline", "--model", str(convlstm_h5), "--out", str(tmp_path / "x"), "--variants",
-                   "distill")  # fmt: skip
-    assert proc.returncode == 2 and "train edgedl's MNIST cnn_student, not a copy of your model" in proc.stderr
+def test_a_users_model_is_distilled_into_a_copy_of_itself_not_the_zoos_student(convlstm_h5, tmp_path):
+    from edgedl.pipeline import Pipeline, PipelineConfig
+
+    user = Pipeline(PipelineConfig(model=str(convlstm_h5), out=tmp_path))
+    assert [c.student for c in user.recipe_configs("distill")] == ["width:0.5"]
+    zoo = Pipeline(PipelineConfig(model="cnn", out=tmp_path))
+    assert [c.student for c in zoo.recipe_configs("distill")] == ["cnn_student"]
+    assert user._settings("distill") != zoo._settings("distill")  # and the build key says which
 
 
 def test_every_variant_reports_its_fidelity_to_the_original(run):

@@ -66,7 +66,8 @@ class QATConfig:
 class DistillConfig:
     """Knowledge distillation: the student learns from the teacher's outputs softened by ``temperature``
     and from the hard labels with weight ``alpha`` (Hinton et al., 2015). ``student`` is a registry
-    name; ``student_model`` a user's own (untrained) tf-keras model, which wins when given."""
+    name, ``width:F`` (the teacher's own architecture, F times as wide) or the path of a saved model;
+    ``student_model`` a user's own (untrained) tf-keras model, which wins when given."""
 
     student: str = "cnn_student"
     temperature: float = 4.0

@@ -60,13 +60,63 @@ def _distiller_class():
     return Distiller
 
 
-def build_student(teacher, config: DistillConfig, num_classes: int):
-    """The student: the user's model, or a fresh one from the registry, checked against the teacher."""
-    from ..models import create_model
+SCALED = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D", "Conv2DTranspose", "Dense", "LSTM",
+          "GRU", "SimpleRNN")  # fmt: skip
 
-    student = config.student_model if config.student_model is not None else create_model(
-        config.student, num_classes=num_classes
-    )
+
+def width_scaled(model, factor: float):
+    """A fresh copy of ``model``'s architecture with every convolution, dense and recurrent layer ``factor``
+    times as wide (at least 1), except the layers that give the model's outputs: the teacher's own shape,
+    thinner, for the student."""
+    k = keras()
+    outputs = set(model.output_names)
+
+    def clone(layer):
+        config = layer.get_config()
+        kind = type(layer).__name__
+        if kind == "Bidirectional":
+            inner = config["layer"]["config"]
+            inner["units"] = max(1, round(inner["units"] * factor))
+            config.pop("backward_layer", None)
+        elif kind in SCALED and layer.name not in outputs:
+            key = "filters" if "filters" in config else "units"
+            config[key] = max(1, round(config[key] * factor))
+        return type(layer).from_config(config)
+
+    try:
+        return k.models.clone_model(model, clone_function=clone)
+    except ValueError as exc:  # a residual add between a scaled branch and a fixed one, say
+        raise UserError(f"cannot make a {factor:g}-wide copy of {model.name} ({str(exc).splitlines()[0][:120]}); "
+                        "give --student PATH (a model of your own)") from None
+
+
+def build_student(teacher, config: DistillConfig, num_classes: int):
+    """The student: a width-scaled copy of the teacher (``width:F``), a saved model (a path), or a fresh one
+    from the registry; checked against the teacher."""
+    from ..models import create_model, list_models
+
+    name = config.student
+    if config.student_model is not None:
+        student = config.student_model
+    elif name.startswith("width:"):
+        try:
+            factor = float(name.split(":", 1)[1])
+        except ValueError:
+            factor = 0.0
+        if not 0 < factor <= 1:
+            raise UserError(f"--student {name!r}: give width:F with F in (0, 1], e.g. width:0.5")
+        student = width_scaled(teacher, factor)
+    elif name not in list_models():
+        from pathlib import Path
+
+        from ..train import load_keras_model
+
+        if not Path(name).exists():
+            raise UserError(f"--student {name!r}: neither a zoo model ({', '.join(list_models())}), width:F, nor a "
+                            "saved model file")  # fmt: skip
+        student = load_keras_model(name)
+    else:
+        student = create_model(name, num_classes=num_classes)
     require_tf_keras(student, "distillation")
     for what, a, b in (("input", teacher.inputs[0].shape, student.inputs[0].shape),
                        ("output", teacher.outputs[0].shape, student.outputs[0].shape)):  # fmt: skip

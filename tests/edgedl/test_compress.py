@@ -51,6 +51,20 @@ def test_clustering_bounds_distinct_weight_values(trained_cnn, small_train):
     assert result.stats["distinct_weights"] == distinct
 
 
+def test_a_width_scaled_student_is_the_teachers_architecture_thinner(trained_cnn, small_train):
+    from edgedl.compress._distill import width_scaled
+
+    student = width_scaled(trained_cnn, 0.5)
+    assert [type(a).__name__ for a in student.layers] == [type(b).__name__ for b in trained_cnn.layers]
+    widths = [(getattr(a, "filters", None) or getattr(a, "units", None), getattr(b, "filters", None)
+               or getattr(b, "units", None)) for a, b in zip(student.layers, trained_cnn.layers)]  # fmt: skip
+    assert [w for w in widths if w[0]] == [(t // 2, t) for _, t in widths[:-1] if t] + [(10, 10)]
+    result = compress(trained_cnn, [DistillConfig(student="width:0.5", epochs=1)], small_train)
+    assert result.stats["params"] < trained_cnn.count_params() / 2.5 and result.techniques == ("distill",)
+    with pytest.raises(UserError, match="neither a zoo model"):
+        compress(trained_cnn, [DistillConfig(student="resnet9000", epochs=1)], small_train)
+
+
 def test_cluster_preserving_qat_counts_only_the_deployed_parameters(trained_cnn, small_train):
     clustered = compress(trained_cnn, [ClusterConfig(clusters=8, epochs=1)], small_train)
     cqat = compress(clustered.model, [QATConfig(epochs=1)], small_train, before=clustered.techniques)
