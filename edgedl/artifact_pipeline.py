@@ -122,9 +122,10 @@ def run(config, log) -> dict:
     log(f"model: {source.name} ({meta.format}, {len(meta.inputs)} input(s), {len(meta.outputs)} output(s); "
         f"pictures as {meta.normalization.shown()}, {meta.layout})")  # fmt: skip
     x, y, labels = model_inputs(model, config.eval_data)
+    calibration = None
     if config.data is not None:
         calibration = model_inputs(model, config.data)[0]
-    else:
+    elif meta.format == "onnx" and "int8" in precisions:
         held = min(HELD_OUT, _count(x) // 5)
         calibration, x = _split(x, held)
         y = None if y is None else y[held:]
@@ -141,7 +142,8 @@ def run(config, log) -> dict:
                      source_sha256=sha256_file(source), layout=meta.layout)  # fmt: skip
     variants, failed = [], []
     if meta.format == "onnx":
-        calibration_hash = content_hash(*(calibration.values() if isinstance(calibration, dict) else [calibration]))
+        parts = [] if calibration is None else list(calibration.values()) if isinstance(calibration, dict) else [calibration]
+        calibration_hash = content_hash(*parts)
         for precision in precisions:
             name, path = f"onnx_{precision}", out / "artifacts" / f"onnx_{precision}.onnx"
             key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0)
@@ -150,7 +152,8 @@ def run(config, log) -> dict:
                     log(f"export: {name} (reused)")
                 else:
                     log(f"export: {name}")
-                    convert_onnx(source, path, precision, _with_key(info, key), calibration=_take(calibration),
+                    convert_onnx(source, path, precision, _with_key(info, key),
+                                 calibration=None if calibration is None else _take(calibration),
                                  check=_take(x, 16))  # fmt: skip
                 variants.append(Variant(name, "onnx", precision, path, extra=_stats(path, x)))
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .errors import UserError
-from .metrics import accuracy, denoising_metrics, fidelity
+from .metrics import accuracy, denoising_metrics, fidelity, flat
 
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
@@ -196,9 +196,9 @@ BATCH_FLOATS = 1 << 18
 
 
 def _rows(out, n: int) -> list:
-    """A batch's outputs as one entry per sample: arrays, or (several outputs) their values flattened together."""
+    """A batch's outputs as one entry per sample: an array, or (several outputs) a dict of arrays."""
     if isinstance(out, dict):
-        return [np.concatenate([np.ravel(v[i]) for v in out.values()]) for i in range(n)]
+        return [{k: v[i] for k, v in out.items()} for i in range(n)]
     return list(out)
 
 
@@ -236,14 +236,15 @@ def save_outputs(path, outputs: list) -> None:
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, *[np.asarray(o) for o in outputs])
+            np.savez(handle, *[flat(o) for o in outputs], several=np.array(isinstance(outputs[0], dict)))
 
 
 def load_outputs(path) -> list:
     from .images import read_npz
 
     arrays = read_npz(path)
-    return [arrays[f"arr_{i}"] for i in range(len(arrays))]
+    rows = [arrays[f"arr_{i}"] for i in range(len(arrays) - 1)]
+    return [{"outputs": r} for r in rows] if bool(arrays["several"]) else rows  # several outputs: no top-1
 
 
 def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,

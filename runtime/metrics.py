@@ -66,17 +66,26 @@ def denoising_metrics(clean: list, restored: list) -> dict:
 SNR_CAP_DB = 200.0  # identical outputs: the SNR is infinite, which JSON cannot hold
 
 
+def flat(output) -> np.ndarray:
+    """One sample's output as one vector: a model with several outputs has them joined, in their order."""
+    if isinstance(output, dict):
+        return np.concatenate([np.ravel(v) for v in output.values()])
+    return np.ravel(output)
+
+
 def fidelity(reference: list, outputs: list) -> dict:
     """How closely ``outputs`` follow ``reference`` (a variant's against the original's, on the same inputs),
     sample by sample: SNR in dB (signal power over error power, all samples; capped at 200 dB), the mean cosine
-    similarity, the largest absolute error, and top-1 agreement where each output is a score vector."""
+    similarity, the largest absolute error, and top-1 agreement where the model has one output and it is a
+    score vector. A sample of a model with several outputs is a dict of them."""
     if len(reference) != len(outputs):
         raise ValueError(f"{len(outputs)} outputs for {len(reference)} reference outputs")
     signal = error = 0.0
     cosines, worst = [], 0.0
+    several = any(isinstance(r, dict) for r in reference) or any(isinstance(o, dict) for o in outputs)
     for ref, out in zip(reference, outputs):
-        ref = np.asarray(ref, np.float64).reshape(-1)
-        out = np.asarray(out, np.float64).reshape(-1)
+        ref = flat(ref).astype(np.float64)
+        out = flat(out).astype(np.float64)
         if ref.shape != out.shape:
             raise ValueError(f"output of {out.size} values for a reference of {ref.size}")
         diff = out - ref
@@ -87,7 +96,7 @@ def fidelity(reference: list, outputs: list) -> dict:
         cosines.append(float(ref @ out) / norms if norms else float(np.array_equal(ref, out)))
     snr = SNR_CAP_DB if error == 0 else min(SNR_CAP_DB, 10 * np.log10(max(signal, 1e-300) / error))
     result = {"snr_db": float(snr), "cosine": float(np.mean(cosines)), "max_abs_error": worst}
-    shapes = {np.shape(r) for r in reference}
+    shapes = {np.shape(r) for r in reference} if not several else set()
     if len(shapes) == 1 and len(next(iter(shapes))) == 1 and next(iter(shapes))[0] >= 2:  # score vectors
         result["top1_agreement"] = float(np.mean([np.argmax(r) == np.argmax(o) for r, o in zip(reference, outputs)]))
     return result

@@ -24,5 +24,5 @@ def test_run_all_batches_and_accuracy():
     out = run_all(lambda b: seen.append(len(b)) or np.hstack([b, -b]), x, batch=4)
     assert seen == [4, 4, 2] and len(out) == 10 and out[3].tolist() == [3.0, -3.0]
     two = run_all(lambda f: {"a": f["x"], "b": 2 * f["x"]}, {"x": x}, batch=3)  # several inputs and outputs
-    assert len(two) == 10 and two[4].tolist() == [4.0, 8.0]
+    assert len(two) == 10 and (two[4]["a"].tolist(), two[4]["b"].tolist()) == ([4.0], [8.0])
     assert accuracy(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
