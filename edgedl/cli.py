@@ -91,12 +91,12 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     from exporters import ModelInfo, export
+    from runtime.cli import parse_floats
 
     from ._tf import weights_sha256
     from .pipeline import task_of
+    from .preprocessing import model_normalization
     from .train import load_keras_model
-
-    from .preprocessing import model_normalization, parse_floats
 
     model = load_keras_model(args.model)
     task = args.task or task_of(model)
@@ -190,7 +190,7 @@ def cmd_pipeline(args) -> int:
 
     from .denoising import Noise
     from .pipeline import PipelineConfig, run_pipeline
-    from .preprocessing import parse_floats
+    from runtime.cli import parse_floats
 
     if args.max_drop is not None:  # checked before hours of work, not after
         check_max_drop(args.max_drop)

@@ -8,8 +8,6 @@ calibrates, checks and evaluates with is mapped the same way.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from runtime.metadata import Normalization
@@ -45,14 +43,3 @@ def to_model_inputs(x01: np.ndarray, norm: Normalization) -> np.ndarray:
         return x01
     pixels = np.asarray(x01, dtype=np.float32) * np.float32(255.0)
     return (pixels * np.float32(norm.scale) + np.float32(norm.offset)).astype(np.float32)
-
-
-def parse_floats(text: Optional[str], flag: str) -> Optional[tuple]:
-    if text is None:
-        return None
-    from runtime.errors import UserError
-
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise UserError(f"{flag} {text!r}: give numbers separated by commas, e.g. 0.485,0.456,0.406") from None

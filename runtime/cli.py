@@ -47,7 +47,8 @@ def run_cli(main: Callable[[], int]) -> int:
         return 0
 
 
-def _floats(text: Optional[str], flag: str) -> Optional[tuple]:
+def parse_floats(text: Optional[str], flag: str) -> Optional[tuple]:
+    """``"0.485,0.456,0.406"`` as a tuple of 1 to 4 numbers (per channel, or one for all); None stays None."""
     if text is None:
         return None
     try:
@@ -92,8 +93,8 @@ def load_model(args):
     from .model import load
 
     norm = None
-    mean, std = _floats(args.mean, "--mean"), _floats(args.std, "--std")
-    scale, offset = _floats(args.scale, "--scale"), _floats(args.offset, "--offset")
+    mean, std = parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std")
+    scale, offset = parse_floats(args.scale, "--scale"), parse_floats(args.offset, "--offset")
     if (mean is None) != (std is None):
         raise UserError("--mean and --std go together")
     if mean is not None and (scale is not None or offset is not None):

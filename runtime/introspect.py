@@ -97,7 +97,7 @@ def _tflite_extras(data: bytes) -> tuple[Optional[Normalization], Optional[list[
         options = flatbuffer.normalization_options(meta) if meta else None
         if options and options[0] and options[1]:
             norm = Normalization.from_mean_std(options[0], options[1], max_pixel=1.0)
-    except (ValueError, Exception):  # noqa: BLE001 - damaged metadata is ignored, as the interpreter does
+    except Exception:  # noqa: BLE001 - damaged TFLite Metadata is ignored, as the interpreter ignores it
         norm = None
     try:  # associated files (labels) ride in a zip appended to the flatbuffer
         with zipfile.ZipFile(io.BytesIO(data)) as z:

@@ -98,7 +98,7 @@ def _reembed(data: bytes, ext: str, text: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-def _strip_record(data: bytes, ext: str) -> bytes:
+def strip_record(data: bytes, ext: str) -> bytes:
     """The model as another tool would have written it: no edgedl record, so no checksum to stop a mutant."""
     if ext == ".onnx":
         import onnx
@@ -291,7 +291,7 @@ def make_cases(seeds: dict, count: int, seed: int = 0) -> list[Case]:
     tflite, onnx = Path(seeds["tflite"]).read_bytes(), Path(seeds["onnx"]).read_bytes()
     png = Path(seeds["png"]).read_bytes()
     bundle = Path(seeds["bundle"]).read_bytes() if seeds.get("bundle") else _tar([])
-    foreign = {".tflite": _strip_record(tflite, ".tflite"), ".onnx": _strip_record(onnx, ".onnx")}
+    foreign = {".tflite": strip_record(tflite, ".tflite"), ".onnx": strip_record(onnx, ".onnx")}
     cases = []
     for i in range(count):
         family = FAMILIES[i % len(FAMILIES)]

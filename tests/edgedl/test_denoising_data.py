@@ -56,7 +56,7 @@ def test_bad_denoising_inputs_are_named(tmp_path):
 
 
 def test_a_folder_of_grey_and_rgb_pngs_of_two_sizes_loads_as_grey_images_in_0_1(tmp_path):
-    """The shape of Set12 (12 PNGs, 256×256 and 512×512), made here: tests never read ../shared."""
+    """The shape of Set12 (12 PNGs, 256×256 and 512×512), made here rather than read from the shared data."""
     from PIL import Image
 
     rng = np.random.default_rng(3)

@@ -6,6 +6,7 @@ import pytest
 import runtime
 from runtime.errors import UserError
 from runtime.files import sha256_file
+from tests.fuzz_harness import strip_record
 from runtime.metadata import ModelMetadata, Quantization, TensorSpec, sidecar_path
 from runtime.model import _dequantize, _quantize
 
@@ -67,20 +68,6 @@ def test_wrong_input_shape_is_a_user_error(artifacts):
         model.predict(np.zeros((2, 32, 32, 1), np.float32))
 
 
-def _without_edgedl_record(data: bytes) -> bytes:
-    """The flatbuffer as the converter wrote it: what an artifact of schema 1 (sidecar beside it) held."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    for entry in [m for m in model.metadata or [] if m.name in (b"edgedl", "edgedl")]:
-        model.buffers[entry.buffer].data = None
-    model.metadata = [m for m in model.metadata or [] if m.name not in (b"edgedl", "edgedl")]
-    builder = flatbuffers.Builder(len(data))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def test_an_artifact_is_one_file_and_a_damaged_copy_is_refused_by_name(tmp_path, artifacts):
     with pytest.raises(UserError, match="no such model file"):
         runtime.load(tmp_path / "nope.tflite")
@@ -105,7 +92,7 @@ def test_an_artifact_is_one_file_and_a_damaged_copy_is_refused_by_name(tmp_path,
 def test_an_older_artifact_with_a_sidecar_still_loads_and_is_checked(tmp_path, artifacts):
     src = artifacts[("tflite", "float32")].path
     legacy = tmp_path / "old.tflite"
-    legacy.write_bytes(_without_edgedl_record(src.read_bytes()))
+    legacy.write_bytes(strip_record(src.read_bytes(), ".tflite"))
     assert runtime.load(legacy).metadata.origin == "file"  # another tool's model: what the file says
     old = runtime.read_metadata(src).to_dict()
     old.update(schema_version=1, input=old["inputs"][0], output=old["outputs"][0], artifact_sha256=sha256_file(legacy))
