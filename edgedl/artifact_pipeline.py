@@ -15,6 +15,7 @@ first pictures of the evaluation data, which are then left out of it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -111,7 +112,7 @@ def run(config, log) -> dict:
     from runtime.report import failed_record, is_ok
 
     from .pipeline import one_line
-    from .provenance import build_key
+    from .provenance import build_key, built_with
     from .tasks import content_hash
 
     source, out = Path(config.model), Path(config.out)
@@ -148,11 +149,11 @@ def run(config, log) -> dict:
             name, path = f"onnx_{precision}", out / "artifacts" / f"onnx_{precision}.onnx"
             key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0)
             try:
-                if path.exists() and _key_of(path) == key:
+                if built_with(path, key):
                     log(f"export: {name} (reused)")
                 else:
                     log(f"export: {name}")
-                    convert_onnx(source, path, precision, _with_key(info, key),
+                    convert_onnx(source, path, precision, replace(info, build_key=key),
                                  calibration=None if calibration is None else _take(calibration),
                                  check=_take(x, 16))  # fmt: skip
                 variants.append(Variant(name, "onnx", precision, path, extra=_stats(path, x)))
@@ -203,16 +204,3 @@ def _stats(path: Path, x) -> dict:
 
 def _take(x, n: int = CALIBRATION):
     return {k: v[:n] for k, v in x.items()} if isinstance(x, dict) else x[:n]
-
-
-def _with_key(info, key: str):
-    from dataclasses import replace
-
-    return replace(info, build_key=key)
-
-
-def _key_of(path: Path) -> Optional[str]:
-    try:
-        return runtime.read_metadata(path).build_key
-    except UserError:
-        return None

@@ -23,7 +23,6 @@ from rich.console import Console
 from benchmarks.render import render
 from benchmarks import BenchConfig, Variant, make_report, measure_all, measure_variant, print_table, write_report
 from exporters import ModelInfo, export, get_exporter
-from runtime import read_metadata
 from runtime.errors import UserError
 from runtime.files import write_json
 from runtime.report import failed_record, is_ok, read_report
@@ -33,6 +32,7 @@ from .compress import compress, model_stats
 from .compress._techniques import is_tf_keras, require_tf_keras
 from .denoising import Noise
 from .preprocessing import DEFAULT, model_normalization
+from .provenance import built_with
 from .models import build_for_task, list_models, model_entry
 from .recipes import RECIPES, select_variants
 from .train import TrainConfig, load_keras_model, train
@@ -215,14 +215,7 @@ class Pipeline:
         self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}{agreement}")
         return stats
 
-    @staticmethod
-    def _intact(path: Path, key: str) -> bool:
-        if not path.exists():
-            return False
-        try:
-            return read_metadata(path).build_key == key
-        except UserError:
-            return False
+    _intact = staticmethod(built_with)  # reuse an artifact only when its build key matches
 
     def _settings(self, name: Optional[str]) -> Optional[list]:
         """The recipe chain's settings as this run applies them (for the build key)."""

@@ -56,3 +56,18 @@ def build_key(source_sha256: str, recipe: Optional[str], fmt: str, precision: st
         "versions": versions if versions is not None else library_versions(),
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def built_with(path, key: str) -> bool:
+    """Whether the artifact at ``path`` exists, reads, and was built with ``key`` (so it can be reused)."""
+    from pathlib import Path
+
+    from runtime import read_metadata
+    from runtime.errors import UserError
+
+    if not Path(path).exists():
+        return False
+    try:
+        return read_metadata(path).build_key == key
+    except UserError:
+        return False
