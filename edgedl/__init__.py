@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from exporters._base import EDGEDL_VERSION as __version__  # noqa: E402  (read from the package metadata)
+from exporters import EDGEDL_VERSION as __version__  # noqa: E402  (read from the package metadata)
 
 _EXPORTS = {
     "create_model": ".models",

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from exporters._base import EDGEDL_VERSION
+from exporters import EDGEDL_VERSION
 from runtime.bundle import KIND, MANIFEST
 from runtime.errors import UserError
 from runtime.files import atomic_path, sha256_file, write_json

@@ -68,6 +68,19 @@ def _prepare(args, task: str, image_shape: tuple, batch_size: int = 64, seed: in
     return tasks.prepare(task, args.data, getattr(args, "eval_data", None), image_shape, noise, batch_size, seed)
 
 
+def _prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int = 0):
+    """The data for a saved model of ``task``; a generic one (several inputs or outputs) takes its inputs
+    from ``--data`` (an .npz by input name, pictures, an .npy) as ``tasks.generic`` reads them."""
+    if task != "generic":
+        return _prepare(args, task, tuple(model.inputs[0].shape[1:]), batch_size, seed).normalized(norm)
+    from . import tasks
+    from .model_data import describe_keras
+
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    return tasks.generic(model, describe_keras(model, norm), Path(args.model).name, None, args.data, batch_size,
+                         seed, log)  # fmt: skip
+
+
 def cmd_models(args) -> int:
     from .models import list_models, model_entry
 
@@ -101,7 +114,7 @@ def cmd_export(args) -> int:
     model = load_keras_model(args.model)
     task = args.task or task_of(model)
     norm, _ = model_normalization(model, parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std"))
-    data = _prepare(args, task, tuple(model.inputs[0].shape[1:])).normalized(norm)
+    data = _prepare_model(args, model, task, norm)
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
     info = ModelInfo(task=task, labels=labels if task == "classification" else None,
                      normalization=norm, source_sha256=weights_sha256(model))  # fmt: skip
@@ -141,12 +154,13 @@ def cmd_compress(args) -> int:
     from ._tf import weights_sha256
     from .compress import compress, model_stats
     from .pipeline import task_of
+    from .preprocessing import model_normalization
     from .train import load_keras_model, save_model
 
     configs = _compress_configs(args)
     model = load_keras_model(args.model)
     task = task_of(model)
-    data = _prepare(args, task, tuple(model.inputs[0].shape[1:]))
+    data = _prepare_model(args, model, task, model_normalization(model)[0])
     result = compress(model, configs, data.fit, task)
     out = Path(args.out)
     precision = args.precision or ("int8" if result.quantized else "float32")
@@ -265,7 +279,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--precision", default="float32", help="float32, float16, dynamic or int8 (default float32)")
     p.add_argument("--out", type=Path, required=True, help="the artifact to write (.tflite or .onnx)")
     p.add_argument("--data", type=Path, help="calibration data (default: the embedded MNIST split)")
-    p.add_argument("--task", choices=("classification", "denoising"), help="default: inferred from the output")
+    p.add_argument("--task", choices=("classification", "denoising", "generic"),
+                   help="default: inferred from the inputs and outputs (generic: several, or boxes, masks)")
     p.add_argument("--labels", help="comma-separated class names (default: from the data)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ of the calibration inputs (default 25)")
     _add_normalization_args(p)
@@ -278,7 +293,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact, model.keras, compression.json")
     p.add_argument("--sparsity", type=float, default=0.8, help="pruning target sparsity in [0, 1) (default 0.8)")
     p.add_argument("--clusters", type=int, default=16, help="clusters per kernel (default 16)")
-    p.add_argument("--student", default="cnn_student", help="distillation student from the registry")
+    p.add_argument("--student", default="width:0.5",
+                   help="distillation student: width:F (the model F times as wide; default width:0.5), a saved "
+                        "model, or a registry name (cnn_student)")
     p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss (default 0.5)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs per technique (default: each technique's own)")
@@ -288,7 +305,7 @@ def build_parser() -> OneLineParser:
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("variants", help="list the variants the pipeline can build")
-    p.add_argument("--task", default="classification", choices=("classification", "denoising"))
+    p.add_argument("--task", default="classification", choices=("classification", "denoising", "generic"))
     p.set_defaults(func=cmd_variants)
 
     p = sub.add_parser("report", help="report.md, report.csv and report.html (with plots) from one or more runs")

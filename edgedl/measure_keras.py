@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from benchmarks.measure import measure_args
-from runtime.bench import load_eval, load_outputs, peak_rss_mb, profile, run_all, save_outputs, task_metrics
+from runtime.bench import first_sample, load_eval, load_outputs, peak_rss_mb, profile, run_all, save_outputs, task_metrics
 from runtime.metrics import fidelity
 from runtime.cli import run_cli
 
@@ -29,22 +29,32 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
     t.config.threading.set_intra_op_parallelism_threads(threads)
     t.config.threading.set_inter_op_parallelism_threads(1)
     inputs, targets, task = load_eval(eval_path)
-    first = np.asarray(inputs[0], dtype=np.float32)[None]
+    first = t.nest.map_structure(lambda v: np.asarray(v, np.float32), first_sample(inputs))
+
+    def spec(x):
+        return {k: t.TensorSpec(v.shape, t.float32) for k, v in x.items()} if isinstance(x, dict) \
+            else t.TensorSpec(x.shape, t.float32)  # fmt: skip
+
+    def shape(x):
+        return {k: v.shape for k, v in x.items()} if isinstance(x, dict) else x.shape
 
     def load():
         model = load_keras_model(path)
-        one = t.function(lambda v: model(v, training=False), input_signature=[t.TensorSpec(first.shape, t.float32)])
+        one = t.function(lambda v: model(v, training=False), input_signature=[spec(first)])
         any_shape = t.function(lambda v: model(v, training=False), reduce_retracing=True)
         one(first)  # trace and compile the batch-1 function: part of getting ready, as loading is for artifacts
 
         def predict(batch):
-            return (one if batch.shape == first.shape else any_shape)(t.constant(batch)).numpy()
+            out = (one if shape(batch) == shape(first) else any_shape)(t.nest.map_structure(lambda v: t.constant(v, t.float32), batch))
+            if isinstance(out, (list, tuple)):  # several outputs: by name, as the artifacts give them
+                return {name: y.numpy() for name, y in zip(model.output_names, out)}
+            return out.numpy()
 
         return predict
 
     figures, predict = profile(load, inputs, runs, warmup, seconds)
     outputs = run_all(predict, inputs)
-    metrics = task_metrics(task, outputs, targets)
+    metrics = task_metrics(task, outputs, targets) if targets is not None else {}
     if reference is not None or save_to is not None:  # the original: its own reference
         metrics.update(fidelity(load_outputs(reference) if reference is not None else outputs, outputs))
     if save_to is not None:

@@ -78,8 +78,16 @@ def one_line(exc: BaseException) -> str:
 
 
 def task_of(keras_model) -> str:
-    """Infer the task of a user's model from its output: a vector of scores, or an image."""
-    return "classification" if len(keras_model.outputs[0].shape) == 2 else "denoising"
+    """The task of a user's model, from its shape: one input and a vector of scores (classification), one
+    input and an output of the input's shape (denoising), anything else (several inputs or outputs, boxes,
+    masks, embeddings) generic: measured by its fidelity to the original."""
+    if len(keras_model.inputs) == 1 and len(keras_model.outputs) == 1:
+        given, made = tuple(keras_model.inputs[0].shape[1:]), tuple(keras_model.outputs[0].shape[1:])
+        if len(made) == 1:
+            return "classification"
+        if len(made) == len(given) and all(a == b or None in (a, b) for a, b in zip(given, made)):
+            return "denoising"
+    return "generic"
 
 
 class Pipeline:
@@ -107,6 +115,22 @@ class Pipeline:
         prepared = tasks.prepare(task, cfg.data, cfg.eval_data, image_shape, cfg.noise, tc.batch_size, tc.seed)
         self.log(f"data: training on {prepared.train_source}; evaluating on {prepared.eval_size} images "
                  f"({prepared.eval_source})")  # fmt: skip
+        return prepared
+
+    def prepare_generic(self, model, norm) -> tasks.Prepared:
+        """The inputs of a model without a known task (see ``tasks.generic``); it is compressed as it is."""
+        from .model_data import describe_keras
+
+        cfg, tc = self.config, self.train_config
+        if cfg.retrain:
+            raise UserError(f"{cfg.model}: --retrain needs targets, and a model with several inputs or outputs (or "
+                            "an output that is neither scores nor an image) has none here; train it yourself")
+        meta = describe_keras(model, norm)
+        prepared = tasks.generic(model, meta, Path(cfg.model).name, cfg.data, cfg.eval_data, tc.batch_size, tc.seed,
+                                 self.log)  # fmt: skip
+        shown = ", ".join(f"{s.name} {s.shown()}" for s in meta.inputs)
+        self.log(f"data: {prepared.eval_size} evaluation inputs ({prepared.eval_source}) for {shown}; no targets: "
+                 "every variant is compared with the original")  # fmt: skip
         return prepared
 
     def original(self, data: tasks.Prepared, user_model=None):
@@ -277,7 +301,10 @@ class Pipeline:
                 specs = tuple(s for s in specs if s.recipe is None)
                 self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
         norm, why = model_normalization(user_model, cfg.mean, cfg.std)
-        data = self.prepare(task, image_shape).normalized(norm)
+        if task == "generic":
+            data = self.prepare_generic(user_model, norm)
+        else:
+            data = self.prepare(task, image_shape).normalized(norm)
         if norm != DEFAULT:
             self.log(f"input: {norm.shown()} ({why})")
         self._data_fingerprint = data.fingerprint

@@ -29,7 +29,7 @@ class Recipe:
     name: str
     configs: tuple
     exports: tuple
-    tasks: tuple = ("classification", "denoising")
+    tasks: tuple = ("classification", "denoising", "generic")  # generic: fine-tuned towards the original
     parent: Optional[str] = None
     label: Optional[tuple] = None
 
@@ -46,7 +46,7 @@ RECIPES = {
         # tfmot's collaborative optimization: sparsity- and cluster-preserving QAT (PCQAT).
         Recipe("prune_cluster_qat", (ClusterConfig(16), QATConfig()), (("tflite", "int8"),), parent="prune"),
         Recipe("distill", (DistillConfig(),), (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32")),
-               tasks=("classification",)),  # fmt: skip
+               tasks=("classification", "generic")),  # fmt: skip
         # The same student, same epochs and seed, trained on the labels alone: what distillation is measured against.
         Recipe("student", (DistillConfig(alpha=1.0),), (("tflite", "float32"),), tasks=("classification",),
                label=("student_scratch",)),  # fmt: skip

@@ -54,9 +54,11 @@ class Prepared:
                        eval_arrays={**self.eval_arrays, "x": to_model_inputs(self.eval_arrays["x"], norm)})  # fmt: skip
 
     def save_eval(self, path: Path) -> None:
+        """``eval.npz``; a generic model's holds its inputs alone (by input name): no targets to score."""
+        task = {} if self.task == "generic" else {"task": np.array(self.task)}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, task=np.array(self.task), **self.eval_arrays)
+                np.savez(handle, **task, **self.eval_arrays)
 
 
 def content_hash(*parts) -> str:
@@ -147,6 +149,63 @@ def sequence_task(image_shape: tuple, noise: denoising.Noise, batch_size: int, s
         eval_source=f"sequences of {ev.source} (σ={noise.eval_sigma:g}, 8-bit noisy)",
         eval_size=len(noisy),
         fingerprint=content_hash(train.x, ev.x[:SEQUENCE_EVAL], repr(noise), frames, size, seed),
+    )
+
+
+def teacher_batches(teacher, inputs, batch_size: int, seed: int):
+    """A Keras ``Sequence`` of (inputs, the teacher's outputs) batches, shuffled every epoch: the targets a
+    model without labels is fine-tuned (or a student distilled) towards. ``inputs`` is an array, or a dict
+    of arrays by input name."""
+    from ._tf import keras
+    from .model_data import count
+
+    n = count(inputs)
+
+    class TeacherBatches(keras().utils.Sequence):
+        def __init__(self):
+            super().__init__()
+            self.order = np.random.default_rng(seed).permutation(n)
+
+        def __len__(self):
+            return max(1, -(-n // batch_size))
+
+        def __getitem__(self, i):
+            rows = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
+            x = {k: v[rows] for k, v in inputs.items()} if isinstance(inputs, dict) else inputs[rows]
+            y = teacher(x, training=False)
+            return x, ([v.numpy() for v in y] if isinstance(y, (list, tuple)) else y.numpy())
+
+        def on_epoch_end(self):
+            self.order = np.random.default_rng(seed + 1).permutation(self.order)
+
+    return TeacherBatches()
+
+
+def generic(teacher, meta, what: str, data, eval_data, batch_size: int, seed: int, log) -> Prepared:
+    """A model that is neither a classifier nor a denoiser (several inputs or outputs, boxes, masks): its
+    inputs from the user's data (``edgedl.model_data``), no targets. Variants are compared with the original
+    (fidelity); compression fine-tunes towards the original's own outputs on the training inputs (``--data``,
+    or the first evaluation inputs, then left out of the evaluation)."""
+    from .model_data import held_out, model_inputs, take
+
+    x = model_inputs(meta, what, eval_data)[0]
+    train = model_inputs(meta, what, data)[0] if data is not None else None
+    if train is None:
+        train, x = held_out(x, log)
+    arrays = x if isinstance(x, dict) else {meta.inputs[0].name: x}
+    parts = [v for a in (train, x) for v in (a.values() if isinstance(a, dict) else [a])]
+    return Prepared(
+        task="generic",
+        fit=teacher_batches(teacher, train, batch_size, seed),
+        validation=None,
+        calibration=take(train, CALIBRATION_SAMPLES),
+        check=take(x, CHECK_SAMPLES),
+        labels=None,
+        eval_arrays=arrays,
+        train_source=str(data) if data is not None else f"the first inputs of {eval_data or 'the embedded digits'}",
+        eval_source=str(eval_data or "the embedded MNIST digits"),
+        eval_size=len(next(iter(arrays.values()))),
+        fingerprint=content_hash(*parts),
     )
 
 

@@ -19,7 +19,8 @@ from runtime.files import atomic_path, write_json
 from ._tf import keras, tf
 from .datasets import Dataset
 
-LOSSES = {"classification": "sparse_categorical_crossentropy", "denoising": "mse"}
+# generic: a model without labels is fine-tuned towards its original's outputs, every output alike
+LOSSES = {"classification": "sparse_categorical_crossentropy", "denoising": "mse", "generic": "mse"}
 
 
 def check_training(epochs: int, learning_rate: float, batch_size: int, what: str = "") -> None:

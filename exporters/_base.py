@@ -27,12 +27,24 @@ def _version() -> str:
 EDGEDL_VERSION = _version()
 
 
+def _rows(data, n: int):
+    """The first ``n`` samples as float32: an array, or a dict of arrays by input name (several inputs)."""
+    if isinstance(data, dict):
+        return {k: np.asarray(v[:n], dtype=np.float32) for k, v in data.items()}
+    return np.asarray(data[:n], dtype=np.float32)
+
+
+def sample_count(data) -> int:
+    return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """Precision of the artifact and the data to calibrate and check it with.
 
-    ``calibration`` (model-ready float inputs from the training data) is
-    required for ``int8``; its first ``num_calibration`` rows are used. The
+    ``calibration`` (model-ready float inputs from the training data: an
+    array, or a dict of arrays by input name for a model with several inputs)
+    is required for ``int8``; its first ``num_calibration`` rows are used. The
     first ``num_check`` rows of ``check_inputs`` (or of ``calibration``) are
     run through the artifact and compared against the Keras model.
     """
@@ -40,9 +52,9 @@ class ExportConfig:
     PRECISIONS: ClassVar[tuple] = ()
 
     precision: str = "float32"
-    calibration: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+    calibration: Optional[object] = field(default=None, compare=False, repr=False)
     num_calibration: int = 300
-    check_inputs: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+    check_inputs: Optional[object] = field(default=None, compare=False, repr=False)
     num_check: int = 64
 
     def __post_init__(self):
@@ -51,17 +63,17 @@ class ExportConfig:
                 f"precision {self.precision!r} is not supported by {type(self).__name__}; "
                 f"choose one of {', '.join(self.PRECISIONS)}"
             )
-        if self.precision == "int8" and (self.calibration is None or len(self.calibration) == 0):
+        if self.precision == "int8" and (self.calibration is None or sample_count(self.calibration) == 0):
             raise UserError("int8 export needs calibration data (a few hundred training inputs)")
         if self.num_calibration < 1 or self.num_check < 1:
             raise UserError("num_calibration and num_check must be at least 1")
 
-    def calibration_set(self) -> np.ndarray:
-        return np.asarray(self.calibration[: self.num_calibration], dtype=np.float32)
+    def calibration_set(self):
+        return _rows(self.calibration, self.num_calibration)
 
-    def check_set(self) -> Optional[np.ndarray]:
+    def check_set(self):
         source = self.check_inputs if self.check_inputs is not None else self.calibration
-        return None if source is None else np.asarray(source[: self.num_check], dtype=np.float32)
+        return None if source is None else _rows(source, self.num_check)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from runtime.files import seal, sha256_file
 from runtime.metadata import ONNX_METADATA_KEY, TensorSpec
 
 from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, staged
+from .onnx_source import quantize
 from ._check import check_if_asked
-from ._tf import tf
+from .tfkeras import tf
 
 OPSET = 17
 
@@ -28,13 +29,18 @@ class OnnxConfig(ExportConfig):
     PRECISIONS = ("float32", "dynamic", "int8")
 
 
+def input_names(model) -> list:
+    """``input`` for a model of one input; the Keras input names for several (the names its data is keyed by)."""
+    return ["input"] if len(model.inputs) == 1 else [t.name.split(":")[0] for t in model.inputs]
+
+
 def _float_onnx(model, path: Path) -> None:
     import tf2onnx
 
-    from ._tf import keras
+    from .tfkeras import keras
 
     t = tf()
-    names = ["input"] if len(model.inputs) == 1 else [f"input_{i}" for i in range(len(model.inputs))]
+    names = input_names(model)
     spec = [t.TensorSpec(x.shape, t.float32, name=n) for x, n in zip(model.inputs, names)]
     if isinstance(model, keras().Model):
         tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, output_path=str(path))
@@ -42,39 +48,11 @@ def _float_onnx(model, path: Path) -> None:
         tf2onnx.convert.from_function(t.function(model), input_signature=spec, opset=OPSET, output_path=str(path))
 
 
-class _Calibration:
-    """onnxruntime's ``CalibrationDataReader`` protocol over a numpy batch, one sample a call."""
-
-    def __init__(self, name: str, data: np.ndarray):
-        self._name = name
-        self._rows = iter(data)
-
-    def get_next(self):
-        row = next(self._rows, None)
-        return None if row is None else {self._name: row[None].astype(np.float32)}
-
-    def rewind(self):  # pragma: no cover - only used by some calibrators
-        raise NotImplementedError
-
-
 def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    if config.precision == "dynamic":
-        quantize_dynamic(float_path, out, weight_type=QuantType.QInt8)
-        return
-    pre = work / "pre.onnx"
-    quant_pre_process(str(float_path), str(pre))
-    quantize_static(
-        pre,
-        out,
-        calibration_data_reader=_Calibration("input", config.calibration_set()),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
+    calibration = config.calibration_set() if config.precision == "int8" else None
+    if calibration is not None and not isinstance(calibration, dict):
+        calibration = {"input": calibration}  # the one input's name (``input_names``)
+    quantize(float_path, out, config.precision, calibration, work)
 
 
 def _spec(value_info) -> TensorSpec:

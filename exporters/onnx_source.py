@@ -57,21 +57,30 @@ def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path
         from onnxconverter_common import float16
 
         return float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    out = work / "quant.onnx"
+    quantize(source, out, precision, calibration, work)
+    return onnx.load(str(out))
+
+
+def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict], work: Path) -> None:
+    """``dynamic``: onnxruntime's ``quantize_dynamic``; ``int8``: its static QDQ quantization (per-channel
+    int8 weights and activations), calibrated on ``calibration`` (inputs by name, one sample a step)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    out = work / "quant.onnx"
     if precision == "dynamic":
         quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
-    else:
-        if not calibration:
-            raise UserError("int8 needs calibration inputs (a few hundred of the model's own inputs)")
-        pre = work / "pre.onnx"
+        return
+    if not calibration:
+        raise UserError("int8 needs calibration inputs (a few hundred of the model's own inputs)")
+    pre = work / "pre.onnx"
+    try:
         quant_pre_process(str(source), str(pre))
-        quantize_static(str(pre), str(out), calibration_data_reader=_Calibration(calibration),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        per_channel=True)  # fmt: skip
-    return onnx.load(str(out))
+    except Exception:  # noqa: BLE001 - "Incomplete symbolic shape inference" (a Concat over a free batch): ONNX's
+        quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)  # own shape inference still runs
+    quantize_static(str(pre), str(out), calibration_data_reader=_Calibration(calibration),
+                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    per_channel=True)  # fmt: skip
 
 
 def convert_onnx(source, path, precision: str, info: ModelInfo, calibration=None, check=None) -> Artifact:

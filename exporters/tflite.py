@@ -12,12 +12,12 @@ import numpy as np
 
 from runtime.errors import UserError
 from runtime.files import seal, sha256_file
-from runtime.introspect import tflite_spec
+from runtime.introspect import tflite_specs
 from runtime.metadata import TFLITE_METADATA_NAME, ModelMetadata, sidecar_path
 
-from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, staged
+from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, sample_count, staged
 from ._check import check_if_asked
-from ._tf import tf
+from .tfkeras import tf
 
 
 class TFLiteConfig(ExportConfig):
@@ -37,9 +37,13 @@ def _converter(model, config: TFLiteConfig):
     elif config.precision == "int8":
         calib = config.calibration_set()
 
-        def representative():
-            for i in range(len(calib)):
-                yield [calib[i : i + 1]]
+        def representative():  # several inputs: a dict by (signature) input name, the Keras input names
+            if isinstance(calib, dict):
+                for i in range(sample_count(calib)):
+                    yield {k: v[i : i + 1] for k, v in calib.items()}
+            else:
+                for i in range(len(calib)):
+                    yield [calib[i : i + 1]]
 
         conv.representative_dataset = representative
         conv.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -67,12 +71,10 @@ def _convert(model, config: TFLiteConfig) -> bytes:
 
 def tensor_specs(path_or_bytes) -> tuple[tuple, tuple]:
     """Every input's and output's spec, as the interpreter sees them."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert import interpreter
 
     content = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
-    interp = Interpreter(model_content=content)
-    return (tuple(tflite_spec(d) for d in interp.get_input_details()),
-            tuple(tflite_spec(d) for d in interp.get_output_details()))  # fmt: skip
+    return tflite_specs(interpreter, interpreter.Interpreter(model_content=content))
 
 
 def embed_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:

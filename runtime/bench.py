@@ -69,7 +69,7 @@ def peak_rss_mb() -> Optional[float]:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def _first(inputs):
+def first_sample(inputs):
     """Sample 0 as a batch of one: an array, or a dict of arrays by input name."""
     if isinstance(inputs, dict):
         return {k: np.asarray(v[:1]) for k, v in inputs.items()}
@@ -89,7 +89,7 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     start = time.perf_counter()
     predict = load()
     init_ms = (time.perf_counter() - start) * 1e3
-    one = _first(inputs)
+    one = first_sample(inputs)
     start = time.perf_counter()
     predict(one)
     first_ms = (time.perf_counter() - start) * 1e3

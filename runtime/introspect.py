@@ -127,6 +127,42 @@ def tflite_spec(detail: dict) -> TensorSpec:
     )
 
 
+def _signature_names(module, interp) -> tuple[dict, dict]:
+    """Tensor index -> the name the model's one signature gives it (a converter keeps the Keras input and
+    output names there; the tensor names are ``serving_default_image:0``, ``StatefulPartitionedCall:1``).
+    Empty when the model has no signature, several, or one that leaves a tensor out."""
+    try:
+        keys = list(interp.get_signature_list())
+        if len(keys) != 1:
+            return {}, {}
+        runner = module.SignatureRunner(interp, keys[0])  # reads the signature; allocates nothing
+        names_in = {int(d["index"]): name for name, d in runner.get_input_details().items()}
+        names_out = {int(d["index"]): name for name, d in runner.get_output_details().items()}
+    except Exception:  # noqa: BLE001 - an older interpreter or an odd signature: the tensor names serve
+        return {}, {}
+    ins = {int(d["index"]) for d in interp.get_input_details()}
+    outs = {int(d["index"]) for d in interp.get_output_details()}
+    if set(names_in) != ins or set(names_out) != outs or len(set(names_in.values()) | set(names_out.values())) \
+            != len(ins) + len(outs):  # fmt: skip
+        return {}, {}
+    return names_in, names_out
+
+
+def tflite_specs(module, interp) -> tuple[tuple, tuple]:
+    """Every input's and output's spec in the interpreter's order, named by the model's signature when it
+    has one that covers them (see ``_signature_names``), by the tensors' own names otherwise."""
+    from dataclasses import replace
+
+    names_in, names_out = _signature_names(module, interp)
+
+    def named(detail: dict, names: dict) -> TensorSpec:
+        spec = tflite_spec(detail)
+        return replace(spec, name=names.get(int(detail["index"]), spec.name))
+
+    return (tuple(named(d, names_in) for d in interp.get_input_details()),
+            tuple(named(d, names_out) for d in interp.get_output_details()))  # fmt: skip
+
+
 def onnx_spec(arg) -> TensorSpec:
     dtype = ONNX_TYPES.get(arg.type)
     if dtype is None:

@@ -26,6 +26,7 @@ ONNX_METADATA_KEY = "edgedl"
 TFLITE_METADATA_NAME = "edgedl"
 # Tasks whose outputs the runtime knows how to read; any other model is run as it is ("generic").
 TASKS = ("classification", "denoising", "generic")
+FORMATS = ("tflite", "onnx", "keras")  # keras: a model the host describes (the pipeline's original), never a file
 LAYOUTS = ("NHWC", "NCHW")
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
           "bool")  # fmt: skip
@@ -189,8 +190,8 @@ class ModelMetadata:
     def __post_init__(self):
         if self.task not in TASKS:
             raise _fail("task", f"{self.task!r} is unknown; expected one of {', '.join(TASKS)}")
-        if self.format not in ("tflite", "onnx"):
-            raise _fail("format", f"{self.format!r} is neither tflite nor onnx")
+        if self.format not in FORMATS:
+            raise _fail("format", f"{self.format!r} is unknown; expected one of {', '.join(FORMATS)}")
         _str(self.precision, "precision", r"[a-z0-9_]{1,32}")
         if self.layout not in LAYOUTS:
             raise _fail("layout", f"{self.layout!r} is neither NHWC nor NCHW")

@@ -67,9 +67,10 @@ SNR_CAP_DB = 200.0  # identical outputs: the SNR is infinite, which JSON cannot 
 
 
 def flat(output) -> np.ndarray:
-    """One sample's output as one vector: a model with several outputs has them joined, in their order."""
+    """One sample's output as one vector: a model with several outputs has them joined in the order of their
+    names (a converter may reorder outputs; the names it keeps)."""
     if isinstance(output, dict):
-        return np.concatenate([np.ravel(v) for v in output.values()])
+        return np.concatenate([np.ravel(output[k]) for k in sorted(output)])
     return np.ravel(output)
 
 

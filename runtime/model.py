@@ -197,8 +197,7 @@ class TFLiteModel(Model):
             self._interp = self._interpreter(default_delegates=True)
             self._ins = self._interp.get_input_details()
             self._outs = [d["index"] for d in self._interp.get_output_details()]
-            specs_in = tuple(introspect.tflite_spec(d) for d in self._ins)
-            specs_out = tuple(introspect.tflite_spec(d) for d in self._interp.get_output_details())
+            specs_in, specs_out = introspect.tflite_specs(module, self._interp)
         if not specs_in or not specs_out:
             raise UserError(f"{path}: the model has no inputs or no outputs; it cannot be run")
         meta = _merge(record, "tflite", specs_in, specs_out, data)
@@ -303,7 +302,7 @@ def _merge(record: Optional[ModelMetadata], fmt: str, specs_in: tuple, specs_out
     if len(record.inputs) != len(specs_in) or len(record.outputs) != len(specs_out):
         raise UserError(f"model metadata lists {len(record.inputs)} inputs and {len(record.outputs)} outputs, the "
                         f"file has {len(specs_in)} and {len(specs_out)}; re-export the model")  # fmt: skip
-    return replace(record, inputs=specs_in, outputs=specs_out)
+    return replace(record, format=fmt, inputs=specs_in, outputs=specs_out)
 
 
 def check_threads(threads: Optional[int]) -> None:

@@ -31,6 +31,13 @@ def primary_metric(task: str) -> Optional[str]:
     return PRIMARY.get(task)
 
 
+def fidelity_metric(variants: list[dict]) -> Optional[str]:
+    """What ranks the variants of a model nothing scores (no labels, no targets) by their fidelity to the
+    original: top-1 agreement where the output is a score vector, cosine similarity otherwise."""
+    first = next((v for v in variants if is_ok(v)), {})
+    return next((m for m in ("top1_agreement", "cosine") if m in first.get("metrics", {})), None)
+
+
 # Fractions (accuracy, agreement with the original, cosine similarity) differ in points; the rest in dB.
 IN_POINTS = ("accuracy", "top1_agreement", "cosine")
 
@@ -69,8 +76,8 @@ def with_deltas(variants: list[dict], metric: Optional[str]) -> list[dict]:
 
 def make_report(model: str, task: str, variants: list[dict], machine: dict, extra: Optional[dict] = None,
                 metric: Optional[str] = None) -> dict:  # fmt: skip
-    """The report; ``metric`` (default: the task's) is what variants are ranked by."""
-    metric = metric or primary_metric(task)
+    """The report; ``metric`` (default: the task's, else the variants' fidelity) is what they are ranked by."""
+    metric = metric or primary_metric(task) or fidelity_metric(variants)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,

@@ -110,7 +110,7 @@ def trained_cnn(mnist):
 
 @pytest.fixture(scope="session")
 def model_info(trained_cnn):
-    from edgedl._tf import weights_sha256
+    from exporters.tfkeras import weights_sha256
     from exporters import ModelInfo
 
     return ModelInfo(task="classification", labels=tuple(str(i) for i in range(10)),

@@ -15,7 +15,7 @@ FAST = ["--runs", "20", "--warmup", "2"]
 
 @pytest.fixture(scope="module")
 def convlstm_h5(tmp_path_factory):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     k = keras()
     model = k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((4, 7, 28, 1)),

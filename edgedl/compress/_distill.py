@@ -14,7 +14,7 @@ from runtime.errors import UserError
 
 from .._tf import keras, tf
 from ..datasets import Dataset
-from ..train import fit_verbosity
+from ..train import compile_for_task, fit_verbosity
 from ._configs import DistillConfig
 from ._techniques import require_tf_keras
 
@@ -64,12 +64,28 @@ SCALED = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D", "C
           "GRU", "SimpleRNN")  # fmt: skip
 
 
+def _heads(model) -> set:
+    """The names of the layers that set the outputs' widths: each output's layer and, back through layers
+    without weights (a Reshape, an Activation, a Concatenate), the last layers with weights before it."""
+    heads, todo = set(), [model.get_layer(name) for name in model.output_names]
+    while todo:
+        layer = todo.pop()
+        if layer.name in heads:
+            continue
+        heads.add(layer.name)
+        if not layer.weights:
+            for node in layer.inbound_nodes:
+                found = node.inbound_layers
+                todo += found if isinstance(found, (list, tuple)) else [found]
+    return heads
+
+
 def width_scaled(model, factor: float):
     """A fresh copy of ``model``'s architecture with every convolution, dense and recurrent layer ``factor``
-    times as wide (at least 1), except the layers that give the model's outputs: the teacher's own shape,
-    thinner, for the student."""
+    times as wide (at least 1), except the layers that set the outputs' widths (``_heads``): the teacher's
+    own shape, thinner, for the student."""
     k = keras()
-    outputs = set(model.output_names)
+    outputs = _heads(model)
 
     def clone(layer):
         config = layer.get_config()
@@ -118,10 +134,14 @@ def build_student(teacher, config: DistillConfig, num_classes: int):
     else:
         student = create_model(name, num_classes=num_classes)
     require_tf_keras(student, "distillation")
-    for what, a, b in (("input", teacher.inputs[0].shape, student.inputs[0].shape),
-                       ("output", teacher.outputs[0].shape, student.outputs[0].shape)):  # fmt: skip
-        if tuple(a[1:]) != tuple(b[1:]):
-            raise UserError(f"the student's {what} shape {tuple(b[1:])} differs from the teacher's {tuple(a[1:])}")
+    def shapes(model, what: str) -> list:
+        return [tuple(t.shape[1:]) for t in getattr(model, what)]
+
+    for what in ("inputs", "outputs"):
+        mine, theirs = shapes(student, what), shapes(teacher, what)
+        if mine != theirs:
+            shown = ", ".join(map(str, mine)), ", ".join(map(str, theirs))
+            raise UserError(f"the student's {what[:-1]} shape {shown[0]} differs from the teacher's {shown[1]}")
     return student
 
 
@@ -132,9 +152,14 @@ def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tu
     global seed, which ``compress`` sets: the same seed with and without the
     teacher gives the same starting student, so the two compare pairwise.
     """
-    if task != "classification":
-        raise UserError(f"distillation is implemented for classification, not {task}")
     require_tf_keras(teacher, "distillation")
+    if task == "generic":  # no labels: the student learns the teacher's outputs, every one (see tasks.generic)
+        student = build_student(teacher, config, num_classes=None)
+        compile_for_task(student, task, config.learning_rate)
+        student.fit(data, epochs=config.epochs, verbose=fit_verbosity())
+        return student
+    if task != "classification":
+        raise UserError(f"distillation is implemented for classification and generic models, not {task}")
     student = build_student(teacher, config, num_classes=int(teacher.outputs[0].shape[-1]))
     distiller = _distiller_class()(student, teacher, config.temperature, config.alpha, config.shift)
     distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))

@@ -152,7 +152,7 @@ def test_order_rules(trained_cnn, small_train):
 
 
 def test_a_layer_tfmot_cannot_prune_is_named(small_train):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     k = keras()
 

@@ -74,7 +74,7 @@ def test_macs_count_every_convolution_of_the_recurrent_denoiser():
 def test_macs_are_counted_for_keras_3_and_unknown_rather_than_zero_for_layers_the_counter_does_not_know():
     import keras as keras3
 
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
     from edgedl.compress import model_stats
 
     k3 = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Conv2D(4, 3), keras3.layers.Flatten(),

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 
 
 def _classifier(first_layers):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     k = keras()
     k.utils.set_random_seed(0)
@@ -22,7 +22,7 @@ def _classifier(first_layers):
 
 
 def test_the_normalisation_a_model_takes_is_found_or_given():
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     own = _classifier([keras().layers.Rescaling(1 / 127.5, offset=-1)])
     assert normalizes_itself(own) and model_normalization(own)[0] == RAW_PIXELS
@@ -35,7 +35,7 @@ def test_the_normalisation_a_model_takes_is_found_or_given():
 
 @pytest.mark.parametrize("kind", ["rescaling_layer", "mean_std"])
 def test_the_device_feeds_a_picture_as_the_model_was_trained(kind, tmp_path):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     if kind == "rescaling_layer":
         model, extra = _classifier([keras().layers.Rescaling(1 / 127.5, offset=-1)]), []

@@ -24,7 +24,7 @@ def test_mirrored_strategy_trains_over_several_devices():
         """
         import json
         import numpy as np
-        from edgedl._tf import tf, keras
+        from exporters.tfkeras import tf, keras
         cpu = tf().config.list_physical_devices("CPU")[0]
         tf().config.set_logical_device_configuration(cpu, [tf().config.LogicalDeviceConfiguration()] * 2)
         from edgedl.train import choose_strategy, make_strategy, compile_for_task
@@ -69,7 +69,7 @@ def test_training_saves_model_and_history_and_is_reproducible(mnist, tmp_path):
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(mnist, tmp_path):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     train_data, eval_data = mnist
     small_train, small_eval = train_data.take(slice(0, 256)), eval_data.take(slice(0, 64))

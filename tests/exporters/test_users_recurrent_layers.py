@@ -9,7 +9,7 @@ from runtime.errors import UserError
 
 
 def _over_rows(layer):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     k = keras()
     return k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((28, 28)), layer,
@@ -19,7 +19,7 @@ def _over_rows(layer):
 @pytest.mark.parametrize("kind", ["GRU", "BidirectionalLSTM", "SimpleRNN"])
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_recurrent_layers_export_unrolled_and_run_like_keras(kind, precision, mnist, tmp_path):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     layers = keras().layers
     layer = {"GRU": lambda: layers.GRU(16), "BidirectionalLSTM": lambda: layers.Bidirectional(layers.LSTM(8)),
@@ -36,7 +36,7 @@ def test_recurrent_layers_export_unrolled_and_run_like_keras(kind, precision, mn
 
 
 def test_a_layer_that_cannot_be_unrolled_is_refused_in_one_line(tmp_path):
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     k = keras()
     model = k.Sequential([k.Input((28, 28, 1)), k.layers.Reshape((4, 7, 28, 1)),

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.tf  # the models are made with TensorFlow and onnx here
 @pytest.fixture(scope="module")
 def two_output_tflite(tmp_path_factory):
     """A detector-like Keras model (boxes and class scores) converted by plain ``TFLiteConverter``."""
-    from edgedl._tf import keras, tf
+    from exporters.tfkeras import keras, tf
 
     k = keras()
     tf().random.set_seed(0)
