@@ -9,6 +9,7 @@ compared with the source model on the check inputs.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -73,11 +74,15 @@ def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict
         return
     if not calibration:
         raise UserError("int8 needs calibration inputs (a few hundred of the model's own inputs)")
-    pre = work / "pre.onnx"
+    source, pre = Path(source).resolve(), Path(work).resolve() / "pre.onnx"
+    here = os.getcwd()
     try:
+        os.chdir(work)  # on failure it leaves sym_shape_infer_temp.onnx in the current folder
         quant_pre_process(str(source), str(pre))
     except Exception:  # noqa: BLE001 - "Incomplete symbolic shape inference" (a Concat over a free batch): ONNX's
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)  # own shape inference still runs
+    finally:
+        os.chdir(here)
     quantize_static(str(pre), str(out), calibration_data_reader=_Calibration(calibration),
                     quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     per_channel=True)  # fmt: skip

@@ -111,8 +111,10 @@ def test_a_two_input_model_is_fed_by_input_name_in_every_format(two_inputs, tmp_
     folder, model = two_inputs
     out = tmp_path / "run"
     proc = run_cli("edgedl", "pipeline", "--model", str(folder / "two.keras"), "--eval-data", str(folder / "eval.npz"),
-                   "--out", str(out), "--variants", "tflite_float32,tflite_int8,onnx_float32,onnx_int8", *FAST)  # fmt: skip
+                   "--out", str(out), "--variants", "tflite_float32,tflite_int8,onnx_float32,onnx_int8", *FAST,
+                   cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # onnxruntime's debug file is not left where it ran
     by_name = _report(out)
     assert [v["status"] for v in by_name.values()] == ["ok"] * 5, proc.stderr[-3000:]
     assert json.loads((out / "report.json").read_text())["metric"] == "top1_agreement"  # one score vector
