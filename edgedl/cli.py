@@ -125,12 +125,13 @@ def cmd_export(args) -> int:
 
 
 def _compress_configs(args) -> list:
-    from .compress import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+    from .compress import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
 
     epochs = {"epochs": args.epochs} if args.epochs is not None else {}
     builders = {
         "prune": lambda: PruneConfig(target_sparsity=args.sparsity, **epochs),
         "prune_2_4": lambda: PruneConfig(structure="2:4", **epochs),
+        "filter_prune": lambda: FilterPruneConfig(ratio=args.ratio, **epochs),
         "cluster": lambda: ClusterConfig(clusters=args.clusters, **epochs),
         "qat": lambda: QATConfig(**epochs),
         "distill": lambda: DistillConfig(student=args.student, temperature=args.temperature, alpha=args.alpha,
@@ -289,9 +290,11 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
     p.add_argument("model", help="a saved tf-keras model (.keras, .h5 or SavedModel folder)")
     p.add_argument("--technique", required=True,
-                   help="prune, prune_2_4, cluster, qat, distill, or a chain such as prune,qat or cluster,qat")
+                   help="prune, prune_2_4, filter_prune, cluster, qat, distill, or a chain such as prune,qat")
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact, model.keras, compression.json")
     p.add_argument("--sparsity", type=float, default=0.8, help="pruning target sparsity in [0, 1) (default 0.8)")
+    p.add_argument("--ratio", type=float, default=0.5,
+                   help="filter_prune: share of each layer's filters removed, in [0, 1) (default 0.5)")
     p.add_argument("--clusters", type=int, default=16, help="clusters per kernel (default 16)")
     p.add_argument("--student", default="width:0.5",
                    help="distillation student: width:F (the model F times as wide; default width:0.5), a saved "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .compress import ClusterConfig, DistillConfig, PruneConfig, QATConfig, technique_name
+from .compress import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig, technique_name
 
 POST_TRAINING = (
     ("tflite", "float32"),
@@ -38,6 +38,9 @@ RECIPES = {
     r.name: r
     for r in (
         Recipe("prune", (PruneConfig(0.8),), (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"))),
+        # Whole filters removed: a thinner network, faster in every format (tfmot's pruning only zeroes weights).
+        Recipe("filter_prune", (FilterPruneConfig(0.5),), (("tflite", "float32"), ("tflite", "int8"),
+                                                          ("onnx", "float32"))),  # fmt: skip
         Recipe("prune_2_4", (PruneConfig(structure="2:4"),), (("tflite", "float32"), ("tflite", "int8"))),
         Recipe("cluster", (ClusterConfig(16),), (("tflite", "float32"), ("tflite", "int8"))),
         Recipe("qat", (QATConfig(),), (("tflite", "int8"),)),

@@ -4,7 +4,7 @@
 >>> result = compress(model, [PruneConfig(target_sparsity=0.8), QATConfig()], train_data)  # doctest: +SKIP
 """
 from ._api import TECHNIQUES, CompressResult, compress, model_stats, technique_name
-from ._configs import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
 from ._distill import distill
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "ClusterConfig",
     "CompressResult",
     "DistillConfig",
+    "FilterPruneConfig",
     "PruneConfig",
     "QATConfig",
     "compress",

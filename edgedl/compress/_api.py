@@ -7,8 +7,8 @@ from typing import Callable, Sequence
 from runtime.errors import UserError
 
 from ..datasets import Dataset
-from . import _distill, _stats, _techniques
-from ._configs import ClusterConfig, DistillConfig, PruneConfig, QATConfig
+from . import _distill, _filters, _stats, _techniques
+from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,12 @@ def technique_name(config) -> str:
     """The name a config's technique has in reports (``prune``, ``prune_2_4``, ``cluster``, ``qat``, ``distill``)."""
     if isinstance(config, PruneConfig):
         return "prune_2_4" if config.structure == "2:4" else "prune"
-    for cls, name in ((ClusterConfig, "cluster"), (QATConfig, "qat"), (DistillConfig, "distill")):
+    for cls, name in ((ClusterConfig, "cluster"), (QATConfig, "qat"), (DistillConfig, "distill"),
+                      (FilterPruneConfig, "filter_prune")):  # fmt: skip
         if isinstance(config, cls):
             return name
-    raise UserError(f"unknown compression config {type(config).__name__}; use PruneConfig, ClusterConfig, "
-                    "QATConfig or DistillConfig")  # fmt: skip
+    raise UserError(f"unknown compression config {type(config).__name__}; use PruneConfig, FilterPruneConfig, "
+                    "ClusterConfig, QATConfig or DistillConfig")  # fmt: skip
 
 
 TECHNIQUES: dict[str, Callable] = {
@@ -42,6 +43,7 @@ TECHNIQUES: dict[str, Callable] = {
     "cluster": _techniques.cluster,
     "qat": _techniques.qat,
     "distill": _distill.distill,
+    "filter_prune": _filters.filter_prune,
 }
 
 
@@ -86,8 +88,11 @@ def compress(
     done: tuple = tuple(before)
     # tfmot wraps the very layer objects it is given, so pruning would zero the caller's weights too.
     model = _stats.copy_model(model)
+    widths: dict = {}
     for name, config in zip(names, configs):
         set_seeds(seed)
-        model = TECHNIQUES[name](model, config, data, task, done)
-        done += (name,)
-    return CompressResult(model, done, model_stats(model, done))
+        thinner = TECHNIQUES[name](model, config, data, task, done)
+        if name == "filter_prune":
+            widths = _filters.layer_widths(model, thinner)
+        model, done = thinner, done + (name,)
+    return CompressResult(model, done, {**model_stats(model, done), **({"layer_widths": widths} if widths else {})})

@@ -35,6 +35,22 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class FilterPruneConfig:
+    """Filter pruning: remove the ``ratio`` of each layer's filters (or units) with the smallest L1 norm,
+    rebuild the thinner model, and fine-tune it (a classifier learns from the original as its teacher)."""
+
+    ratio: float = 0.5
+    epochs: int = 6
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+
+    def __post_init__(self):
+        if not 0.0 <= self.ratio < 1.0:
+            raise UserError(f"filter pruning ratio must be in [0, 1), got {self.ratio}")
+        _check_training(self.epochs, self.learning_rate, self.batch_size)
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     """Weight clustering: every kernel's weights share ``clusters`` values (k-means++ initialised)."""
 

@@ -64,7 +64,7 @@ SCALED = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D", "C
           "GRU", "SimpleRNN")  # fmt: skip
 
 
-def _heads(model) -> set:
+def output_heads(model) -> set:
     """The names of the layers that set the outputs' widths: each output's layer and, back through layers
     without weights (a Reshape, an Activation, a Concatenate), the last layers with weights before it."""
     heads, todo = set(), [model.get_layer(name) for name in model.output_names]
@@ -82,10 +82,10 @@ def _heads(model) -> set:
 
 def width_scaled(model, factor: float):
     """A fresh copy of ``model``'s architecture with every convolution, dense and recurrent layer ``factor``
-    times as wide (at least 1), except the layers that set the outputs' widths (``_heads``): the teacher's
+    times as wide (at least 1), except the layers that set the outputs' widths (``output_heads``): the teacher's
     own shape, thinner, for the student."""
     k = keras()
-    outputs = _heads(model)
+    outputs = output_heads(model)
 
     def clone(layer):
         config = layer.get_config()
