@@ -33,7 +33,7 @@ def run(config, log) -> dict:
     """The whole job for a model file; returns the report (also written to ``OUT/report.json``)."""
     from benchmarks import Variant, make_report, measure_all, print_table, write_report
     from benchmarks.render import render
-    from exporters import ModelInfo, convert_onnx
+    from exporters import ModelInfo, NotApplicable, convert_onnx
     from runtime.metadata import Normalization
     from runtime.report import failed_record, is_ok
 
@@ -82,6 +82,9 @@ def run(config, log) -> dict:
                                  check=take(x, 16))  # fmt: skip
                 variants.append(Variant(name, "onnx", precision, path, extra=_stats(path, x)))
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
+                if isinstance(exc, NotApplicable) and not config.variants:  # not asked for: left out
+                    log(f"skipped: {name}: {exc}")
+                    continue
                 log(f"[red]failed[/]: {name}: {one_line(exc)}")
                 failed.append(failed_record(name, "onnx", precision, (), one_line(exc)))
     original = Variant("original", meta.format, meta.precision, source, extra=_stats(source, x))

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from benchmarks.render import render
 from benchmarks import BenchConfig, Variant, make_report, measure_all, measure_variant, print_table, write_report
-from exporters import ModelInfo, export, get_exporter
+from exporters import ModelInfo, NotApplicable, export, get_exporter
 from runtime.errors import UserError
 from runtime.files import write_json
 from runtime.report import failed_record, is_ok, read_report
@@ -216,6 +216,9 @@ class Pipeline:
             try:
                 stats = self._build_one(spec, path, stats_path, key, original, base_stats, data, info)
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
+                if isinstance(exc, NotApplicable) and not self.config.variants:  # not asked for: left out
+                    self.log(f"skipped: {spec.name}: {exc}")
+                    continue
                 reason = one_line(exc)
                 self.log(f"[red]failed[/]: {spec.name}: {reason}")
                 failed.append(failed_record(spec.name, spec.format, spec.precision, spec.techniques, reason))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import onnx as _onnx  # noqa: F401  (registers "onnx")
 from . import tflite as _tflite  # noqa: F401  (registers "tflite")
-from ._base import EDGEDL_VERSION, Artifact, ExportConfig, ModelInfo, get_exporter, list_formats, register_exporter
+from ._base import EDGEDL_VERSION, Artifact, NotApplicable, ExportConfig, ModelInfo, get_exporter, list_formats, register_exporter
 from .onnx import OnnxConfig
 from .onnx_source import convert_onnx
 from .tflite import TFLiteConfig
@@ -29,6 +29,7 @@ __all__ = [
     "Artifact",
     "ExportConfig",
     "ModelInfo",
+    "NotApplicable",
     "OnnxConfig",
     "TFLiteConfig",
     "convert_onnx",

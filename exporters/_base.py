@@ -27,6 +27,10 @@ def _version() -> str:
 EDGEDL_VERSION = _version()
 
 
+class NotApplicable(UserError):
+    """The variant asked for does not apply to this model (nothing for it to do): not a failure of the model."""
+
+
 def _rows(data, n: int):
     """The first ``n`` samples as float32: an array, or a dict of arrays by input name (several inputs)."""
     if isinstance(data, dict):

@@ -91,3 +91,28 @@ def test_params_and_macs_are_counted_from_the_artifacts_operators(pytorch_like_o
         counted = artifact_stats(artifacts[key].path)
         assert counted["macs"] == keras["macs"], key
         assert abs(counted["params"] - keras["params"]) <= 0.01 * keras["params"], key  # biases as stored
+
+
+def test_a_variant_with_nothing_to_do_is_left_out_by_default_and_refused_when_asked_for(tmp_path):
+    """A graph of convolutions alone has no matrix product for dynamic quantization to speed up."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(1, 1, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["noisy", "w"], ["clean"], pads=[1, 1, 1, 1])], "denoiser",
+                              [helper.make_tensor_value_info("noisy", TensorProto.FLOAT, ["N", 1, 12, 12])],
+                              [helper.make_tensor_value_info("clean", TensorProto.FLOAT, ["N", 1, 12, 12])], [w])  # fmt: skip
+    model = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), model)
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).random((30, 1, 12, 12), dtype=np.float32))
+    common = ["edgedl", "pipeline", "--model", str(model), "--eval-data", str(tmp_path / "x.npy"), *FAST]
+    proc = run_cli(*common, "--out", str(tmp_path / "all"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = [v["name"] for v in json.loads((tmp_path / "all" / "report.json").read_text())["variants"]]
+    assert names == ["original", "onnx_float32", "onnx_float16", "onnx_int8"]
+    assert "skipped: onnx_dynamic: dynamic quantization: the graph has no MatMul or Gemm" in " ".join(proc.stderr.split())
+    proc = run_cli(*common, "--out", str(tmp_path / "asked"), "--variants", "onnx_dynamic")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (record,) = [v for v in json.loads((tmp_path / "asked" / "report.json").read_text())["variants"]
+                 if v["name"] == "onnx_dynamic"]  # fmt: skip
+    assert record["status"] == "failed" and "use int8 (static, calibrated)" in record["error"]

@@ -45,3 +45,12 @@ def test_an_existing_artifact_survives_a_failed_re_export(trained_cnn, model_inf
 
 def test_registry_is_public():
     assert exporters.list_formats() == ["onnx", "tflite"]
+
+
+def test_dynamic_onnx_of_a_graph_without_matrix_products_is_refused_with_the_way_out(tmp_path):
+    from edgedl.models import create_model
+
+    denoiser = create_model("dncnn_lite")
+    with pytest.raises(UserError, match="no MatMul or Gemm.*use int8"):
+        export(denoiser, tmp_path / "d.onnx", "onnx", exporters.ModelInfo("denoising"), precision="dynamic")
+    assert list(tmp_path.iterdir()) == []

@@ -80,8 +80,8 @@ def test_onnx_int8_is_qdq_with_int8_weights(artifacts):
 
 def test_onnx_dynamic_quantizes_weights(artifacts):
     ops, _ = _onnx_ops(artifacts[("onnx", "dynamic")].path)
-    assert "DynamicQuantizeLinear" in ops
-    assert any(op in ops for op in ("MatMulInteger", "ConvInteger"))
+    assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops
+    assert "ConvInteger" not in ops  # onnxruntime's dynamic Conv is slower than float32: left in float
 
 
 def test_onnx_metadata_is_inside_the_file(artifacts):
