@@ -35,6 +35,10 @@ COLUMNS = (
     ("delta", lambda r: "" if r["metric_delta"] is None else f"{r['metric_delta']:+.2f} {unit(r['_metric'])}"),
     ("top1_agree", lambda r: _rounded(r["metrics"].get("top1_agreement"), 4)),
     ("snr_db", lambda r: _rounded(r["metrics"].get("snr_db"), 1)),
+    ("flips", lambda r: r["metrics"].get("flips", "")),
+    ("recall_drop_max", lambda r: _rounded(r["metrics"].get("recall_drop_max"), 2)),
+    ("psnr_delta_p5", lambda r: _rounded(r["metrics"].get("psnr_delta_p5"), 2)),
+    ("psnr_delta_min", lambda r: _rounded(r["metrics"].get("psnr_delta_min"), 2)),
     ("p50_us", lambda r: round(r["latency_ms"]["p50"] * 1e3, 1)),
     ("p90_us", lambda r: round(r["latency_ms"]["p90"] * 1e3, 1)),
     ("p99_us", lambda r: round(r["latency_ms"]["p99"] * 1e3, 1)),
@@ -45,7 +49,8 @@ COLUMNS = (
 )
 
 
-OPTIONAL = ("top1_agree", "snr_db")  # shown when some variant has them
+# Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
+OPTIONAL = ("top1_agree", "snr_db", "flips", "recall_drop_max", "psnr_delta_p5", "psnr_delta_min")
 
 
 def _rounded(value, digits: int):

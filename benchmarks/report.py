@@ -23,13 +23,21 @@ def write_report(path: Path, report: dict) -> Path:
     return write_json(path, report)
 
 
+TAIL = ("flips", "recall_drop_max", "psnr_delta_min")  # the worst per-sample change (runtime.metrics.tail)
+SHOWN = {"snr_db": "{:.1f}", "flips": "{:d}", "recall_drop_max": "{:.2f}", "psnr_delta_min": "{:+.2f}"}
+
+
+def _cell(metrics: dict, name: str) -> str:
+    return "-" if name not in metrics else SHOWN.get(name, "{:.4f}").format(metrics[name])
+
+
 def render_table(report: dict):
     """A rich ``Table``: one row per variant, the original first; a failed variant shows its reason."""
     from rich.table import Table
 
     metric = report["metric"]
     ok = [v for v in report["variants"] if is_ok(v)]
-    extra = [m for m in ("ssim", "top1_agreement", "snr_db") if m != metric and any(m in v["metrics"] for v in ok)]
+    extra = [m for m in ("ssim", "top1_agreement", "snr_db", *TAIL) if m != metric and any(m in v["metrics"] for v in ok)]
     table = Table(title=f"{report['model']} ({report['task']}) on {report['machine']['cpu']}, "
                         f"{report['machine']['threads']} thread(s)")  # fmt: skip
     metric_cols = [metric, f"Δ {unit(metric)}"] if metric else []
@@ -49,8 +57,7 @@ def render_table(report: dict):
         table.add_row(
             v["name"], v["format"], v["precision"],
             f"{v['size_bytes'] / 1024:,.1f}", f"{v['gzip_bytes'] / 1024:,.1f}", *cells,
-            *("-" if m not in v["metrics"] else f"{v['metrics'][m]:.1f}" if m == "snr_db" else f"{v['metrics'][m]:.4f}"
-              for m in extra),
+            *(_cell(v["metrics"], m) for m in extra),
             *(f"{lat[k] * 1e3:,.1f}" for k in ("p50", "p90", "p99", "mean")),
         )  # fmt: skip
     return table

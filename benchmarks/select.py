@@ -29,21 +29,38 @@ class Selection:
     explanation: str
 
 
-def select(report: dict, max_drop: float, by: str = "latency") -> Selection:
-    """The best artifact variant whose metric is at most ``max_drop`` below the original's."""
+def tail_drop(variant: dict) -> Optional[float]:
+    """The worst per-sample loss against the original (``runtime.metrics.tail``): the largest fall of one
+    class's recall in points, or the worst single image's PSNR loss in dB; None when not measured."""
+    metrics = variant.get("metrics", {})
+    if "recall_drop_max" in metrics:
+        return metrics["recall_drop_max"]
+    return -metrics["psnr_delta_min"] if "psnr_delta_min" in metrics else None
+
+
+def select(report: dict, max_drop: float, by: str = "latency", max_tail_drop: Optional[float] = None) -> Selection:
+    """The best artifact variant whose metric is at most ``max_drop`` below the original's and, with
+    ``max_tail_drop``, whose worst per-sample loss (``tail_drop``) is at most that."""
     if by not in CRITERIA:
         raise UserError(f"unknown criterion {by!r}; choose latency or size")
     check_max_drop(max_drop)
+    if max_tail_drop is not None:
+        check_max_drop(max_tail_drop, "--max-tail-drop")
     if report.get("metric") is None:
         raise UserError(f"the report of {report['model']} scored nothing (no labelled evaluation data), so no "
                         "variant can be chosen within a budget; name one (--variant), or measure with --eval-data")
     units = unit(report["metric"])
     artifacts = [v for v in report["variants"] if v["format"] != "keras" and is_ok(v) and v["metric_delta"] is not None]
     fits = [v for v in artifacts if -v["metric_delta"] <= max_drop + 1e-9]
+    if max_tail_drop is not None:
+        fits = [v for v in fits if tail_drop(v) is not None and tail_drop(v) <= max_tail_drop + 1e-9]
+        within = f"{max_drop} {units} of the original, and a worst case within {max_tail_drop} {units}"
+    else:
+        within = f"{max_drop} {units} of the original"
     if not fits:
         best = max(artifacts, key=lambda v: v["metric_delta"], default=None)
         closest = "" if best is None else f"; the closest, {best['name']}, loses {-best['metric_delta']:.2f} {units}"
-        return Selection(None, f"no variant stays within {max_drop} {units} of the original{closest}")
+        return Selection(None, f"no variant stays within {within}{closest}")
     chosen = min(fits, key=CRITERIA[by])
     figure = (f"{chosen['latency_ms']['p50'] * 1e3:.1f} µs p50" if by == "latency"
               else f"{chosen['size_bytes']:,} bytes")  # fmt: skip
@@ -52,12 +69,12 @@ def select(report: dict, max_drop: float, by: str = "latency") -> Selection:
                              f"{report['metric']} {chosen['metric_delta']:+.2f} {units} vs the original)")  # fmt: skip
 
 
-def check_max_drop(max_drop: float) -> None:
+def check_max_drop(max_drop: float, option: str = "--max-drop") -> None:
     """A budget is a finite loss of zero or more (checked before any work starts)."""
     import math
 
     if not math.isfinite(max_drop) or max_drop < 0:
-        raise UserError(f"--max-drop must be zero or more (points of accuracy, or dB), got {max_drop}")
+        raise UserError(f"{option} must be zero or more (points of accuracy, or dB), got {max_drop}")
 
 
 def copy_selected(run_dir: Path, variant: dict, explanation: str) -> Path:
@@ -83,18 +100,24 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="python -m benchmarks.select", description=__doc__.splitlines()[0])
     add_select_args(p)
     args = p.parse_args(argv)
-    return run_cli(lambda: run_select(args.report, args.max_drop, args.by))
+    return run_cli(lambda: run_select(args.report, args.max_drop, args.by, args.max_tail_drop))
 
 
 def add_select_args(p) -> None:
     p.add_argument("report", type=Path, help="a report.json written by 'edgedl pipeline'")
     p.add_argument("--max-drop", type=float, required=True, help="largest metric loss allowed (points or dB)")
     p.add_argument("--by", default="latency", help="latency (default) or size")
+    add_tail_arg(p)
 
 
-def run_select(report_path: Path, max_drop: float, by: str) -> int:
+def add_tail_arg(p) -> None:
+    p.add_argument("--max-tail-drop", type=float,
+                   help="also the largest worst-case loss: one class's recall (points) or one image's PSNR (dB)")
+
+
+def run_select(report_path: Path, max_drop: float, by: str, max_tail_drop: Optional[float] = None) -> int:
     report = read_report(report_path)
-    selection = select(report, max_drop, by)
+    selection = select(report, max_drop, by, max_tail_drop)
     if selection.variant is None:
         raise UserError(selection.explanation)
     target = copy_selected(report_path.parent, selection.variant, selection.explanation)

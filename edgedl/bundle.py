@@ -93,7 +93,8 @@ def _run_dir_of(artifact: Path) -> Optional[Path]:
     return None
 
 
-def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], max_drop: float, by: str):
+def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], max_drop: float, by: str,
+            max_tail_drop: Optional[float] = None):  # fmt: skip
     """The variants to bundle and why: those named, or the one ``select`` picks among those the target runs."""
     from benchmarks.select import select
 
@@ -110,7 +111,7 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
                 raise UserError(f"{target.name} cannot run {name}: {problem}; {_instead(report, runnable, target)}")
             chosen.append(by_name[name])
         return chosen, "named with --variant"
-    picked = select({**report, "variants": runnable}, max_drop, by)
+    picked = select({**report, "variants": runnable}, max_drop, by, max_tail_drop)
     if picked.variant is None:
         raise UserError(f"nothing to bundle for {target.name}: {picked.explanation}; "
                         f"{_instead(report, runnable, target)}")  # fmt: skip
@@ -210,7 +211,7 @@ def _tar(staging: Path, out: Path) -> None:
 
 
 def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = (), max_drop: float = 1.0,
-           by: str = "latency") -> BundleResult:  # fmt: skip
+           by: str = "latency", max_tail_drop: Optional[float] = None) -> BundleResult:  # fmt: skip
     """Check, gather and pack; ``out`` appears only once the archive is complete."""
     target = get_target(target_name)
     source = Path(source)
@@ -223,7 +224,7 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
         if not (run_dir / "report.json").is_file():
             raise UserError(f"{source}: no report.json; give a run folder of 'edgedl pipeline' or one artifact")
         report = read_report(run_dir / "report.json")
-        chosen, why = _choose(report, run_dir, target, variants, max_drop, by)
+        chosen, why = _choose(report, run_dir, target, variants, max_drop, by, max_tail_drop)
     else:
         if variants:
             raise UserError("--variant picks from a run folder; an artifact given directly is bundled as it is")

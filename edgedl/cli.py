@@ -247,14 +247,14 @@ def cmd_report(args) -> int:
 def cmd_select(args) -> int:
     from benchmarks.select import run_select
 
-    return run_select(args.report, args.max_drop, args.by)
+    return run_select(args.report, args.max_drop, args.by, args.max_tail_drop)
 
 
 def cmd_bundle(args) -> int:
     from .bundle import bundle
 
     variants = [v for item in args.variant for v in item.split(",") if v]
-    result = bundle(args.source, args.target, args.out, variants, args.max_drop, args.by)
+    result = bundle(args.source, args.target, args.out, variants, args.max_drop, args.by, args.max_tail_drop)
     print(f"bundled {', '.join(result.variants)} for {result.target} ({result.why})")
     print(f"{result.path}: {result.files} files, {result.bytes:,} bytes")
     return 0
@@ -317,7 +317,7 @@ def build_parser() -> OneLineParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("select", help="pick the fastest (or smallest) variant within an accuracy budget")
-    from benchmarks.select import add_select_args
+    from benchmarks.select import add_select_args, add_tail_arg
 
     add_select_args(p)
     p.set_defaults(func=cmd_select)
@@ -334,6 +334,7 @@ def build_parser() -> OneLineParser:
                         "picks among those the target runs)")  # fmt: skip
     p.add_argument("--max-drop", type=float, default=1.0, help="for the default choice: metric budget (default 1.0)")
     p.add_argument("--by", default="latency", help="for the default choice: latency (default) or size")
+    add_tail_arg(p)
     p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")

@@ -15,7 +15,7 @@ import numpy as np
 
 from benchmarks.measure import measure_args
 from runtime.bench import first_sample, load_eval, load_outputs, peak_rss_mb, profile, run_all, save_outputs, task_metrics
-from runtime.metrics import fidelity
+from runtime.metrics import fidelity, tail
 from runtime.cli import run_cli
 
 from ._tf import tf
@@ -56,7 +56,8 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
     outputs = run_all(predict, inputs)
     metrics = task_metrics(task, outputs, targets) if targets is not None else {}
     if reference is not None or save_to is not None:  # the original: its own reference
-        metrics.update(fidelity(load_outputs(reference) if reference is not None else outputs, outputs))
+        ref = load_outputs(reference) if reference is not None else outputs
+        metrics.update({**fidelity(ref, outputs), **(tail(task, ref, outputs, targets) if targets is not None else {})})
     if save_to is not None:
         save_outputs(save_to, outputs)
     return {"metrics": metrics, **figures, "threads": threads, "delegate": None, "peak_rss_mb": peak_rss_mb()}

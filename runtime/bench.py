@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .errors import UserError
-from .metrics import accuracy, denoising_metrics, fidelity, flat
+from .metrics import accuracy, denoising_metrics, fidelity, flat, tail
 
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
@@ -281,7 +281,10 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
         if targets is not None:
             metrics.update(task_metrics(task, outputs, targets))
         if reference is not None or save_to is not None:  # the original: its own reference
-            metrics.update(fidelity(load_outputs(reference) if reference is not None else outputs, outputs))
+            ref = load_outputs(reference) if reference is not None else outputs
+            metrics.update(fidelity(ref, outputs))
+            if targets is not None:
+                metrics.update(tail(task, ref, outputs, targets))
         if save_to is not None:
             save_outputs(save_to, outputs)
     return {

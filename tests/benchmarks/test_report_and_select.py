@@ -127,3 +127,29 @@ def test_report_html_renders_its_table_and_plots_in_headless_chromium(tmp_path):
     subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", written["html"].as_uri()],
                    capture_output=True, timeout=120)  # fmt: skip
     assert shot.stat().st_size > 20_000  # a blank page is a few KB
+
+
+def test_a_worst_case_budget_passes_over_a_variant_fine_on_average_that_ruins_one_class():
+    tails = {"f32": 0.0, "dyn": 12.5, "int8": 0.8, "tiny": 0.0}
+    hand = report([{**v, "metrics": {**v["metrics"], "recall_drop_max": tails[v["name"]]}} if v["name"] in tails
+                   else v for v in HAND_MADE["variants"]])  # fmt: skip
+    assert select(hand, 1.0).variant["name"] == "dyn"  # 0.2 points on the mean...
+    assert select(hand, 1.0, max_tail_drop=1.0).variant["name"] == "int8"  # ...but 12.5 on one class
+    assert select(hand, 0.1, max_tail_drop=0.0).variant["name"] == "f32"
+    with pytest.raises(UserError, match="--max-tail-drop must be zero or more"):
+        select(hand, 0.5, max_tail_drop=-1)
+    assert select(report([*hand["variants"][:1], hand["variants"][2]]), 1.0, max_tail_drop=5).variant is None
+    table = render_table_text(report([{**v, "latency_ms": {**v["latency_ms"], "mean": 0.01}} for v in hand["variants"]]))
+    assert "recall_drop_max" in table and "12.50" in table
+
+
+def render_table_text(hand) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from benchmarks.report import render_table
+
+    buffer = StringIO()
+    Console(file=buffer, width=250).print(render_table(hand))
+    return buffer.getvalue()

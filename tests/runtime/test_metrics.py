@@ -51,3 +51,25 @@ def test_fidelity_measures_how_far_a_variant_strays_from_the_original():
     assert fidelity(ref, flipped)["cosine"] == pytest.approx(-1.0) and fidelity(ref, flipped)["top1_agreement"] < 0.2
     images = [rng.random((4, 4, 1)) for _ in range(3)]  # not score vectors: no top-1
     assert "top1_agreement" not in fidelity(images, images)
+
+
+def test_the_tail_finds_the_one_sample_a_mean_hides():
+    from runtime.metrics import tail
+
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    original = [np.eye(3)[c] for c in labels]
+    variant = [o.copy() for o in original]
+    variant[4] = np.eye(3)[0]  # one image of class 2 now called 0
+    assert tail("classification", original, variant, labels) == {"flips": 1, "recall_drop_max": 25.0}
+    assert tail("classification", original, original, labels) == {"flips": 0, "recall_drop_max": 0.0}
+
+    rng = np.random.default_rng(0)
+    clean = [rng.random((12, 12, 1)).astype(np.float32) for _ in range(20)]
+    restored = [np.clip(c + 0.01, 0, 1) for c in clean]
+    worse = [r.copy() for r in restored]
+    worse[7] = np.clip(clean[7] + 0.2, 0, 1)  # one image ruined
+    damage = tail("denoising", restored, worse, clean)
+    assert damage["psnr_delta_min"] < -20 and damage["psnr_delta_p5"] < -1
+    assert tail("denoising", restored, restored, clean) == {"psnr_delta_p5": 0.0, "psnr_delta_min": 0.0}
+    mean_loss = denoising_metrics(clean, restored)["psnr"] - denoising_metrics(clean, worse)["psnr"]
+    assert mean_loss < -damage["psnr_delta_min"] / 10  # the mean hides it
