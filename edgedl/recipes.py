@@ -39,8 +39,8 @@ RECIPES = {
     for r in (
         Recipe("prune", (PruneConfig(0.8),), (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"))),
         # Whole filters removed: a thinner network, faster in every format (tfmot's pruning only zeroes weights).
-        Recipe("filter_prune", (FilterPruneConfig(0.5),), (("tflite", "float32"), ("tflite", "int8"),
-                                                          ("onnx", "float32"))),  # fmt: skip
+        Recipe("filter_prune", (FilterPruneConfig(0.5),), (("tflite", "float32"), ("tflite", "dynamic"),
+                                                          ("tflite", "int8"), ("onnx", "float32"))),  # fmt: skip
         Recipe("prune_2_4", (PruneConfig(structure="2:4"),), (("tflite", "float32"), ("tflite", "int8"))),
         Recipe("cluster", (ClusterConfig(16),), (("tflite", "float32"), ("tflite", "int8"))),
         Recipe("qat", (QATConfig(),), (("tflite", "int8"),)),

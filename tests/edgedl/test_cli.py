@@ -93,7 +93,7 @@ def test_compress_command_prunes_exports_and_reports(tmp_path, trained_cnn):
     [
         (["--technique", "prune", "--sparsity", "1.5"], "sparsity must be in [0, 1), got 1.5"),
         (["--technique", "distill", "--temperature", "-1"], "temperature must be positive, got -1.0"),
-        (["--technique", "sparsify"], "unknown technique 'sparsify'; known: prune, prune_2_4, cluster, qat, distill"),
+        (["--technique", "sparsify"], "unknown technique 'sparsify'; known: prune, prune_2_4, filter_prune, cluster, qat, distill"),
     ],
 )
 def test_compress_command_rejects_bad_options(tmp_path, extra, message):
