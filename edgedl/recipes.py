@@ -15,6 +15,8 @@ POST_TRAINING = (
     ("tflite", "float16"),
     ("tflite", "dynamic"),
     ("tflite", "int8"),
+    ("tflite", "int8_float"),  # int8 inside, float in and out
+    ("tflite", "int8_pixels"),  # int8 inside, the camera's 8-bit pixels in
     ("onnx", "float32"),
     ("onnx", "dynamic"),
     ("onnx", "int8"),

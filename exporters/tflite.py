@@ -15,16 +15,18 @@ from runtime.files import seal, sha256_file
 from runtime.introspect import tflite_specs
 from runtime.metadata import TFLITE_METADATA_NAME, ModelMetadata, sidecar_path
 
-from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, sample_count, staged
+from ._base import Artifact, ExportConfig, ModelInfo, NotApplicable, register_exporter, sample_count, staged
 from ._check import check_if_asked
 from .tfkeras import tf
 
 
 class TFLiteConfig(ExportConfig):
-    """``precision``: float32, float16 (weights), dynamic (int8 weights, float activations) or int8
-    (int8 weights and activations, int8 input and output, calibrated)."""
+    """``precision``: float32, float16 (weights), dynamic (int8 weights, float activations), or int8 weights
+    and activations, calibrated: ``int8`` (int8 input and output), ``int8_float`` (float input and output,
+    the conversions inside) or ``int8_pixels`` (the picture's 8-bit pixels in, as a camera gives them, with
+    the normalisation folded into the input's quantization; float output)."""
 
-    PRECISIONS = ("float32", "float16", "dynamic", "int8")
+    PRECISIONS = ("float32", "float16", "dynamic", "int8", "int8_float", "int8_pixels")
 
 
 def _converter(model, config: TFLiteConfig):
@@ -34,7 +36,7 @@ def _converter(model, config: TFLiteConfig):
         conv.optimizations = [t.lite.Optimize.DEFAULT]
     if config.precision == "float16":
         conv.target_spec.supported_types = [t.float16]
-    elif config.precision == "int8":
+    elif config.precision.startswith("int8"):
         calib = config.calibration_set()
 
         def representative():  # several inputs: a dict by (signature) input name, the Keras input names
@@ -47,9 +49,38 @@ def _converter(model, config: TFLiteConfig):
 
         conv.representative_dataset = representative
         conv.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = t.int8
-        conv.inference_output_type = t.int8
+        if config.precision == "int8":
+            conv.inference_input_type = conv.inference_output_type = t.int8
+        elif config.precision == "int8_pixels":
+            conv.inference_input_type = t.uint8
     return conv
+
+
+def pixel_input(flatbuffer: bytes, normalization) -> bytes:
+    """The model with its uint8 image input quantized so that the stored value *is* the pixel: the model's
+    ``x = pixel * scale + offset`` becomes the input's (scale, zero point = -offset / scale), which the
+    converter's QUANTIZE step then maps to its own int8 range."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    scales, offsets = set(normalization.scale), set(normalization.offset)
+    if len(scales) > 1 or len(offsets) > 1:
+        raise NotApplicable("8-bit pixel input: a per-channel normalisation cannot be one input scale; use int8")
+    scale, offset = float(normalization.scale[0]), float(normalization.offset[0])
+    zero = -offset / scale
+    if abs(zero - round(zero)) > 1e-3 or not 0 <= round(zero) <= 255:
+        raise NotApplicable(f"8-bit pixel input: pixel × {scale:g} + {offset:g} has no whole zero point in 0..255 "
+                            f"({zero:g}); use int8")  # fmt: skip
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    graph = model.subgraphs[0]
+    images = [graph.tensors[i] for i in graph.inputs if graph.tensors[i].type == schema.TensorType.UINT8
+              and len(graph.tensors[i].shape) == 4]  # fmt: skip
+    if len(images) != 1:
+        raise NotApplicable("8-bit pixel input: the model does not take one picture; use int8")
+    images[0].quantization.scale, images[0].quantization.zeroPoint = [scale], [int(round(zero))]
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _convert(model, config: TFLiteConfig) -> bytes:
@@ -101,6 +132,8 @@ def export_tflite(model, path, config: TFLiteConfig, info: ModelInfo) -> Artifac
     """Convert ``model`` and write ``path`` with its record inside; check it runs like the model."""
     path = Path(path)
     flatbuffer = _convert(model, config)
+    if config.precision == "int8_pixels":
+        flatbuffer = pixel_input(flatbuffer, info.normalization)
     inputs, outputs = tensor_specs(flatbuffer)
     meta = info.record("tflite", config.precision, inputs, outputs)
     with staged(path) as out:

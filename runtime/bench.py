@@ -77,19 +77,22 @@ def first_sample(inputs):
 
 
 def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int = 20, seconds=None,
-            throughput_batch: int = 32) -> tuple[dict, Callable]:  # fmt: skip
+            throughput_batch: int = 32, native: Optional[Callable] = None) -> tuple[dict, Callable]:  # fmt: skip
     """The figures every variant gets, measured the same way on the host and on a device.
 
     ``load()`` returns a predict function (batch in, outputs out); ``inputs``
     is a list or array of samples, or a dict of batches by input name.
     Measures the time to load, the first inference, batch-1 latency and the
     throughput at ``throughput_batch`` (when the inputs share a shape).
+    ``native(batch)``, when given, converts a batch to the model's own input dtypes once, before timing:
+    every model is timed on what it takes (an int8 model on int8 values), none on numpy's conversions.
     Returns the figures and the predict function (to score the model with).
     """
     start = time.perf_counter()
     predict = load()
     init_ms = (time.perf_counter() - start) * 1e3
-    one = first_sample(inputs)
+    convert = native or (lambda batch: batch)
+    one = convert(first_sample(inputs))
     start = time.perf_counter()
     predict(one)
     first_ms = (time.perf_counter() - start) * 1e3
@@ -102,7 +105,7 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     }
     n = min(throughput_batch, len(inputs) if not isinstance(inputs, dict) else 0)
     if n > 1 and all(np.shape(x) == one.shape[1:] for x in inputs[:n]):
-        batch = np.asarray(inputs[:n], dtype=np.float32)
+        batch = convert(np.asarray(inputs[:n], dtype=np.float32))
         try:
             stats = latency(lambda: predict(batch), runs=max(3, runs // 20), warmup=2)
         except UserError:  # a model made for one batch size (many exported detectors take 1): no throughput
@@ -273,7 +276,7 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
         holder["model"] = loader()
         return holder["model"].predict
 
-    figures, predict = profile(load, inputs, runs, warmup, seconds)
+    figures, predict = profile(load, inputs, runs, warmup, seconds, native=lambda x: holder["model"].native(x))
     batch = getattr(holder["model"], "fixed_batch", None) or 200
     metrics = {}
     if targets is not None or reference is not None or save_to is not None:

@@ -139,7 +139,22 @@ def from_pixels(pixels: np.ndarray, meta: ModelMetadata, keep_size: bool = False
         height, width = options.size
     if not keep_size and height and width and (height, width) != pixels.shape[:2]:
         pixels = _resize(pixels, height, width)
-    return _normalize(pixels, meta)
+    stored = _as_stored(pixels, meta)
+    return stored if stored is not None else _normalize(pixels, meta)
+
+
+def _as_stored(pixels: np.ndarray, meta: ModelMetadata) -> Optional[np.ndarray]:
+    """The 8-bit pixels themselves, for a uint8 input whose quantization is the normalisation (an
+    ``int8_pixels`` artifact: a camera frame in, no float round trip); None for any other input."""
+    spec, norm = meta.image_input, meta.normalization
+    quant = spec.quantization if spec is not None else None
+    per_channel = len(set(norm.scale)) > 1 or len(set(norm.offset)) > 1
+    if spec is None or spec.dtype != "uint8" or quant is None or per_channel:
+        return None
+    scale, offset = norm.scale[0], norm.offset[0]
+    if abs(scale - quant.scale) > 1e-6 * quant.scale or abs(offset + quant.zero_point * quant.scale) > 1e-6:
+        return None
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
 def _check_finite(arr: np.ndarray, source) -> None:

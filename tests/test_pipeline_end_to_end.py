@@ -35,11 +35,12 @@ def test_report_has_every_variant_and_the_schema(report):
 
     names = [v["name"] for v in report["variants"]]
     assert names == ["original", *variant_names("classification")]
-    assert names[1:8] == ["tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8",
-                          "onnx_float32", "onnx_dynamic", "onnx_int8"]  # fmt: skip
+    assert names[1:10] == ["tflite_float32", "tflite_float16", "tflite_dynamic", "tflite_int8", "tflite_int8_float",
+                           "tflite_int8_pixels", "onnx_float32", "onnx_dynamic", "onnx_int8"]  # fmt: skip
     for v in report["variants"]:
         assert VARIANT_KEYS | {"params", "macs"} <= set(v), v["name"]
-        assert v["format"] in ("keras", "tflite", "onnx") and v["precision"] in ("float32", "float16", "dynamic", "int8")
+        assert v["format"] in ("keras", "tflite", "onnx")
+        assert v["precision"] in ("float32", "float16", "dynamic", "int8", "int8_float", "int8_pixels")
         lat = v["latency_ms"]
         assert lat["runs"] >= 200 and lat["p50"] > 0 and v["status"] == "ok"
         assert 0 < v["gzip_bytes"] and 0 < v["size_bytes"]
