@@ -33,6 +33,7 @@ COLUMNS = (
     ("macs", lambda r: r.get("macs", "")),
     ("metric", lambda r: "" if r["metrics"].get(r["_metric"]) is None else round(r["metrics"][r["_metric"]], 4)),
     ("delta", lambda r: "" if r["metric_delta"] is None else f"{r['metric_delta']:+.2f} {unit(r['_metric'])}"),
+    ("vs_control", lambda r: "" if r.get("control_delta") is None else f"{r['control_delta']:+.2f}"),
     ("top1_agree", lambda r: _rounded(r["metrics"].get("top1_agreement"), 4)),
     ("snr_db", lambda r: _rounded(r["metrics"].get("snr_db"), 1)),
     ("flips", lambda r: r["metrics"].get("flips", "")),
@@ -50,7 +51,7 @@ COLUMNS = (
 
 
 # Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
-OPTIONAL = ("top1_agree", "snr_db", "flips", "recall_drop_max", "psnr_delta_p5", "psnr_delta_min")
+OPTIONAL = ("vs_control", "top1_agree", "snr_db", "flips", "recall_drop_max", "psnr_delta_p5", "psnr_delta_min")
 
 
 def _rounded(value, digits: int):

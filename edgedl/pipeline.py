@@ -334,6 +334,7 @@ class Pipeline:
             raise UserError(f"{cfg.model}: the original model could not be measured ({records[0]['error']})")
         order = {s.name: i for i, s in enumerate(specs)}
         records = [records[0], *sorted(records[1:] + failed, key=lambda r: order.get(r["name"], len(order)))]
+        records = _control_deltas(records, specs, task)
         if entry is not None and entry.baseline:
             records[0]["metrics"].update(self.baseline_metrics(entry.baseline, data, eval_path))
         records = self._merged_with_previous(records, str(cfg.model), task)
@@ -349,6 +350,22 @@ class Pipeline:
         written = render([self.out / "report.json"], self.out / "report")
         self.log(f"report: {self.out / 'report.json'}, {written['html']}")
         return report
+
+
+def _control_deltas(records: list, specs, task: str) -> list:
+    """Each recipe variant's metric against its control's (``control_<recipe>``: the same extra training
+    without the technique), as ``control_delta``, when the run has that control."""
+    from runtime.report import metric_delta, primary_metric
+
+    metric = primary_metric(task)
+    recipe_of = {s.name: s.recipe or "" for s in specs}
+    controls = {recipe_of[r["name"]].removeprefix("control_"): r for r in records
+                if is_ok(r) and recipe_of.get(r["name"], "").startswith("control_")}  # fmt: skip
+    for r in records:
+        control = controls.get(recipe_of.get(r["name"]))
+        if control is not None and is_ok(r) and metric in r["metrics"] and metric in control["metrics"]:
+            r["control_delta"] = metric_delta(r["metrics"][metric], control["metrics"][metric], metric)
+    return records
 
 
 def run_pipeline(config: PipelineConfig) -> dict:

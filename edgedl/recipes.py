@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .compress import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig, technique_name
+from .compress import (ClusterConfig, DistillConfig, FilterPruneConfig, FineTuneConfig, PruneConfig, QATConfig,
+                       technique_name)
 
 POST_TRAINING = (
     ("tflite", "float32"),
@@ -34,6 +35,7 @@ class Recipe:
     tasks: tuple = ("classification", "denoising", "generic")  # generic: fine-tuned towards the original
     parent: Optional[str] = None
     label: Optional[tuple] = None
+    default: bool = True  # built when no variant is named; a control only when asked for (``control``)
 
 
 RECIPES = {
@@ -59,6 +61,24 @@ RECIPES = {
 }
 
 
+def _control(recipe: Recipe) -> Recipe:
+    """The recipe's control: the original trained for the same extra epochs (learning rate, batch size, in
+    the same steps, its parent's control first) without the technique, so that a recipe's delta against it
+    isolates the technique. A distilled student's control is ``student``, trained without the teacher."""
+    steps = tuple(FineTuneConfig(c.epochs, c.learning_rate, c.batch_size) for c in recipe.configs)
+    return Recipe(f"control_{recipe.name}", steps, (("tflite", "float32"),), recipe.tasks,
+                  parent=f"control_{recipe.parent}" if recipe.parent else None, default=False)  # fmt: skip
+
+
+RECIPES.update({c.name: c for c in (_control(r) for r in list(RECIPES.values())) if not any(
+    isinstance(x, DistillConfig) for x in RECIPES[c.name.removeprefix("control_")].configs)})
+
+
+def control_of(name: str) -> Optional[str]:
+    """The name of a recipe's control, if it has one."""
+    return f"control_{name}" if f"control_{name}" in RECIPES else None
+
+
 def recipe_techniques(name: str) -> tuple:
     """What the report lists as a recipe's ``techniques`` (its parent's first)."""
     recipe = RECIPES[name]
@@ -80,11 +100,13 @@ class VariantSpec:
         return recipe_techniques(self.recipe) if self.recipe else ()
 
 
-def all_variants(task: str = "classification", recipes: Optional[tuple] = None) -> tuple:
-    """Every variant that applies to ``task`` (and, given ``recipes``, only those recipes), in report order."""
+def all_variants(task: str = "classification", recipes: Optional[tuple] = None, controls: bool = False) -> tuple:
+    """Every variant that applies to ``task`` (and, given ``recipes``, only those recipes), in report order;
+    the controls too with ``controls``."""
     specs = [VariantSpec(f"{fmt}_{p}", None, fmt, p) for fmt, p in POST_TRAINING]
     for recipe in RECIPES.values():
-        if task in recipe.tasks and (recipes is None or recipe.name in recipes):
+        zoo = recipes is None or recipe.name.removeprefix("control_") in recipes
+        if task in recipe.tasks and zoo and (recipe.default or controls):
             specs += [VariantSpec(f"{recipe.name}_{fmt}_{p}", recipe.name, fmt, p) for fmt, p in recipe.exports]
     return tuple(specs)
 
@@ -94,21 +116,27 @@ def variant_names(task: str = "classification", recipes: Optional[tuple] = None)
 
 
 def select_variants(requested: Optional[tuple], task: str, recipes: Optional[tuple] = None) -> tuple:
-    """The specs for ``requested`` names (all when None); an unknown name lists the known ones.
+    """The specs for ``requested`` names (all but the controls when None); an unknown name lists the known ones.
 
-    A recipe name alone (``prune``) selects all of that recipe's exports, and
-    ``post`` all post-training variants.
+    A recipe name alone (``prune``) selects all of that recipe's exports,
+    ``post`` all post-training variants, and ``control`` the controls of the
+    recipes chosen (of every recipe, when none is named).
     """
     from runtime.errors import UserError
 
-    specs = all_variants(task, recipes)
+    specs = all_variants(task, recipes, controls=True)
     if not requested:
-        return specs
+        return tuple(s for s in specs if s.recipe is None or RECIPES[s.recipe].default)
     chosen = []
-    for name in requested:
+    for name in (n for n in requested if n != "control"):
         match = [s for s in specs if s.name == name or s.recipe == name or (name == "post" and s.recipe is None)]
         if not match:
-            known = ", ".join(["post", *dict.fromkeys(s.recipe for s in specs if s.recipe), *(s.name for s in specs)])
+            known = ", ".join(["post", "control", *dict.fromkeys(s.recipe for s in specs if s.recipe),
+                               *(s.name for s in specs)])  # fmt: skip
             raise UserError(f"unknown variant {name!r} for this {task} model; known: {known}")
         chosen += [m for m in match if m not in chosen]
+    if "control" in requested:
+        asked = {s.recipe for s in chosen if s.recipe} or {r.name for r in RECIPES.values() if r.default}
+        chosen += [s for s in specs if s.recipe and s.recipe.startswith("control_")
+                   and s.recipe.removeprefix("control_") in asked and s not in chosen]  # fmt: skip
     return tuple(s for s in specs if s in chosen)

@@ -164,7 +164,8 @@ def teacher_batches(teacher, inputs, batch_size: int, seed: int):
     class TeacherBatches(keras().utils.Sequence):
         def __init__(self):
             super().__init__()
-            self.order = np.random.default_rng(seed).permutation(n)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(n)
 
         def __len__(self):
             return max(1, -(-n // batch_size))
@@ -176,7 +177,7 @@ def teacher_batches(teacher, inputs, batch_size: int, seed: int):
             return x, ([v.numpy() for v in y] if isinstance(y, (list, tuple)) else y.numpy())
 
         def on_epoch_end(self):
-            self.order = np.random.default_rng(seed + 1).permutation(self.order)
+            self.order = self.rng.permutation(n)
 
     return TeacherBatches()
 
@@ -186,7 +187,7 @@ def generic(teacher, meta, what: str, data, eval_data, batch_size: int, seed: in
     inputs from the user's data (``edgedl.model_data``), no targets. Variants are compared with the original
     (fidelity); compression fine-tunes towards the original's own outputs on the training inputs (``--data``,
     or the first evaluation inputs, then left out of the evaluation)."""
-    from .model_data import held_out, model_inputs, take
+    from .model_data import count, held_out, model_inputs, take
 
     x = model_inputs(meta, what, eval_data)[0]
     train = model_inputs(meta, what, data)[0] if data is not None else None
@@ -204,7 +205,7 @@ def generic(teacher, meta, what: str, data, eval_data, batch_size: int, seed: in
         eval_arrays=arrays,
         train_source=str(data) if data is not None else f"the first inputs of {eval_data or 'the embedded digits'}",
         eval_source=str(eval_data or "the embedded MNIST digits"),
-        eval_size=len(next(iter(arrays.values()))),
+        eval_size=count(x),
         fingerprint=content_hash(*parts),
     )
 

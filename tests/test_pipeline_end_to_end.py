@@ -161,3 +161,16 @@ def test_a_users_saved_model_goes_through_the_same_pipeline(tmp_path, trained_cn
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert [v["name"] for v in report["variants"]] == ["original", "tflite_int8"]
     assert report["variants"][0]["path"].endswith("mine.h5")
+
+
+def test_a_control_isolates_what_the_technique_does(run_dir):
+    out, _ = run_dir
+    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--variants", "qat,control",
+                   "--runs", "20", "--warmup", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    control, qat = by_name["control_qat_tflite_float32"], by_name["qat_tflite_int8"]
+    assert control["techniques"] == ["finetune"] and control["status"] == "ok"
+    expected = (qat["metrics"]["accuracy"] - control["metrics"]["accuracy"]) * 100
+    assert qat["control_delta"] == pytest.approx(expected)
+    assert "vs_control" in (out / "report" / "report.md").read_text()

@@ -4,7 +4,7 @@
 >>> result = compress(model, [PruneConfig(target_sparsity=0.8), QATConfig()], train_data)  # doctest: +SKIP
 """
 from ._api import TECHNIQUES, CompressResult, compress, model_stats, technique_name
-from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
+from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, FineTuneConfig, PruneConfig, QATConfig
 from ._distill import distill
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "CompressResult",
     "DistillConfig",
     "FilterPruneConfig",
+    "FineTuneConfig",
     "PruneConfig",
     "QATConfig",
     "compress",

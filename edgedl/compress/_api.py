@@ -8,7 +8,7 @@ from runtime.errors import UserError
 
 from ..datasets import Dataset
 from . import _distill, _filters, _stats, _techniques
-from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
+from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, FineTuneConfig, PruneConfig, QATConfig
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def technique_name(config) -> str:
     if isinstance(config, PruneConfig):
         return "prune_2_4" if config.structure == "2:4" else "prune"
     for cls, name in ((ClusterConfig, "cluster"), (QATConfig, "qat"), (DistillConfig, "distill"),
-                      (FilterPruneConfig, "filter_prune")):  # fmt: skip
+                      (FilterPruneConfig, "filter_prune"), (FineTuneConfig, "finetune")):  # fmt: skip
         if isinstance(config, cls):
             return name
     raise UserError(f"unknown compression config {type(config).__name__}; use PruneConfig, FilterPruneConfig, "
@@ -44,6 +44,7 @@ TECHNIQUES: dict[str, Callable] = {
     "qat": _techniques.qat,
     "distill": _distill.distill,
     "filter_prune": _filters.filter_prune,
+    "finetune": _techniques.finetune,
 }
 
 

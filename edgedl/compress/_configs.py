@@ -51,6 +51,19 @@ class FilterPruneConfig:
 
 
 @dataclass(frozen=True)
+class FineTuneConfig:
+    """More training of the same model and nothing else: the control a compression recipe is measured
+    against (its extra epochs, learning rate and batch size, on the same data and loss)."""
+
+    epochs: int = 2
+    learning_rate: float = 1e-4
+    batch_size: int = 64
+
+    def __post_init__(self):
+        _check_training(self.epochs, self.learning_rate, self.batch_size)
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     """Weight clustering: every kernel's weights share ``clusters`` values (k-means++ initialised)."""
 

@@ -17,9 +17,10 @@ def _shape(tensor_shape) -> tuple:
     return tuple(int(d) if d is not None else 1 for d in tensor_shape)
 
 
-# Layers with weights but no multiply-accumulates at deployment (folded into the convolution before, or lookups).
+# Layers with weights but no multiply-accumulates at deployment (folded into the convolution before, or lookups;
+# QAT's input quantizer holds only its range).
 NO_MACS = ("BatchNormalization", "LayerNormalization", "Normalization", "Rescaling", "Embedding", "PReLU",
-           "GroupNormalization", "UnitNormalization")  # fmt: skip
+           "GroupNormalization", "UnitNormalization", "QuantizeLayer")  # fmt: skip
 
 
 def _io(layer) -> tuple:

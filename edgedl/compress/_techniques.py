@@ -83,6 +83,12 @@ def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
     return sparsity.strip_pruning(wrapped)
 
 
+def finetune(model, config, data, task: str, before: tuple):
+    """The control: the same extra training a technique gets, without the technique."""
+    _fine_tune(model, data, task, config.learning_rate, config.epochs, config.batch_size)
+    return model
+
+
 def _pruned(before: tuple) -> bool:
     return any(t in ("prune", "prune_2_4") for t in before)
 

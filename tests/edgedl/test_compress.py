@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edgedl.compress import ClusterConfig, DistillConfig, PruneConfig, QATConfig, compress
+from edgedl.compress import ClusterConfig, DistillConfig, PruneConfig, QATConfig, compress, model_stats
 from edgedl.compress._stats import count_macs, distinct_kernel_values, layer_sparsity
 from runtime.errors import UserError
 
@@ -103,6 +103,7 @@ def test_qat_alone_exports_integer_only(trained_cnn, small_train, mnist, model_i
     from exporters import export
 
     result = compress(trained_cnn, [QATConfig(epochs=1)], small_train)
+    assert result.stats["macs"] == model_stats(trained_cnn)["macs"]  # the quantizers add no MACs
     art = export(result.model, tmp_path / "qat.tflite", "tflite", model_info, precision="int8",
                  calibration=small_train.x[:100], check_inputs=mnist[1].x[:32])  # fmt: skip
     assert art.input.dtype == "int8" and art.output.dtype == "int8"

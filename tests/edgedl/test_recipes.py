@@ -1,0 +1,33 @@
+"""The catalogue of variants: controls are the recipes' extra training without their technique, built only
+when asked for."""
+import pytest
+
+from runtime.errors import UserError
+
+
+def test_a_control_trains_as_long_as_its_recipe_in_the_same_steps():
+    from edgedl.compress import FineTuneConfig, PruneConfig, QATConfig
+    from edgedl.recipes import RECIPES, control_of, recipe_techniques
+
+    prune, qat = RECIPES["prune"].configs[0], RECIPES["prune_qat"].configs[0]
+    assert isinstance(prune, PruneConfig) and isinstance(qat, QATConfig)
+    control = RECIPES[control_of("prune_qat")]
+    assert control.parent == "control_prune" and control.exports == (("tflite", "float32"),)
+    assert RECIPES["control_prune"].configs == (FineTuneConfig(prune.epochs, prune.learning_rate, prune.batch_size),)
+    assert control.configs == (FineTuneConfig(qat.epochs, qat.learning_rate, qat.batch_size),)
+    assert recipe_techniques("control_prune_qat") == ("finetune", "finetune")
+    assert control_of("distill") is None and control_of("student") is None  # a student's control is `student`
+
+
+def test_controls_are_built_only_when_asked_for():
+    from edgedl.recipes import select_variants
+
+    default = [s.name for s in select_variants(None, "classification")]
+    assert not [n for n in default if n.startswith("control_")] and "filter_prune_tflite_float32" in default
+    asked = [s.name for s in select_variants(("qat", "cluster", "control"), "classification")]
+    assert asked == ["cluster_tflite_float32", "cluster_tflite_int8", "qat_tflite_int8",
+                     "control_cluster_tflite_float32", "control_qat_tflite_float32"]  # fmt: skip
+    every = {s.recipe for s in select_variants(("control",), "classification")}
+    assert "control_prune_cluster_qat" in every and "control_filter_prune" in every
+    with pytest.raises(UserError, match="known: post, control, prune"):
+        select_variants(("nope",), "classification")
