@@ -32,8 +32,8 @@ def rows(report: dict, max_drop: float) -> list[tuple]:
         raise UserError("the report has no tflite_float32 variant to compare with; run the pipeline with it")
     fastest = select(report, max_drop).variant
     smallest = select(report, max_drop, by="size").variant
-    pruned = [v for v in by_name.values() if v["name"].startswith("filter_prune_") and v["precision"] == "float32"
-              and v["format"] == "tflite" and -v["metric_delta"] <= max_drop]  # fmt: skip
+    pruned = sorted((v for v in by_name.values() if v["name"].startswith("filter_prune") and v["precision"] == "float32"
+                     and v["format"] == "tflite" and -v["metric_delta"] <= max_drop), key=_p50)  # fmt: skip
     dynamic = by_name.get("onnx_dynamic")
     measured = [v for v in by_name.values() if v["format"] != "keras"]
     tails = sum(("flips" in v["metrics"] or "psnr_delta_min" in v["metrics"]) for v in measured)

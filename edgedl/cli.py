@@ -209,6 +209,8 @@ def cmd_pipeline(args) -> int:
 
     if args.max_drop is not None:  # checked before hours of work, not after
         check_max_drop(args.max_drop)
+    if not 0 < args.search_seconds <= 86400:
+        raise UserError(f"--search-seconds must be in (0, 86400], got {args.search_seconds}")
     if args.by not in CRITERIA:
         raise UserError(f"--by {args.by!r}: choose latency or size")
     config = PipelineConfig(
@@ -221,6 +223,8 @@ def cmd_pipeline(args) -> int:
         eval_data=args.eval_data,
         variants=tuple(args.variants.split(",")) if args.variants else (),
         retrain=args.retrain,
+        search_drop=None if args.no_search else args.max_drop,
+        search_seconds=args.search_seconds,
         mean=parse_floats(args.mean, "--mean"),
         std=parse_floats(args.std, "--std"),
     )
@@ -352,6 +356,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--seconds", type=float, help="a time budget per variant for the batch-1 runs, instead of --runs")
     p.add_argument("--max-drop", type=float, help="then select the best variant within this metric budget")
     p.add_argument("--by", default="latency", help="with --max-drop: latency (default) or size")
+    p.add_argument("--search-seconds", type=float, default=900,
+                   help="with --max-drop: time budget of the search for thinner filter-pruned variants (default 900)")
+    p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
     _add_normalization_args(p)
     p.set_defaults(func=cmd_pipeline)
     return parser

@@ -34,7 +34,7 @@ from .denoising import Noise
 from .preprocessing import DEFAULT, model_normalization
 from .provenance import built_with
 from .models import build_for_task, list_models, model_entry
-from .recipes import RECIPES, select_variants
+from .recipes import RECIPES, control_deltas, select_variants
 from .train import TrainConfig, load_keras_model, train
 
 
@@ -53,6 +53,8 @@ class PipelineConfig:
     variants: tuple = ()
     retrain: bool = False
     noise: Noise = field(default_factory=Noise)  # denoisers: training and evaluation noise
+    search_drop: Optional[float] = None  # with a budget: the accuracy-aware search (edgedl.search) after the variants
+    search_seconds: Optional[float] = None  # its time budget
     mean: Optional[tuple] = None  # the model's inputs are (pixel / 255 - mean) / std (see edgedl.preprocessing)
     std: Optional[tuple] = None
 
@@ -334,7 +336,12 @@ class Pipeline:
             raise UserError(f"{cfg.model}: the original model could not be measured ({records[0]['error']})")
         order = {s.name: i for i, s in enumerate(specs)}
         records = [records[0], *sorted(records[1:] + failed, key=lambda r: order.get(r["name"], len(order)))]
-        records = _control_deltas(records, specs, task)
+        if cfg.search_drop is not None:
+            from .search import run_search
+
+            searched, tried = run_search(self, records[0], original, data, info, eval_path)
+            records, specs = records + searched, tuple(specs) + tried
+        records = control_deltas(records, specs, task)
         if entry is not None and entry.baseline:
             records[0]["metrics"].update(self.baseline_metrics(entry.baseline, data, eval_path))
         records = self._merged_with_previous(records, str(cfg.model), task)
@@ -350,22 +357,6 @@ class Pipeline:
         written = render([self.out / "report.json"], self.out / "report")
         self.log(f"report: {self.out / 'report.json'}, {written['html']}")
         return report
-
-
-def _control_deltas(records: list, specs, task: str) -> list:
-    """Each recipe variant's metric against its control's (``control_<recipe>``: the same extra training
-    without the technique), as ``control_delta``, when the run has that control."""
-    from runtime.report import metric_delta, primary_metric
-
-    metric = primary_metric(task)
-    recipe_of = {s.name: s.recipe or "" for s in specs}
-    controls = {recipe_of[r["name"]].removeprefix("control_"): r for r in records
-                if is_ok(r) and recipe_of.get(r["name"], "").startswith("control_")}  # fmt: skip
-    for r in records:
-        control = controls.get(recipe_of.get(r["name"]))
-        if control is not None and is_ok(r) and metric in r["metrics"] and metric in control["metrics"]:
-            r["control_delta"] = metric_delta(r["metrics"][metric], control["metrics"][metric], metric)
-    return records
 
 
 def run_pipeline(config: PipelineConfig) -> dict:

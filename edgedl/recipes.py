@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from .search import RATIOS as SEARCH_RATIOS
+from .search import recipe_name
 from .compress import (ClusterConfig, DistillConfig, FilterPruneConfig, FineTuneConfig, PruneConfig, QATConfig,
                        technique_name)
 
@@ -74,9 +76,30 @@ RECIPES.update({c.name: c for c in (_control(r) for r in list(RECIPES.values()))
     isinstance(x, DistillConfig) for x in RECIPES[c.name.removeprefix("control_")].configs)})
 
 
+# The accuracy-aware search's candidates (``edgedl.search``): thinner filter-pruned networks, tried in order.
+RECIPES.update({recipe_name(r): Recipe(recipe_name(r), (FilterPruneConfig(r),), (("tflite", "float32"),
+                ("tflite", "dynamic"), ("tflite", "int8")), default=False) for r in SEARCH_RATIOS})  # fmt: skip
+
+
 def control_of(name: str) -> Optional[str]:
     """The name of a recipe's control, if it has one."""
     return f"control_{name}" if f"control_{name}" in RECIPES else None
+
+
+def control_deltas(records: list, specs, task: str) -> list:
+    """Each recipe variant's metric against its control's (``control_<recipe>``: the same extra training
+    without the technique), as ``control_delta``, when the run has that control."""
+    from runtime.report import is_ok, metric_delta, primary_metric
+
+    metric = primary_metric(task)
+    recipe_of = {s.name: s.recipe or "" for s in specs}
+    controls = {recipe_of[r["name"]].removeprefix("control_"): r for r in records
+                if is_ok(r) and recipe_of.get(r["name"], "").startswith("control_")}  # fmt: skip
+    for r in records:
+        control = controls.get(recipe_of.get(r["name"]))
+        if control is not None and is_ok(r) and metric in r["metrics"] and metric in control["metrics"]:
+            r["control_delta"] = metric_delta(r["metrics"][metric], control["metrics"][metric], metric)
+    return records
 
 
 def recipe_techniques(name: str) -> tuple:

@@ -174,3 +174,19 @@ def test_a_control_isolates_what_the_technique_does(run_dir):
     expected = (qat["metrics"]["accuracy"] - control["metrics"]["accuracy"]) * 100
     assert qat["control_delta"] == pytest.approx(expected)
     assert "vs_control" in (out / "report" / "report.md").read_text()
+
+
+def test_a_budget_searches_thinner_networks_and_picks_within_it(run_dir):
+    out, _ = run_dir
+    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--variants", "tflite_float32",
+                   "--max-drop", "0.5", "--runs", "20", "--warmup", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = " ".join(proc.stderr.split())
+    assert "search: filter pruning beyond 50 %" in log and "search: stopped: " in log
+    by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    tried = [n for n in by_name if n.startswith("filter_prune_62_")]
+    assert tried and all(by_name[n]["status"] == "ok" for n in tried)
+    widths = by_name["filter_prune_62_tflite_float32"]["layer_widths"]
+    assert widths["conv2d_1"] == [24, 64]  # 62.5 % of 64 filters removed
+    chosen = proc.stdout.split()[1].rstrip(":")
+    assert -by_name[chosen]["metric_delta"] <= 0.5 and (out / "selected" / "model.tflite").exists()
