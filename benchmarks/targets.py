@@ -91,19 +91,23 @@ def checks(report: dict) -> list[Check]:
                     f"drop {d:+.2f} pts",
                     gz <= budget and d <= 0.5,
                 ))  # fmt: skip
-    if need("distill_tflite_float32"):
-        student, original = v["distill_tflite_float32"], v["original"]
-        ratio = original["macs"] / student["macs"]
-        d = _drop(student)
-        scratch = need("student_tflite_float32")
-        versus = "" if scratch is None else f", scratch student {scratch['metrics']['accuracy']:.4f}"
-        beats = scratch is None or student["metrics"]["accuracy"] > scratch["metrics"]["accuracy"]
-        out.append(Check(
-            "distilled student, ≥ 4× fewer MACs: drop ≤ 0.5 pts, beats the same student without teacher",
-            "distill_tflite_float32",
-            f"{ratio:.1f}× fewer MACs, accuracy {student['metrics']['accuracy']:.4f} (drop {d:+.2f}){versus}",
-            ratio >= 4 and d <= 0.5 and beats and scratch is not None,
-        ))  # fmt: skip
+    # A distilled student, and the same student trained without the teacher: the zoo's, and the searched widths.
+    pairs = [("distill_tflite_float32", "student_tflite_float32")] + [
+        (name, name.replace("_tflite_float32", "_labels_tflite_float32")) for name in v
+        if name.startswith("filter_prune_") and name.endswith("_tflite_float32") and "_labels" not in name]
+    for name, without in pairs:
+        if need(name):
+            student, original = v[name], v["original"]
+            ratio = original["macs"] / student["macs"]
+            d = _drop(student)
+            scratch = need(without)
+            versus = "" if scratch is None else f", without teacher {scratch['metrics']['accuracy']:.4f}"
+            beats = scratch is not None and student["metrics"]["accuracy"] > scratch["metrics"]["accuracy"]
+            out.append(Check(
+                "distilled student, ≥ 4× fewer MACs: drop ≤ 0.5 pts, beats the same student without teacher", name,
+                f"{ratio:.1f}× fewer MACs, accuracy {student['metrics']['accuracy']:.4f} (drop {d:+.2f}){versus}",
+                ratio >= 4 and d <= 0.5 and beats,
+            ))  # fmt: skip
     return out
 
 

@@ -79,6 +79,10 @@ RECIPES.update({c.name: c for c in (_control(r) for r in list(RECIPES.values()))
 # The accuracy-aware search's candidates (``edgedl.search``): thinner filter-pruned networks, tried in order.
 RECIPES.update({recipe_name(r): Recipe(recipe_name(r), (FilterPruneConfig(r),), (("tflite", "float32"),
                 ("tflite", "dynamic"), ("tflite", "int8")), default=False) for r in SEARCH_RATIOS})  # fmt: skip
+# A searched width trained on the labels alone (same pruned start, epochs and seed): what its teacher buys.
+RECIPES.update({f"{recipe_name(r)}_labels": Recipe(f"{recipe_name(r)}_labels", (FilterPruneConfig(r, teacher=False),),
+                (("tflite", "float32"),), ("classification",), default=False,
+                label=("filter_prune", "no_teacher")) for r in SEARCH_RATIOS})  # fmt: skip
 
 
 def control_of(name: str) -> Optional[str]:

@@ -37,12 +37,14 @@ class PruneConfig:
 @dataclass(frozen=True)
 class FilterPruneConfig:
     """Filter pruning: remove the ``ratio`` of each layer's filters (or units) with the smallest L1 norm,
-    rebuild the thinner model, and fine-tune it (a classifier learns from the original as its teacher)."""
+    rebuild the thinner model, and fine-tune it (a classifier learns from the original as its teacher, or
+    from the labels alone without ``teacher``: what the teacher is measured against)."""
 
     ratio: float = 0.5
     epochs: int = 6
     learning_rate: float = 1e-3
     batch_size: int = 64
+    teacher: bool = True
 
     def __post_init__(self):
         if not 0.0 <= self.ratio < 1.0:

@@ -172,7 +172,7 @@ def filter_prune(model, config, data, task: str, before: tuple):
 
     require_tf_keras(model, "filter pruning")
     thin, _ = filter_pruned(model, config.ratio, output_heads(model))
-    if task == "classification":
+    if task == "classification" and config.teacher:
         teacher = DistillConfig(student_model=thin, epochs=config.epochs, learning_rate=config.learning_rate,
                                 batch_size=config.batch_size)  # fmt: skip
         return distill(model, teacher, data, task, before)

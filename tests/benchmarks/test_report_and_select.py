@@ -153,3 +153,22 @@ def render_table_text(hand) -> str:
     buffer = StringIO()
     Console(file=buffer, width=250).print(render_table(hand))
     return buffer.getvalue()
+
+
+def test_a_distilled_width_meets_its_target_only_against_the_same_width_without_teacher():
+    from benchmarks.targets import checks
+
+    def with_macs(v, macs, accuracy):
+        return {**v, "macs": macs, "metrics": {"accuracy": accuracy}, "metric_delta": (accuracy - 0.98) * 100}
+
+    original = with_macs(variant("original", "keras", 0.0, 400, 390_000), 1000, 0.98)
+    taught = with_macs(variant("filter_prune_62_tflite_float32", "tflite", 0, 10, 50_000), 200, 0.978)
+    alone = with_macs(variant("filter_prune_62_labels_tflite_float32", "tflite", 0, 10, 50_000), 200, 0.975)
+
+    def verdict(*variants):
+        (found,) = [c for c in checks(report([original, *variants])) if c.variant == taught["name"]]
+        return found
+
+    assert verdict(taught, alone).passed and "without teacher 0.9750" in verdict(taught, alone).measured
+    assert not verdict(taught).passed  # nothing to beat: not shown to beat it
+    assert not verdict(taught, {**alone, "metrics": {"accuracy": 0.979}}).passed
