@@ -188,5 +188,6 @@ def test_a_budget_searches_thinner_networks_and_picks_within_it(run_dir):
     assert tried and all(by_name[n]["status"] == "ok" for n in tried)
     widths = by_name["filter_prune_62_tflite_float32"]["layer_widths"]
     assert widths["conv2d_1"] == [24, 64]  # 62.5 % of 64 filters removed
-    chosen = proc.stdout.split()[1].rstrip(":")
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("selected ")]  # after Keras's epoch lines
+    chosen = line.split()[1].rstrip(":")
     assert -by_name[chosen]["metric_delta"] <= 0.5 and (out / "selected" / "model.tflite").exists()
