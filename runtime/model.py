@@ -52,14 +52,13 @@ def memory_bytes() -> int:
 
 
 def _quantize(x: np.ndarray, q: Quantization, dtype: np.dtype) -> np.ndarray:
-    """``clip(round(x / scale + zero_point))`` as ``dtype``; in place on one temporary (this runs per call)."""
+    """``clip(round(x / scale + zero_point))`` as ``dtype``; in place on one temporary (this runs per call).
+    The clip comes first, in real values: nothing can overflow after it, and no ``errstate`` is needed."""
     info = np.iinfo(dtype)
-    with np.errstate(over="ignore"):  # huge inputs overflow to inf, then clip to the integer range
-        t = np.multiply(x, np.float32(1.0 / q.scale))
+    t = np.clip(x, np.float32((info.min - q.zero_point) * q.scale), np.float32((info.max - q.zero_point) * q.scale))
+    t *= np.float32(1.0 / q.scale)
     t += np.float32(q.zero_point)
     np.rint(t, out=t)
-    np.minimum(t, info.max, out=t)
-    np.maximum(t, info.min, out=t)
     return t.astype(dtype)
 
 
