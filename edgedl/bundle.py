@@ -99,7 +99,7 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
     from benchmarks.select import select
 
     by_name = {v["name"]: v for v in report["variants"] if is_ok(v)}
-    runnable = _runnable(report, run_dir, target)
+    runs = runnable(report, run_dir, target)
     if names:
         chosen = []
         for name in names:
@@ -108,25 +108,25 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
                 raise UserError(f"no variant {name!r} in {run_dir / 'report.json'}; the run has: {known}")
             problem = target.check(run_dir / by_name[name]["path"])
             if problem:
-                raise UserError(f"{target.name} cannot run {name}: {problem}; {_instead(report, runnable, target)}")
+                raise UserError(f"{target.name} cannot run {name}: {problem}; {_instead(report, runs, target)}")
             chosen.append(by_name[name])
         return chosen, "named with --variant"
-    picked = select({**report, "variants": runnable}, max_drop, by, max_tail_drop)
+    picked = select({**report, "variants": runs}, max_drop, by, max_tail_drop)
     if picked.variant is None:
         raise UserError(f"nothing to bundle for {target.name}: {picked.explanation}; "
-                        f"{_instead(report, runnable, target)}")  # fmt: skip
+                        f"{_instead(report, runs, target)}")  # fmt: skip
     return [picked.variant], picked.explanation
 
 
-def _runnable(report: dict, run_dir: Path, target: Target) -> list[dict]:
+def runnable(report: dict, run_dir: Path, target: Target) -> list[dict]:
     """The run's variants whose artifact is present and passes the target's check."""
     return [v for v in report["variants"] if is_ok(v) and v["format"] == target.format
             and (run_dir / v["path"]).is_file() and target.check(run_dir / v["path"]) is None]  # fmt: skip
 
 
-def _instead(report: dict, runnable: list, target: Target) -> str:
-    if runnable:
-        best = max(runnable, key=lambda v: (v["metric_delta"] or 0.0, -v["latency_ms"]["p50"]))
+def _instead(report: dict, runs: list, target: Target) -> str:
+    if runs:
+        best = max(runs, key=lambda v: (v["metric_delta"] or 0.0, -v["latency_ms"]["p50"]))
         delta = "" if best["metric_delta"] is None else f" ({report['metric']} {best['metric_delta']:+.2f} vs the original)"
         return f"bundle --variant {best['name']} instead{delta}"
     kind = "an int8 or float32 .tflite" if target.format == "tflite" else "an .onnx (opset ≤ %s)" % target.max_opset
@@ -237,7 +237,7 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
         if problem:
             hint = ""
             if report:  # name the run folder: --variant picks from it
-                instead = _instead(report, _runnable(report, run_dir, target), target)
+                instead = _instead(report, runnable(report, run_dir, target), target)
                 hint = "; " + instead.replace("--variant ", f"{run_dir} --variant ")
             raise UserError(f"{target.name} cannot run {source.name}: {problem}{hint}")
         chosen = [record or {"name": source.stem, "path": None, "format": target.format, "techniques": []}]

@@ -209,6 +209,10 @@ def cmd_pipeline(args) -> int:
 
     if args.max_drop is not None:  # checked before hours of work, not after
         check_max_drop(args.max_drop)
+    if args.target is not None:
+        from .targets import get_target
+
+        get_target(args.target)  # an unknown name stops here, listing the known ones
     if not 0 < args.search_seconds <= 86400:
         raise UserError(f"--search-seconds must be in (0, 86400], got {args.search_seconds}")
     if args.by not in CRITERIA:
@@ -232,6 +236,11 @@ def cmd_pipeline(args) -> int:
     if args.max_drop is not None:
         from benchmarks.select import copy_selected, select
 
+        if args.target is not None:  # among what the target's interpreter runs (operators, versions, format)
+            from .bundle import runnable
+            from .targets import get_target
+
+            report = {**report, "variants": runnable(report, Path(args.out), get_target(args.target))}
         selection = select(report, args.max_drop, args.by)
         if selection.variant is None:
             raise UserError(selection.explanation)
@@ -359,6 +368,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--search-seconds", type=float, default=900,
                    help="with --max-drop: time budget of the search for thinner filter-pruned variants (default 900)")
     p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
+    p.add_argument("--target", help="with --max-drop: select among the variants this device runs (see 'edgedl bundle')")
     _add_normalization_args(p)
     p.set_defaults(func=cmd_pipeline)
     return parser

@@ -179,7 +179,7 @@ def test_a_control_isolates_what_the_technique_does(run_dir):
 def test_a_budget_searches_thinner_networks_and_picks_within_it(run_dir):
     out, _ = run_dir
     proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--variants", "tflite_float32",
-                   "--max-drop", "0.5", "--runs", "20", "--warmup", "2")  # fmt: skip
+                   "--max-drop", "0.5", "--target", "rpi-arm64", "--runs", "20", "--warmup", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = " ".join(proc.stderr.split())
     assert "search: filter pruning beyond 50 %" in log and "search: stopped: " in log
@@ -191,3 +191,4 @@ def test_a_budget_searches_thinner_networks_and_picks_within_it(run_dir):
     (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("selected ")]  # after Keras's epoch lines
     chosen = line.split()[1].rstrip(":")
     assert -by_name[chosen]["metric_delta"] <= 0.5 and (out / "selected" / "model.tflite").exists()
+    assert by_name[chosen]["format"] == "tflite"  # what a Raspberry Pi's interpreter runs

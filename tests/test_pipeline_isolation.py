@@ -68,6 +68,8 @@ def test_a_rerun_of_one_variant_keeps_the_others_in_the_report(run, convlstm_h5)
     (["--threads", "100000"], "--threads 100000: give 1 to"),
     (["--runs", "0"], "--runs must be at least 1"),
     (["--variants", "nope"], "unknown variant 'nope'"),
+    (["--max-drop", "0.5", "--target", "toaster"], "unknown target 'toaster'"),
+    (["--max-drop", "0.5", "--search-seconds", "0"], "--search-seconds must be in (0, 86400]"),
 ])  # fmt: skip
 def test_bad_arguments_stop_before_any_work(tmp_path, argv, message):
     out = tmp_path / "never"
