@@ -158,8 +158,9 @@ def select_variants(requested: Optional[tuple], task: str, recipes: Optional[tup
     for name in (n for n in requested if n != "control"):
         match = [s for s in specs if s.name == name or s.recipe == name or (name == "post" and s.recipe is None)]
         if not match:
-            known = ", ".join(["post", "control", *dict.fromkeys(s.recipe for s in specs if s.recipe),
-                               *(s.name for s in specs)])  # fmt: skip
+            shown = [s for s in specs if s.recipe is None or RECIPES[s.recipe].default]  # the defaults, and "control"
+            known = ", ".join(["post", *dict.fromkeys(s.recipe for s in shown if s.recipe), "control",
+                               *(s.name for s in shown)])  # fmt: skip
             raise UserError(f"unknown variant {name!r} for this {task} model; known: {known}")
         chosen += [m for m in match if m not in chosen]
     if "control" in requested:
