@@ -42,10 +42,23 @@ def _float_onnx(model, path: Path) -> None:
     t = tf()
     names = input_names(model)
     spec = [t.TensorSpec(x.shape, t.float32, name=n) for x, n in zip(model.inputs, names)]
+    options = {"input_signature": spec, "opset": OPSET, "output_path": str(path), "optimizers": _optimizers()}
     if isinstance(model, keras().Model):
-        tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET, output_path=str(path))
+        tf2onnx.convert.from_keras(model, **options)
     else:  # Keras 3: tf2onnx's Keras path fails on it (KeyError 'keras_tensor_N'); its graph path does not.
-        tf2onnx.convert.from_function(t.function(model), input_signature=spec, opset=OPSET, output_path=str(path))
+        tf2onnx.convert.from_function(t.function(model), **options)
+
+
+def _optimizers():
+    """tf2onnx's graph optimizers without its reshape optimizer, which now and then (it depends on Python's
+    hash order: about one conversion in 30 here) folds a Reshape and a Squeeze into one Reshape of the wrong
+    rank: a DnCNN's N×H×W×1 output came out 1×N×H×W×1. None (tf2onnx's defaults) if its list is not found."""
+    from collections import OrderedDict
+
+    from tf2onnx import optimizer
+
+    found = getattr(optimizer, "_get_optimizers", None)
+    return None if found is None else OrderedDict((k, v) for k, v in found().items() if k != "reshape_optimizer")
 
 
 def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path) -> None:

@@ -54,3 +54,12 @@ def test_dynamic_onnx_of_a_graph_without_matrix_products_is_refused_with_the_way
     with pytest.raises(UserError, match="no MatMul or Gemm.*use int8"):
         export(denoiser, tmp_path / "d.onnx", "onnx", exporters.ModelInfo("denoising"), precision="dynamic")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_conversion_leaves_out_tf2onnx_reshape_optimizer():
+    """It folded a Reshape and a Squeeze into a Reshape of the wrong rank in about one conversion in 30 (a
+    DnCNN's N×H×W×1 output came out 1×N×H×W×1); the other optimizers, the transpose one first, stay."""
+    from exporters.onnx import _optimizers
+
+    kept = _optimizers()
+    assert "reshape_optimizer" not in kept and "optimize_transpose" in kept and len(kept) >= 10
