@@ -72,8 +72,8 @@ def _control(recipe: Recipe) -> Recipe:
                   parent=f"control_{recipe.parent}" if recipe.parent else None, default=False)  # fmt: skip
 
 
-RECIPES.update({c.name: c for c in (_control(r) for r in list(RECIPES.values())) if not any(
-    isinstance(x, DistillConfig) for x in RECIPES[c.name.removeprefix("control_")].configs)})
+RECIPES.update({f"control_{r.name}": _control(r) for r in list(RECIPES.values())
+                if not any(isinstance(c, DistillConfig) for c in r.configs)})  # fmt: skip
 
 
 # The accuracy-aware search's candidates (``edgedl.search``): thinner filter-pruned networks, tried in order.

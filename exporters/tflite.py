@@ -56,13 +56,22 @@ def _converter(model, config: TFLiteConfig):
     return conv
 
 
+def _edited(flatbuffer: bytes, change) -> bytes:
+    """The flatbuffer after ``change(model, schema)`` on its object form (ai-edge-litert's generated schema)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    change(model, schema)
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def pixel_input(flatbuffer: bytes, normalization) -> bytes:
     """The model with its uint8 image input quantized so that the stored value *is* the pixel: the model's
     ``x = pixel * scale + offset`` becomes the input's (scale, zero point = -offset / scale), which the
     converter's QUANTIZE step then maps to its own int8 range."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
     scales, offsets = set(normalization.scale), set(normalization.offset)
     if len(scales) > 1 or len(offsets) > 1:
         raise NotApplicable("8-bit pixel input: a per-channel normalisation cannot be one input scale; use int8")
@@ -71,16 +80,16 @@ def pixel_input(flatbuffer: bytes, normalization) -> bytes:
     if abs(zero - round(zero)) > 1e-3 or not 0 <= round(zero) <= 255:
         raise NotApplicable(f"8-bit pixel input: pixel × {scale:g} + {offset:g} has no whole zero point in 0..255 "
                             f"({zero:g}); use int8")  # fmt: skip
-    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
-    graph = model.subgraphs[0]
-    images = [graph.tensors[i] for i in graph.inputs if graph.tensors[i].type == schema.TensorType.UINT8
-              and len(graph.tensors[i].shape) == 4]  # fmt: skip
-    if len(images) != 1:
-        raise NotApplicable("8-bit pixel input: the model does not take one picture; use int8")
-    images[0].quantization.scale, images[0].quantization.zeroPoint = [scale], [int(round(zero))]
-    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+
+    def change(model, schema):
+        graph = model.subgraphs[0]
+        images = [graph.tensors[i] for i in graph.inputs if graph.tensors[i].type == schema.TensorType.UINT8
+                  and len(graph.tensors[i].shape) == 4]  # fmt: skip
+        if len(images) != 1:
+            raise NotApplicable("8-bit pixel input: the model does not take one picture; use int8")
+        images[0].quantization.scale, images[0].quantization.zeroPoint = [scale], [int(round(zero))]
+
+    return _edited(flatbuffer, change)
 
 
 def _convert(model, config: TFLiteConfig) -> bytes:
@@ -110,21 +119,18 @@ def tensor_specs(path_or_bytes) -> tuple[tuple, tuple]:
 
 def embed_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:
     """The model with ``meta`` (its checksum zeroed) as a metadata buffer, then sealed with its checksum."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(meta.to_json().encode(), dtype=np.uint8)
-    model.buffers = (model.buffers or []) + [buffer]
-    entry = schema.MetadataT()
-    entry.name = TFLITE_METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name not in (TFLITE_METADATA_NAME.encode(),
-                                                                           TFLITE_METADATA_NAME)] + [entry]  # fmt: skip
-    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return seal(bytes(builder.Output()))
+    def change(model, schema):
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(meta.to_json().encode(), dtype=np.uint8)
+        model.buffers = (model.buffers or []) + [buffer]
+        entry = schema.MetadataT()
+        entry.name = TFLITE_METADATA_NAME
+        entry.buffer = len(model.buffers) - 1
+        model.metadata = [m for m in (model.metadata or []) if m.name not in (TFLITE_METADATA_NAME.encode(),
+                                                                               TFLITE_METADATA_NAME)] + [entry]
+
+    return seal(_edited(flatbuffer, change))
 
 
 @register_exporter("tflite", ".tflite", TFLiteConfig)

@@ -107,9 +107,9 @@ def _l1(layer) -> np.ndarray:
     return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
 
 
-def plan(model, ratio: float, heads: set) -> tuple[dict, dict]:
-    """(kept channels by group root, the group's width before) for every group that can be thinned."""
-    source, _, groups = _trace(model, heads)
+def plan(model, ratio: float, source: dict, groups: _Groups) -> tuple[dict, dict]:
+    """(kept channels by group root, the group's width before) for every group that can be thinned, from
+    ``_trace``'s sources and groups."""
     members: dict = {}
     for layer in model.layers:
         if type(layer).__name__ in PRODUCERS and source.get(layer.name) is not None:
@@ -128,10 +128,10 @@ def filter_pruned(model, ratio: float, heads: set):
     """A thinner copy of ``model`` (weights copied, channels removed) and each thinned layer's
     ``[width after, width before]``."""
     source, reads, groups = _trace(model, heads)
-    kept, width = plan(model, ratio, heads)
-    own = {name: groups.root(g) for name, g in source.items()
-           if g is not None and not isinstance(g, tuple) and type(model.get_layer(name)).__name__ in PRODUCERS}
-    own = {name: r for name, r in own.items() if r in kept}  # fmt: skip
+    kept, width = plan(model, ratio, source, groups)
+    producers = {name: groups.root(g) for name, g in source.items()
+                 if g is not None and not isinstance(g, tuple) and type(model.get_layer(name)).__name__ in PRODUCERS}
+    own = {name: r for name, r in producers.items() if r in kept}  # the producers this pruning thins
     if not own:
         raise UserError(f"filter pruning: no layer of {model.name} can be thinned (every channel reaches an output, "
                         "a Concatenate, a Reshape or a layer it does not know)")  # fmt: skip
