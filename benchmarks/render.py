@@ -15,47 +15,56 @@ import html
 import io
 import sys
 from pathlib import Path
+from typing import Optional
 
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.files import atomic_path
 from runtime.report import is_ok, metric_delta, read_report, unit
 
+# (header, cell): the header carries the unit; a signed figure is a change against the original.
 COLUMNS = (
     ("machine", lambda r: r["machine"]),
     ("variant", lambda r: r["name"]),
     ("format", lambda r: r["format"]),
     ("precision", lambda r: r["precision"]),
     ("techniques", lambda r: ",".join(r.get("techniques", [])) or "-"),
-    ("size_kb", lambda r: round(r["size_bytes"] / 1024, 1)),
-    ("gzip_kb", lambda r: round(r["gzip_bytes"] / 1024, 1)),
+    ("size (KB)", lambda r: round(r["size_bytes"] / 1024, 1)),
+    ("gzip (KB)", lambda r: round(r["gzip_bytes"] / 1024, 1)),
     ("params", lambda r: r.get("params", "")),
-    ("macs", lambda r: r.get("macs", "")),
+    ("MACs", lambda r: r.get("macs", "")),
     ("metric", lambda r: "" if r["metrics"].get(r["_metric"]) is None else round(r["metrics"][r["_metric"]], 4)),
-    ("delta", lambda r: "" if r["metric_delta"] is None else f"{r['metric_delta']:+.2f} {unit(r['_metric'])}"),
-    ("vs_control", lambda r: "" if r.get("control_delta") is None else f"{r['control_delta']:+.2f}"),
-    ("top1_agree", lambda r: _rounded(r["metrics"].get("top1_agreement"), 4)),
-    ("snr_db", lambda r: _rounded(r["metrics"].get("snr_db"), 1)),
+    ("Δ", lambda r: "" if r["metric_delta"] is None else f"{r['metric_delta'] + 0.0:+.2f}"),  # + 0.0: no "-0.00"
+    ("Δ control", lambda r: "" if r.get("control_delta") is None else f"{r['control_delta'] + 0.0:+.2f}"),
+    ("top-1 agree", lambda r: _rounded(r["metrics"].get("top1_agreement"), 4)),
+    ("SNR (dB)", lambda r: _rounded(r["metrics"].get("snr_db"), 1)),
     ("flips", lambda r: r["metrics"].get("flips", "")),
-    ("recall_drop_max", lambda r: _rounded(r["metrics"].get("recall_drop_max"), 2)),
-    ("psnr_delta_p5", lambda r: _rounded(r["metrics"].get("psnr_delta_p5"), 2)),
-    ("psnr_delta_min", lambda r: _rounded(r["metrics"].get("psnr_delta_min"), 2)),
-    ("p50_us", lambda r: round(r["latency_ms"]["p50"] * 1e3, 1)),
-    ("p90_us", lambda r: round(r["latency_ms"]["p90"] * 1e3, 1)),
-    ("p99_us", lambda r: round(r["latency_ms"]["p99"] * 1e3, 1)),
-    ("init_ms", lambda r: round(r.get("init_ms", float("nan")), 1)),
-    ("items_per_s", lambda r: round(r["throughput"]["items_per_s"]) if r.get("throughput") else ""),
-    ("peak_rss_mb", lambda r: round(r["peak_rss_mb"], 1) if r.get("peak_rss_mb") else ""),
-    ("pareto", lambda r: "★" if r["_pareto"] else ""),
+    ("recall drop max (points)", lambda r: _rounded(r["metrics"].get("recall_drop_max"), 2)),
+    ("PSNR Δ p5 (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_p5"))),
+    ("PSNR Δ min (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_min"))),
+    ("p50 (µs)", lambda r: round(r["latency_ms"]["p50"] * 1e3, 1)),
+    ("p90 (µs)", lambda r: round(r["latency_ms"]["p90"] * 1e3, 1)),
+    ("p99 (µs)", lambda r: round(r["latency_ms"]["p99"] * 1e3, 1)),
+    ("init (ms)", lambda r: round(r["init_ms"], 1) if r.get("init_ms") is not None else ""),
+    ("items/s", lambda r: round(r["throughput"]["items_per_s"]) if r.get("throughput") else ""),
+    ("peak RSS (MB)", lambda r: round(r["peak_rss_mb"], 1) if r.get("peak_rss_mb") else ""),
+    ("Pareto", lambda r: "★" if r["_pareto"] else ""),
 )
+TEXT_COLUMNS = ("machine", "variant", "format", "precision", "techniques")
+DEFAULT_BUDGET = 0.5  # the page marks what 'edgedl select --max-drop 0.5' picks, unless the run had a budget
 
 
 # Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
-OPTIONAL = ("vs_control", "top1_agree", "snr_db", "flips", "recall_drop_max", "psnr_delta_p5", "psnr_delta_min")
+OPTIONAL = ("Δ control", "top-1 agree", "SNR (dB)", "flips", "recall drop max (points)", "PSNR Δ p5 (dB)",
+            "PSNR Δ min (dB)")  # fmt: skip
 
 
 def _rounded(value, digits: int):
     return "" if value is None else round(value, digits)
+
+
+def _signed(value):
+    return "" if value is None else f"{value + 0.0:+.2f}"
 
 
 def machine_label(report: dict) -> str:
@@ -108,15 +117,18 @@ def merge(reports: list[dict]) -> list[dict]:
 def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     multi = len({r["_machine"] for r in rows}) > 1
     metric = rows[0]["_metric"]
-    cols = [c for c in COLUMNS if (multi or c[0] != "machine") and (metric or c[0] not in ("metric", "delta"))
+    units = unit(metric)
+    cols = [c for c in COLUMNS if (multi or c[0] != "machine") and (metric or c[0] not in ("metric", "Δ", "Δ control"))
             and (c[0] not in OPTIONAL or any(is_ok(r) and c[1](r) != "" for r in rows))]  # fmt: skip
-    header = [metric if name == "metric" else name for name, _ in cols]
+    names = {"metric": metric, "Δ": f"Δ {metric} ({units})" if units else f"Δ {metric}",
+             "Δ control": f"Δ vs control ({units})" if units else "Δ vs control"}
+    header = [names.get(name, name) for name, _ in cols]
     body = []
     for r in rows:
         if is_ok(r):
             body.append([get(r) for _, get in cols])
         else:  # the identifying columns, then the reason in place of the figures
-            ident = [get(r) for name, get in cols if name in ("machine", "variant", "format", "precision", "techniques")]
+            ident = [get(r) for name, get in cols if name in TEXT_COLUMNS]
             body.append(ident + [f"failed: {r['error']}"] + [""] * (len(cols) - len(ident) - 1))
     return header, body
 
@@ -128,34 +140,25 @@ def to_markdown(title: str, header: list, body: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(rows: list[dict], x_of, x_label: str, title: str, log_x: bool) -> bytes:
+MARKERS = {"keras": "*", "tflite": "o", "onnx": "s"}  # one shape per format
+PRECISION_COLOURS = {"float32": "tab:blue", "float16": "tab:cyan", "dynamic": "tab:orange", "int8": "tab:green",
+                     "int8_float": "tab:olive", "int8_pixels": "tab:purple"}  # fmt: skip
+
+
+def _colour(precision: str) -> str:
+    return PRECISION_COLOURS.get(precision, "tab:gray")
+
+
+def _figure(width: float = 10, height: float = 6):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = rows[0]["_metric"]
-    rows = [r for r in rows if is_ok(r) and r["metrics"].get(metric) is not None]
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
-    for machine in dict.fromkeys(r["_machine"] for r in rows):
-        mine = [r for r in rows if r["_machine"] == machine]
-        ax.scatter([x_of(r) for r in mine], [r["metrics"][metric] for r in mine], label=machine, alpha=0.8)
-        front = sorted((r for r in mine if r["_pareto"]), key=x_of)
-        if front and x_label.startswith("latency"):
-            ax.plot([x_of(r) for r in front], [r["metrics"][metric] for r in front], "--", color="tab:red",
-                    label=f"Pareto front ({machine})" if len(rows) != len(mine) else "Pareto front")  # fmt: skip
-            ax.scatter([x_of(r) for r in front], [r["metrics"][metric] for r in front], s=140, facecolors="none",
-                       edgecolors="tab:red")  # fmt: skip
-        for r in mine:
-            ax.annotate(r["name"], (x_of(r), r["metrics"][metric]), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")  # fmt: skip
-    if log_x:
-        ax.set_xscale("log")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    return plt, *plt.subplots(figsize=(width, height), dpi=100)
+
+
+def _png(plt, fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
@@ -163,23 +166,210 @@ def _plot(rows: list[dict], x_of, x_label: str, title: str, log_x: bool) -> byte
     return buffer.getvalue()
 
 
-def to_html(title: str, header: list, body: list, plots: dict) -> str:
-    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in body
-    )  # fmt: skip
+def _label(ax, points: list[tuple[float, float, str]]) -> None:
+    """Name the points given, moved apart (adjustText) so that no two labels overlap."""
+    from adjustText import adjust_text
+
+    texts = [ax.text(x, y, name, fontsize=9) for x, y, name in points]
+    if texts:
+        xs, ys = [x for x, _, _ in points], [y for _, y, _ in points]
+        adjust_text(texts, x=xs, y=ys, ax=ax, expand=(1.1, 1.3), max_move=(60, 30),
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6})  # fmt: skip
+
+
+def _legends(ax, rows: list[dict], machines: list[str]) -> None:
+    """Two keys: the marker's shape is the format, its colour the precision (hollow: another machine)."""
+    from matplotlib.lines import Line2D
+
+    formats = list(dict.fromkeys(r["format"] for r in rows))
+    precisions = list(dict.fromkeys(r["precision"] for r in rows))
+    shapes = [Line2D([], [], ls="", marker=MARKERS.get(f, "D"), color="0.3", label=f) for f in formats]
+    shapes += [Line2D([], [], ls="", marker="o", mfc="none", color="0.3", label=m) for m in machines[1:]]
+    first = ax.legend(handles=shapes, title="format", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                      title_fontsize=8, alignment="left")  # outside the axes: no point hidden behind a key
+    ax.add_artist(first)
+    colours = [Line2D([], [], ls="", marker="o", color=_colour(p), label=p) for p in precisions]
+    ax.legend(handles=colours, title="precision", loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8,
+              title_fontsize=8, alignment="left")  # fmt: skip
+
+
+def _scatter(ax, rows: list[dict], x_of, y_of, machines: list[str]) -> None:
+    for r in rows:
+        hollow = r["_machine"] != machines[0]
+        colour = _colour(r["precision"])
+        ax.scatter([x_of(r)], [y_of(r)], marker=MARKERS.get(r["format"], "D"), s=110 if r["format"] == "keras" else 55,
+                   facecolors="none" if hollow else colour, edgecolors=colour, alpha=0.85, zorder=3)  # fmt: skip
+
+
+def _budget_band(ax, original: Optional[dict], metric: str, budget: Optional[float]) -> None:
+    """The original as a reference line, and the band of what stays within the budget."""
+    if original is None:
+        return
+    value = original["metrics"][metric]
+    ax.axhline(value, color="0.35", lw=1, ls=":", zorder=1)
+    ax.annotate("original", (1.0, value), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                textcoords="offset points", ha="right", fontsize=8, color="0.35")  # fmt: skip
+    if budget is not None:
+        scale = 100 if unit(metric) == "points" else 1
+        ax.axhspan(value - budget / scale, value, color="tab:green", alpha=0.08, zorder=0)
+        ax.annotate(f"within {budget:g} {unit(metric)}", (1.0, value - budget / scale), xycoords=("axes fraction", "data"),
+                    xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=8, color="tab:green")  # fmt: skip
+
+
+def _usable(rows: list[dict]) -> list[dict]:
+    metric = rows[0]["_metric"]
+    return [r for r in rows if is_ok(r) and r["metrics"].get(metric) is not None]
+
+
+def _original(rows: list[dict]) -> Optional[dict]:
+    return next((r for r in rows if r["format"] == "keras" or r["name"] == "original"), None)
+
+
+def tradeoff_plot(rows: list[dict], selected: Optional[str], budget: Optional[float]) -> bytes:
+    """Metric against latency: the Pareto front joined and named, the selected variant named."""
+    plt, fig, ax = _figure()
+    metric = rows[0]["_metric"]
+    rows = _usable(rows)
+    machines = list(dict.fromkeys(r["_machine"] for r in rows))
+    x_of, y_of = (lambda r: r["latency_ms"]["p50"] * 1e3), (lambda r: r["metrics"][metric])
+    _budget_band(ax, _original(rows), metric, budget)
+    _scatter(ax, rows, x_of, y_of, machines)
+    for machine in machines:
+        front = sorted((r for r in rows if r["_pareto"] and r["_machine"] == machine), key=x_of)
+        ax.plot([x_of(r) for r in front], [y_of(r) for r in front], "--", color="tab:red", lw=1, zorder=2)
+    chosen = [r for r in rows if r["name"] == selected and r["_machine"] == machines[0]]
+    for r in chosen:
+        ax.scatter([x_of(r)], [y_of(r)], s=260, facecolors="none", edgecolors="black", linewidths=1.5, zorder=4)
+    named = {id(r): r for r in rows if r["_pareto"]} | {id(r): r for r in chosen}
+    _label(ax, [(x_of(r), y_of(r), r["name"] + ("  ◀ selected" if r in chosen else "")) for r in named.values()])
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50 at batch 1 (µs, log scale)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs latency (dashed: Pareto front, circled: selected)")
+    ax.grid(True, alpha=0.3)
+    _legends(ax, rows, machines)
+    return _png(plt, fig)
+
+
+def size_plot(rows: list[dict], budget: Optional[float]) -> bytes:
+    """Metric against gzip size (what pruning and clustering save when shipped), raw size as a grey tick."""
+    plt, fig, ax = _figure()
+    metric = rows[0]["_metric"]
+    rows = _usable(rows)
+    machines = list(dict.fromkeys(r["_machine"] for r in rows))
+    rows = [r for r in rows if r["_machine"] == machines[0]]  # one machine: sizes do not change with it
+    gz, raw, y_of = (lambda r: r["gzip_bytes"] / 1024), (lambda r: r["size_bytes"] / 1024), (lambda r: r["metrics"][metric])
+    _budget_band(ax, _original(rows), metric, budget)
+    for r in rows:
+        ax.plot([gz(r), raw(r)], [y_of(r), y_of(r)], color="0.75", lw=0.8, zorder=1)
+    ax.scatter([raw(r) for r in rows], [y_of(r) for r in rows], marker="|", s=80, color="0.45", zorder=2)
+    _scatter(ax, rows, gz, y_of, machines[:1])
+    front = [r for r in rows if not any(gz(o) <= gz(r) and y_of(o) >= y_of(r) and (gz(o), y_of(o)) != (gz(r), y_of(r))
+                                        for o in rows)]  # fmt: skip
+    _label(ax, [(gz(r), y_of(r), r["name"]) for r in front])
+    ax.set_xscale("log")
+    ax.set_xlabel("gzip size (KB, log scale); grey tick: the file as it is")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs size (named: none smaller and at least as good)")
+    ax.grid(True, alpha=0.3)
+    _legends(ax, rows, machines[:1])
+    return _png(plt, fig)
+
+
+def tail_plot(rows: list[dict]) -> Optional[bytes]:
+    """The worst per-sample damage of each variant: predictions flipped, or the worst image's PSNR change."""
+    rows = [r for r in rows if is_ok(r) and r["format"] != "keras"]
+    for key, label in (("flips", "evaluation inputs whose prediction flips vs the original"),
+                       ("psnr_delta_min", "worst single image's PSNR change vs the original (dB)")):  # fmt: skip
+        mine = [r for r in rows if key in r["metrics"]]
+        if mine:
+            break
+    else:
+        return None
+    names = [r["name"] if len({r["_machine"] for r in mine}) == 1 else f"{r['name']} ({r['_machine']})" for r in mine]
+    plt, fig, ax = _figure(10, max(3.0, 0.24 * len(mine) + 1.2))
+    ax.barh(names, [r["metrics"][key] for r in mine], color=[_colour(r["precision"]) for r in mine])
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel(label)
+    ax.set_title("the tail of the damage (colour: precision)")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(plt, fig)
+
+
+HTML_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1em;max-width:1240px;color:#222}
+h1{font-size:1.4em;margin:0 0 .3em}p{margin:.3em 0;font-size:14px}
+table{border-collapse:collapse;font-size:12px;width:100%;table-layout:auto}
+td,th{border:1px solid #ddd;padding:2px 3px;text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eee;position:sticky;top:0;cursor:pointer;font-weight:600;vertical-align:bottom}
+th:hover{background:#ddd}td.t,th.t{text-align:left}td.v{min-width:10em}
+tr.selected td{background:#e6f4e6;font-weight:600}tr.failed td{color:#a00}
+.badge{background:#2a7;color:#fff;border-radius:3px;padding:0 3px;font-size:10px;margin-left:3px;
+white-space:nowrap;display:inline-block}
+figure{margin:1em 0}img{max-width:100%;height:auto}
+"""
+
+SORT_SCRIPT = """
+document.querySelectorAll('#variants th').forEach((th, col) => th.addEventListener('click', () => {
+  const body = th.closest('table').tBodies[0], rows = [...body.rows];
+  const down = th.dataset.order !== 'down'; th.dataset.order = down ? 'down' : 'up';
+  const key = r => { const t = r.cells[col].dataset.v ?? r.cells[col].textContent; const n = parseFloat(t);
+                     return isNaN(n) ? t : n; };
+  rows.sort((a, b) => { const x = key(a), y = key(b);
+    const c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === 'number' ? -1 : 1);
+    return down ? c : -c; });
+  rows.forEach(r => body.appendChild(r));
+}));
+"""
+
+
+def _compact(value) -> str:
+    """A large count as 93.3 k or 2.79 M (the page's columns stay narrow; the exact figure sorts and shows on hover)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= 10 * scale if suffix == "k" else abs(value) >= scale:
+            return f"{value / scale:.3g}\u00a0{suffix}"  # never broken across lines
+    return str(value)
+
+
+def _cell_html(header: str, value, link: Optional[str], selected: bool) -> str:
+    if isinstance(value, float) and value != value:  # NaN: not measured
+        value = ""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f'<td data-v="{value}" title="{value:,}">{_compact(value)}</td>'
+    text = html.escape(str(value))
+    if header in TEXT_COLUMNS:  # long names break at their parts, not off the page
+        text = text.replace("_", "_<wbr>").replace(",", ",<wbr>")
+    if header == "variant":
+        if link:
+            text = f'<a href="{html.escape(link)}">{text}</a>'
+        if selected:
+            text += '<span class="badge">selected</span>'
+    kind = ' class="t v"' if header == "variant" else ' class="t"' if header in TEXT_COLUMNS else ""
+    return f"<td{kind}>{text}</td>"
+
+
+def to_html(title: str, header: list, body: list, plots: dict, about: list[str], links: list, chosen: list) -> str:
+    """The page: what was measured and where, the table (sortable, sticky header), the plots; no network."""
+    cells = "".join(f'<th{" class=t" if h in TEXT_COLUMNS else ""} title="click to sort">{html.escape(str(h))}</th>'
+                    for h in header)  # fmt: skip
+    rows = []
+    for row, link, selected in zip(body, links, chosen):
+        failed = any(isinstance(c, str) and c.startswith("failed: ") for c in row)
+        kind = ' class="selected"' if selected else ' class="failed"' if failed else ""
+        rows.append(f"<tr{kind}>" + "".join(_cell_html(h, c, link, selected) for h, c in zip(header, row)) + "</tr>")
     images = "".join(
         f'<figure><img id="{name}" alt="{html.escape(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(name)}</figcaption></figure>'
         for name, png in plots.items()
     )
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
-             "td:nth-child(-n+5){text-align:left}img{max-width:100%}")  # fmt: skip
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<table id='variants'><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>"
-            f"<p>★: Pareto-optimal on accuracy vs latency.</p>{images}</body></html>\n")  # fmt: skip
+    facts = "".join(f"<p>{line}</p>" for line in about)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+            f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"{facts}<table id='variants'><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<p>★ Pareto: no other variant on the same machine is both faster and at least as good. "
+            f"Δ: change against the original (Keras) model; click a column's name to sort.</p>{images}"
+            f"<script>{SORT_SCRIPT}</script></body></html>\n")  # fmt: skip
 
 
 def _write(path: Path, data) -> None:
@@ -187,31 +377,81 @@ def _write(path: Path, data) -> None:
         (tmp.write_bytes if isinstance(data, bytes) else tmp.write_text)(data)
 
 
+def _about(reports: list[dict], rows: list[dict], selection, budget: float) -> list[str]:
+    """The page's opening lines: where and how it was measured, on what data, and what select picks."""
+    lines = []
+    for report in reports:
+        m, data = report["machine"], report.get("data") or {}
+        cores = f", {m['cores']} cores" if m.get("cores") else ""
+        lines.append(f"<b>Measured on</b> {html.escape(m.get('board') or m.get('cpu', '?'))} ({html.escape(m.get('arch', '?'))}"
+                     f"{cores}), {m.get('threads', '?')} interpreter thread(s), batch 1; latency in µs, sizes in KB "
+                     f"(1,024 bytes).")  # fmt: skip
+        if data.get("eval"):
+            size = f" ({data['eval_size']:,} inputs)" if data.get("eval_size") else ""
+            trained = f"; trained on {html.escape(data['train'])}" if data.get("train") else ""
+            lines.append(f"<b>Evaluation data</b>: {html.escape(data['eval'])}{size}{trained}.")
+    metric = rows[0]["_metric"]
+    if metric:
+        units = unit(metric)
+        lines.append(f"<b>{html.escape(metric)}</b>{f' in {units}' if units == 'dB' else ''}; Δ in {units or 'its units'} "
+                     f"against the original model.")  # fmt: skip
+        if selection is not None:
+            picked = html.escape(selection.explanation)
+            lines.append(f"<b>Selected</b> (<code>edgedl select --max-drop {budget:g}</code>): {picked}"
+                         if selection.variant is not None else f"<b>Selected</b>: none: {picked}")  # fmt: skip
+    return lines
+
+
 def render(report_paths: list[Path], out: Path) -> dict:
-    """Write report.md, report.csv, report.html and the two PNG plots into ``out``; return their paths."""
+    """Write report.md, report.csv, report.html and the PNG plots into ``out``; return their paths.
+    The page and the plots mark the variant ``edgedl select`` picks, within the run's budget
+    (``budget`` in the report, from ``edgedl pipeline --max-drop``) or ``DEFAULT_BUDGET``."""
+    from .select import select
+
     reports = [read_report(p) for p in report_paths]
     rows = merge(reports)
     models = ", ".join(dict.fromkeys(r["model"] for r in reports))
     title = f"edgedl: {models} ({reports[0]['task']})"
     header, body = table(rows)
     metric = rows[0]["_metric"]
+    asked = reports[0].get("budget") or {}
+    budget, by = asked.get("max_drop", DEFAULT_BUDGET), asked.get("by", "latency")
+    selection = select(reports[0], budget, by) if metric else None
+    selected = selection.variant["name"] if selection is not None and selection.variant is not None else None
     plots = {} if not metric else {
-        "tradeoff.png": _plot(rows, lambda r: r["latency_ms"]["p50"] * 1e3, "latency p50, batch 1 (µs)",
-                              f"{metric} vs latency", log_x=True),
-        "size.png": _plot(rows, lambda r: r["size_bytes"] / 1024, "file size (KB)", f"{metric} vs size",
-                          log_x=True),
+        "tradeoff.png": tradeoff_plot(rows, selected, budget),
+        "size.png": size_plot(rows, budget),
     }  # fmt: skip
+    tail = tail_plot(rows) if metric else None
+    if tail is not None:
+        plots["tail.png"] = tail
     out.mkdir(parents=True, exist_ok=True)
+    run_dirs = {machine_label(rep): path.parent for rep, path in zip(reports, report_paths)}
+    links = [_link(r, run_dirs.get(r["_machine"]), out) for r in rows]
+    chosen = [r["name"] == selected and r["_machine"] == rows[0]["_machine"] for r in rows]
     written = {"md": out / "report.md", "csv": out / "report.csv", "html": out / "report.html"}
     _write(written["md"], to_markdown(title, header, body))
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *body])
     _write(written["csv"], buffer.getvalue())
-    _write(written["html"], to_html(title, header, body, plots))
+    about = _about(reports, rows, selection, budget)
+    _write(written["html"], to_html(title, header, body, plots, about, links, chosen))
     for name, png in plots.items():
         _write(out / name, png)
         written[name] = out / name
     return written
+
+
+def _link(row: dict, run_dir: Optional[Path], out: Path) -> Optional[str]:
+    """The artifact's address relative to the page (None when it is not on this machine)."""
+    import os
+
+    if not row.get("path") or run_dir is None:
+        return None
+    target = run_dir / row["path"]
+    if not target.exists():
+        return None
+    return Path(os.path.relpath(target.resolve(), out.resolve())).as_posix()
 
 
 def main(argv=None) -> int:

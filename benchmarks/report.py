@@ -25,52 +25,96 @@ def write_report(path: Path, report: dict) -> Path:
 
 TAIL = ("flips", "recall_drop_max", "psnr_delta_min")  # the worst per-sample change (runtime.metrics.tail)
 SHOWN = {"snr_db": "{:.1f}", "flips": "{:d}", "recall_drop_max": "{:.2f}", "psnr_delta_min": "{:+.2f}"}
+# The terminal table's columns in the order shown, each with its short header and its rank when the terminal
+# is too narrow for all: the highest ranks are left out first (variant, metric, Δ, p50 and sizes stay).
+# The variant's name holds its format and precision; every column is in report.md and report.csv.
+RANK = {"variant": 0, "metric": 1, "delta": 2, "p50": 3, "gzip": 4, "size": 5, "control": 6, "flips": 7,
+        "psnr_delta_min": 7, "recall_drop_max": 8, "ssim": 9, "top1_agreement": 9, "snr_db": 10, "p90": 11,
+        "p99": 12, "mean": 13, "format": 14, "precision": 15}  # fmt: skip
+HEADERS = {"ssim": "SSIM", "top1_agreement": "top-1 agree", "snr_db": "SNR dB", "flips": "flips",
+           "recall_drop_max": "recall↓ pts", "psnr_delta_min": "worst Δ dB"}  # fmt: skip
 
 
 def _cell(metrics: dict, name: str) -> str:
     return "-" if name not in metrics else SHOWN.get(name, "{:.4f}").format(metrics[name])
 
 
-def render_table(report: dict):
-    """A rich ``Table``: one row per variant, the original first; a failed variant shows its reason."""
-    from rich.table import Table
-
+def _columns(report: dict) -> list[tuple[str, str, object]]:
+    """(key, header, cell of a variant) for every column the report has, in the order shown."""
     metric = report["metric"]
     ok = [v for v in report["variants"] if is_ok(v)]
     extra = [m for m in ("ssim", "top1_agreement", "snr_db", *TAIL) if m != metric and any(m in v["metrics"] for v in ok)]
-    table = Table(title=f"{report['model']} ({report['task']}) on {report['machine']['cpu']}, "
-                        f"{report['machine']['threads']} thread(s)")  # fmt: skip
-    metric_cols = [metric, f"Δ {unit(metric)}"] if metric else []
-    for col in ("variant", "format", "precision", "size KB", "gzip KB", *metric_cols, *extra,
-                "p50 µs", "p90 µs", "p99 µs", "mean µs"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("variant", "format", "precision") else "right")
-    for v in report["variants"]:
-        if not is_ok(v):
-            table.add_row(v["name"], v["format"], v["precision"], "[red]failed[/]")
-            continue
-        lat = v["latency_ms"]
-        cells = []
-        if metric:
-            value = v["metrics"].get(metric)
-            cells = ["-" if value is None else f"{value:.4f}" if unit(metric) == "points" else f"{value:.2f}",
-                     "-" if v["metric_delta"] is None else f"{v['metric_delta']:+.2f}"]  # fmt: skip
-        table.add_row(
-            v["name"], v["format"], v["precision"],
-            f"{v['size_bytes'] / 1024:,.1f}", f"{v['gzip_bytes'] / 1024:,.1f}", *cells,
-            *(_cell(v["metrics"], m) for m in extra),
-            *(f"{lat[k] * 1e3:,.1f}" for k in ("p50", "p90", "p99", "mean")),
-        )  # fmt: skip
-    return table
+    lat = lambda key: lambda v: f"{v['latency_ms'][key] * 1e3:,.1f}"  # noqa: E731
+    cols = [("variant", "variant", lambda v: v["name"]), ("format", "format", lambda v: v["format"]),
+            ("precision", "precision", lambda v: v["precision"]),
+            ("size", "size KB", lambda v: f"{v['size_bytes'] / 1024:,.1f}"),
+            ("gzip", "gzip KB", lambda v: f"{v['gzip_bytes'] / 1024:,.1f}")]  # fmt: skip
+    if metric:
+        digits = 4 if unit(metric) == "points" else 2
+        cols += [("metric", metric, lambda v: "-" if v["metrics"].get(metric) is None else f"{v['metrics'][metric]:.{digits}f}"),
+                 ("delta", f"Δ {'pts' if unit(metric) == 'points' else unit(metric)}".strip(),
+                  lambda v: "-" if v["metric_delta"] is None else f"{v['metric_delta'] + 0.0:+.2f}")]  # fmt: skip
+        if any(v.get("control_delta") is not None for v in ok):
+            cols.append(("control", "Δ control", lambda v: "-" if v.get("control_delta") is None else f"{v['control_delta']:+.2f}"))
+    cols += [(m, HEADERS[m], lambda v, m=m: _cell(v["metrics"], m)) for m in extra]
+    cols += [("p50", "p50 µs", lat("p50")), ("p90", "p90 µs", lat("p90")), ("p99", "p99 µs", lat("p99")),
+             ("mean", "mean µs", lat("mean"))]  # fmt: skip
+    return cols
+
+
+def render_table(report: dict, width: Optional[int] = None):
+    """A rich ``Table``: one row per variant, the original first; a failed variant shows its reason.
+    With ``width``, the lowest-ranked columns (``RANK``) are left out until the table fits in it."""
+    from rich import box
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    cols = _columns(report)
+    title = (f"{report['model']} ({report['task']}) on {report['machine']['cpu']}, "
+             f"{report['machine']['threads']} thread(s)")  # fmt: skip
+    left_out: list = []
+    while True:
+        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, title_justify="left")
+        for key, header, _ in cols:
+            table.add_column(header, justify="left" if key in ("variant", "format", "precision") else "right",
+                             no_wrap=True)  # fmt: skip
+        for v in report["variants"]:
+            if is_ok(v):
+                table.add_row(*(cell(v) for _, _, cell in cols))
+            else:
+                table.add_row(v["name"], "[red]failed[/]", *[""] * (len(cols) - 2))
+        if left_out:
+            table.caption = f"left out to fit: {', '.join(left_out)} (all columns: report/report.md)"
+        if width is None or len(cols) <= 2:
+            return table
+        console = Console(width=10_000)
+        if Measurement.get(console, console.options, table).maximum <= width:
+            return table
+        dropped = max(cols, key=lambda c: RANK.get(c[0], 9))
+        if RANK.get(dropped[0], 9) == 0:
+            return table
+        cols = [c for c in cols if c is not dropped]
+        left_out.append(dropped[1])
 
 
 def print_table(report: dict, console=None) -> None:
-    """Print the table; when output is not a terminal, wide enough that no column is cut."""
-    import sys
-
+    """Print the table as wide as the terminal allows (whole when the output is a file), then the failures."""
     from rich.console import Console
 
-    console = console or Console(width=None if sys.stdout.isatty() else 132)
-    console.print(render_table(report))
+    from rich.measure import Measurement
+
+    console = console or Console(soft_wrap=True, highlight=False)
+    if console.is_terminal:
+        console.print(render_table(report, console.width))
+    else:  # a file: every column, at the table's own width
+        table = render_table(report)
+        natural = Measurement.get(Console(width=10_000), Console(width=10_000).options, table).maximum
+        width, console.width = console.width, max(natural, console.width)
+        try:
+            console.print(table, crop=False)
+        finally:
+            console.width = width
     for v in report["variants"]:
         if not is_ok(v):
-            console.print(f"[red]{v['name']} failed[/]: {v['error']}", highlight=False)
+            console.print(f"[red]{v['name']} failed[/]: {v['error']}", highlight=False, soft_wrap=True)

@@ -66,7 +66,7 @@ def select(report: dict, max_drop: float, by: str = "latency", max_tail_drop: Op
               else f"{chosen['size_bytes']:,} bytes")  # fmt: skip
     return Selection(chosen, f"{chosen['name']}: the {'fastest' if by == 'latency' else 'smallest'} of "
                              f"{len(fits)} variants within {max_drop} {units} ({figure}, "
-                             f"{report['metric']} {chosen['metric_delta']:+.2f} {units} vs the original)")  # fmt: skip
+                             f"{report['metric']} {chosen['metric_delta'] + 0.0:+.2f} {units} vs the original)")  # fmt: skip
 
 
 def check_max_drop(max_drop: float, option: str = "--max-drop") -> None:

@@ -29,8 +29,9 @@ CALIBRATION = 300  # pictures for static int8
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 
 
-def run(config, log) -> dict:
-    """The whole job for a model file; returns the report (also written to ``OUT/report.json``)."""
+def run(config, terminal) -> dict:
+    """The whole job for a model file; returns the report (also written to ``OUT/report.json``).
+    ``terminal``: where its lines and progress go (``edgedl.terminal.Terminal``)."""
     from benchmarks import Variant, make_report, measure_all, print_table, write_report
     from benchmarks.render import render
     from exporters import ModelInfo, NotApplicable, convert_onnx
@@ -43,6 +44,9 @@ def run(config, log) -> dict:
 
     source, out = Path(config.model), Path(config.out)
     precisions = _chosen(config.variants, source)
+    log, step = terminal.say, terminal.step
+    terminal.steps.plan(2 * len(precisions) + 3)  # data, an export and a measurement per variant, original, report
+    terminal.steps.begin("data")
     norm = Normalization.from_mean_std(config.mean, config.std) if config.mean is not None else None
     model = runtime.load(source, threads=1, normalization=norm)
     meta = model.metadata
@@ -74,9 +78,9 @@ def run(config, log) -> dict:
             key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0)
             try:
                 if built_with(path, key):
-                    log(f"export: {name} (reused)")
+                    step(f"export: {name} (reused)")
                 else:
-                    log(f"export: {name}")
+                    step(f"export: {name}")
                     convert_onnx(source, path, precision, replace(info, build_key=key),
                                  calibration=None if calibration is None else take(calibration, CALIBRATION),
                                  check=take(x, 16))  # fmt: skip
@@ -85,19 +89,21 @@ def run(config, log) -> dict:
                 if isinstance(exc, NotApplicable) and not config.variants:  # not asked for: left out
                     log(f"skipped: {name}: {exc}")
                     continue
-                log(f"[red]failed[/]: {name}: {one_line(exc)}")
+                terminal.note(f"[red]failed[/]: {name}: {one_line(exc)}")
                 failed.append(failed_record(name, "onnx", precision, (), one_line(exc)))
     original = Variant("original", meta.format, meta.precision, source, extra=_stats(source, x))
     records = measure_all([original, *variants], eval_path, config.bench, root=out, cache_dir=out / "measurements",
-                          progress=lambda name, reused: log(f"benchmark: {name}{' (reused)' * reused}"))  # fmt: skip
+                          progress=lambda name, reused: step(f"benchmark: {name}{' (reused)' * reused}"))  # fmt: skip
     if not is_ok(records[0]):
         raise UserError(f"{source.name}: the model itself could not be measured ({records[0]['error']})")
     report = make_report(source.name, task, records + failed, config.bench.threads,
                          extra={"data": {"eval": str(config.eval_data or "embedded MNIST digits"),
                                          "eval_size": count(x)}})  # fmt: skip
     write_report(out / "report.json", report)
-    print_table(report)
+    terminal.steps.begin("report")
     written = render([out / "report.json"], out / "report")
+    terminal.steps.finish()
+    print_table(report, terminal.out)
     log(f"report: {out / 'report.json'}, {written['html']}")
     return report
 

@@ -219,6 +219,8 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
         raise UserError(f"{source}: no such run folder or artifact")
     if not out.name.endswith((".tar.gz", ".tgz")):
         raise UserError(f"--out {out}: a bundle is a .tar.gz file")
+    if not out.parent.is_dir():  # a mistyped folder is not created behind the user's back
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist; create it first or choose another")
     if source.is_dir():
         run_dir = source
         if not (run_dir / "report.json").is_file():

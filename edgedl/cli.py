@@ -81,12 +81,21 @@ def _prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int
                          seed, log)  # fmt: skip
 
 
+def _print_columns(rows: list) -> None:
+    """Rows of text as aligned columns (each as wide as its widest cell), a header first."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]))
+
+
 def cmd_models(args) -> int:
     from .models import list_models, model_entry
 
+    rows = [("model", "task", "input", "description")]
     for name in list_models():
         e = model_entry(name)
-        print(f"{name:<12} {e.task:<15} {'×'.join(map(str, e.input_shape)):<10} {e.description}")
+        rows.append((name, e.task, "×".join("any" if d is None else str(d) for d in e.input_shape), e.description))
+    _print_columns(rows)
     return 0
 
 
@@ -194,18 +203,18 @@ def cmd_compress(args) -> int:
 def cmd_variants(args) -> int:
     from .recipes import all_variants
 
-    for spec in all_variants(args.task):
-        print(f"{spec.name:<28} {spec.format:<7} {spec.precision:<8} {','.join(spec.techniques) or '-'}")
+    rows = [("variant", "format", "precision", "techniques")]
+    rows += [(s.name, s.format, s.precision, ",".join(s.techniques) or "-") for s in all_variants(args.task)]
+    _print_columns(rows)
     return 0
 
 
 def cmd_pipeline(args) -> int:
     from benchmarks import BenchConfig
     from benchmarks.select import CRITERIA, check_max_drop
-
-    from .denoising import Noise
-    from .pipeline import PipelineConfig, run_pipeline
     from runtime.cli import parse_floats
+
+    from .terminal import Terminal
 
     if args.max_drop is not None:  # checked before hours of work, not after
         check_max_drop(args.max_drop)
@@ -217,35 +226,44 @@ def cmd_pipeline(args) -> int:
         raise UserError(f"--search-seconds must be in (0, 86400], got {args.search_seconds}")
     if args.by not in CRITERIA:
         raise UserError(f"--by {args.by!r}: choose latency or size")
-    config = PipelineConfig(
-        model=args.model,
-        out=args.out,
-        train=_train_config(args, args.model),
-        bench=BenchConfig(threads=args.threads, runs=args.runs, warmup=args.warmup, seconds=args.seconds),
-        noise=Noise.parse(args.sigma, args.eval_sigma),
-        data=args.data,
-        eval_data=args.eval_data,
-        variants=tuple(args.variants.split(",")) if args.variants else (),
-        retrain=args.retrain,
-        search_drop=None if args.no_search else args.max_drop,
-        search_seconds=args.search_seconds,
-        mean=parse_floats(args.mean, "--mean"),
-        std=parse_floats(args.std, "--std"),
-    )
-    report = run_pipeline(config)
-    if args.max_drop is not None:
-        from benchmarks.select import copy_selected, select
+    bench = BenchConfig(threads=args.threads, runs=args.runs, warmup=args.warmup, seconds=args.seconds)
+    mean, std = parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std")
+    terminal = Terminal(quiet=args.quiet, verbose=args.verbose)
+    # TensorFlow is imported inside: its start-up lines go to the run's log.txt with the rest of its output.
+    with terminal.capture(args.out, f"edgedl pipeline --model {args.model} --out {args.out}"):
+        from .denoising import Noise
+        from .pipeline import PipelineConfig, run_pipeline
 
-        if args.target is not None:  # among what the target's interpreter runs (operators, versions, format)
-            from .bundle import runnable
-            from .targets import get_target
+        config = PipelineConfig(
+            model=args.model,
+            out=args.out,
+            train=_train_config(args, args.model),
+            bench=bench,
+            noise=Noise.parse(args.sigma, args.eval_sigma),
+            data=args.data,
+            eval_data=args.eval_data,
+            variants=tuple(args.variants.split(",")) if args.variants else (),
+            retrain=args.retrain,
+            search_drop=None if args.no_search else args.max_drop,
+            search_seconds=args.search_seconds,
+            budget=None if args.max_drop is None else {"max_drop": args.max_drop, "by": args.by},
+            mean=mean,
+            std=std,
+        )
+        report = run_pipeline(config, terminal)
+        if args.max_drop is not None:
+            from benchmarks.select import copy_selected, select
 
-            report = {**report, "variants": runnable(report, Path(args.out), get_target(args.target))}
-        selection = select(report, args.max_drop, args.by)
-        if selection.variant is None:
-            raise UserError(selection.explanation)
-        target = copy_selected(Path(args.out), selection.variant, selection.explanation)
-        print(f"selected {selection.explanation}\ncopied to {target}")
+            if args.target is not None:  # among what the target's interpreter runs (operators, versions, format)
+                from .bundle import runnable
+                from .targets import get_target
+
+                report = {**report, "variants": runnable(report, Path(args.out), get_target(args.target))}
+            selection = select(report, args.max_drop, args.by)
+            if selection.variant is None:
+                raise UserError(selection.explanation)
+            target = copy_selected(Path(args.out), selection.variant, selection.explanation)
+            terminal.out.print(f"selected {selection.explanation}\ncopied to {target}", soft_wrap=True)
     return 0
 
 
@@ -370,6 +388,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
     p.add_argument("--target", help="with --max-drop: select among the variants this device runs (see 'edgedl bundle')")
     _add_normalization_args(p)
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true", help="show only the results table, failures and the summary")
+    shown.add_argument("--verbose", action="store_true",
+                       help="show TensorFlow's and the converters' output as it comes (default: in OUT/log.txt)")
     p.set_defaults(func=cmd_pipeline)
     return parser
 

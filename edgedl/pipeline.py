@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from rich.console import Console
-
 from benchmarks.render import render
 from benchmarks import BenchConfig, Variant, make_report, measure_all, measure_variant, print_table, write_report
 from exporters import ModelInfo, NotApplicable, export, get_exporter
@@ -35,6 +33,7 @@ from .preprocessing import DEFAULT, model_normalization
 from .provenance import built_with
 from .models import build_for_task, list_models, model_entry
 from .recipes import RECIPES, control_deltas, select_variants
+from .terminal import Terminal
 from .train import TrainConfig, load_keras_model, train
 
 
@@ -55,6 +54,7 @@ class PipelineConfig:
     noise: Noise = field(default_factory=Noise)  # denoisers: training and evaluation noise
     search_drop: Optional[float] = None  # with a budget: the accuracy-aware search (edgedl.search) after the variants
     search_seconds: Optional[float] = None  # its time budget
+    budget: Optional[dict] = None  # {"max_drop": D, "by": "latency"}: what the report marks as selected
     mean: Optional[tuple] = None  # the model's inputs are (pixel / 255 - mean) / std (see edgedl.preprocessing)
     std: Optional[tuple] = None
 
@@ -95,10 +95,10 @@ def task_of(keras_model) -> str:
 class Pipeline:
     """The stages of one job, run in order by ``run``."""
 
-    def __init__(self, config: PipelineConfig, console: Optional[Console] = None):
+    def __init__(self, config: PipelineConfig, terminal: Optional[Terminal] = None):
         self.config = config
         self.out = Path(config.out)
-        self.console = console or Console(stderr=True)
+        self.terminal = terminal or Terminal()
         self.is_user_model = _is_path(config.model)
         if not self.is_user_model:
             # Unknown model or variant names fail here, before any work, listing the known ones.
@@ -110,7 +110,11 @@ class Pipeline:
         self.train_config = config.train or TrainConfig(**defaults)
 
     def log(self, message: str) -> None:
-        self.console.print(f"[bold cyan]edgedl[/] {message}")
+        self.terminal.say(message)
+
+    def step(self, message: str) -> None:
+        """A step line that moves the progress display on."""
+        self.terminal.step(message)
 
     def prepare(self, task: str, image_shape: tuple) -> tasks.Prepared:
         cfg, tc = self.config, self.train_config
@@ -171,7 +175,7 @@ class Pipeline:
             train(lambda: build_for_task(entry, data.labels), data.task, data.fit, data.validation,
                   self.train_config, out)  # fmt: skip
             write_json(marker, wanted)
-        self.log(f"benchmark: {name} (baseline)")
+        self.step(f"benchmark: {name} (baseline)")
         record = measure_variant(Variant(name, "keras", "float32", saved, measurer="edgedl.measure_keras"),
                                  eval_path, self.config.bench, self.out)  # fmt: skip
         return {f"{metric}_{suffix}_baseline": value for metric, value in record["metrics"].items()}
@@ -222,7 +226,7 @@ class Pipeline:
                     self.log(f"skipped: {spec.name}: {exc}")
                     continue
                 reason = one_line(exc)
-                self.log(f"[red]failed[/]: {spec.name}: {reason}")
+                self.terminal.note(f"[red]failed[/]: {spec.name}: {reason}")
                 failed.append(failed_record(spec.name, spec.format, spec.precision, spec.techniques, reason))
                 continue
             variants.append(Variant(spec.name, spec.format, spec.precision, path, spec.techniques, extra=stats))
@@ -230,14 +234,14 @@ class Pipeline:
 
     def _build_one(self, spec, path: Path, stats_path: Path, key: str, original, base_stats, data, info) -> dict:
         if self._intact(path, key) and (spec.recipe is None or stats_path.exists()):
-            self.log(f"export: {spec.name} (reused)")
+            self.step(f"export: {spec.name} (reused)")
             return base_stats if spec.recipe is None else json.loads(stats_path.read_text())
         model, stats = original, base_stats
         if spec.recipe is not None:
             result = self.compressed(spec.recipe, original, data)
             model, stats = result.model, result.stats
             write_json(stats_path, stats)
-        self.log(f"export: {spec.name}")
+        self.step(f"export: {spec.name}")
         art = export(model, path, spec.format, replace(info, techniques=spec.techniques, build_key=key),
                      precision=spec.precision, calibration=data.calibration, check_inputs=data.check)  # fmt: skip
         agreement = f", top-1 agreement {art.top1_agreement:.3f}" if data.task == "classification" else ""
@@ -297,6 +301,9 @@ class Pipeline:
         task = task_of(user_model) if user_model is not None else entry.task
         image_shape = tuple(user_model.inputs[0].shape[1:]) if user_model is not None else entry.input_shape
         specs = select_variants(cfg.variants, task, entry.recipes if entry is not None else None)
+        # data, model, an export and a measurement per variant, the original's measurement, the report
+        self.terminal.steps.plan(2 * len(specs) + 4 + (1 if entry is not None and entry.baseline else 0))
+        self.terminal.steps.begin("data")
         if user_model is not None and not is_tf_keras(user_model):
             if cfg.variants:
                 for spec in specs:
@@ -313,6 +320,7 @@ class Pipeline:
         if norm != DEFAULT:
             self.log(f"input: {norm.shown()} ({why})")
         self._data_fingerprint = data.fingerprint
+        self.terminal.steps.begin("model")
         original, original_path = self.original(data, user_model)
         classes = original.outputs[0].shape[-1]
         if task == "classification" and classes != len(data.labels):
@@ -331,7 +339,7 @@ class Pipeline:
         built, failed = self.build_variants(specs, original, data, info)
         variants += built
         records = measure_all(variants, eval_path, cfg.bench, root=self.out, cache_dir=self.out / "measurements",
-                              progress=lambda name, reused: self.log(f"benchmark: {name}{' (reused)' * reused}"))
+                              progress=lambda name, reused: self.step(f"benchmark: {name}{' (reused)' * reused}"))
         if not is_ok(records[0]):
             raise UserError(f"{cfg.model}: the original model could not be measured ({records[0]['error']})")
         order = {s.name: i for i, s in enumerate(specs)}
@@ -347,23 +355,26 @@ class Pipeline:
         records = self._merged_with_previous(records, str(cfg.model), task)
         report = make_report(str(cfg.model), task, records, cfg.bench.threads,
                              extra={"data": {"train": data.train_source, "eval": data.eval_source,
-                                             "eval_size": data.eval_size, "fingerprint": data.fingerprint}})
+                                             "eval_size": data.eval_size, "fingerprint": data.fingerprint},
+                                    **({"budget": cfg.budget} if cfg.budget else {})})  # fmt: skip
         write_report(self.out / "report.json", report)
         bad = [r for r in report["variants"] if not is_ok(r)]
         if bad:
-            self.log(f"[yellow]{len(bad)} of {len(report['variants'])} variants failed[/] "
+            self.terminal.note(f"[yellow]{len(bad)} of {len(report['variants'])} variants failed[/] "
                      f"({', '.join(r['name'] for r in bad)}): their reasons are in the report")  # fmt: skip
-        print_table(report)
+        self.terminal.steps.begin("report")
         written = render([self.out / "report.json"], self.out / "report")
+        self.terminal.steps.finish()
+        print_table(report, self.terminal.out)
         self.log(f"report: {self.out / 'report.json'}, {written['html']}")
         return report
 
 
-def run_pipeline(config: PipelineConfig) -> dict:
+def run_pipeline(config: PipelineConfig, terminal: Optional[Terminal] = None) -> dict:
     """Run the whole job and return the report (also written to ``OUT/report.json``)."""
-    pipeline = Pipeline(config)
+    pipeline = Pipeline(config, terminal)
     if Path(config.model).suffix.lower() in MODEL_FILES:
         from . import artifact_pipeline
 
-        return artifact_pipeline.run(config, pipeline.log)
+        return artifact_pipeline.run(config, pipeline.terminal)
     return pipeline.run()

@@ -64,9 +64,10 @@ def run_search(pipeline, original_record: dict, original, data, info, eval_path)
 
     def try_one(name: str) -> Optional[float]:
         chosen = select_variants((name,), data.task)
+        pipeline.terminal.steps.plan(2 * len(chosen))
         built, failed = pipeline.build_variants(chosen, original, data, info)
         measured = measure_all(built, eval_path, cfg.bench, root=pipeline.out, cache_dir=pipeline.out / "measurements",
-                               progress=lambda n, reused: pipeline.log(f"benchmark: {n}{' (reused)' * reused}"))
+                               progress=lambda n, reused: pipeline.step(f"benchmark: {n}{' (reused)' * reused}"))
         records.extend(measured + failed)
         specs.extend(chosen)
         losses = [-metric_delta(r["metrics"][metric], base, metric) for r in measured

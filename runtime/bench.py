@@ -300,6 +300,33 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
     }
 
 
+def run_of(path: Path) -> Optional[Path]:
+    """The run folder of ``edgedl pipeline`` that holds an artifact (``RUN/artifacts/x.tflite``,
+    ``RUN/selected/model.tflite``): the first of its folder and that folder's parent with both
+    ``report.json`` and ``eval.npz``."""
+    for folder in list(Path(path).resolve().parents)[:2]:
+        if (folder / "report.json").is_file() and (folder / "eval.npz").is_file():
+            return folder
+    return None
+
+
+def _run_manifest(run: Path, path: Path) -> tuple[dict, dict]:
+    """A run's report in the shape of a bundle's manifest: the original's figures and the artifact's entry."""
+    from .report import read_report
+
+    try:
+        report = read_report(run / "report.json")
+    except UserError:
+        return {}, {}
+    records = report["variants"]
+    here = path.resolve()
+    entry = next((v for v in records if v.get("path") and (run / v["path"]).resolve() == here), {})
+    entry = {**entry, "variant": entry["name"]} if entry else {}
+    original = records[0] if records and records[0].get("status", "ok") == "ok" else None
+    reference = {"variant": "original", "metrics": original["metrics"]} if original else {}
+    return {"model": report["model"], "eval": "eval.npz", "reference": reference}, entry
+
+
 def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
                    providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None,
                    loader=None) -> dict:  # fmt: skip
@@ -325,6 +352,9 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
         entry = next((a for a in manifest.get("artifacts", []) if a.get("path") == shown_path), {})
         if eval_path is None and manifest.get("eval"):
             eval_path = found["root"] / manifest["eval"]
+    elif eval_path is None and (run := run_of(path)) is not None:  # an artifact of a run of 'edgedl pipeline'
+        eval_path = run / "eval.npz"
+        manifest, entry = _run_manifest(run, path)
     figures = measure(path, eval_path, threads, runs, warmup, seconds, providers, shapes, loader)
     from .model import read_metadata
 
@@ -353,6 +383,7 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     else:  # a loose artifact, or one bundled without its run: nothing on the host to compare with
         variant["metric_delta"] = None
     report["metric_delta_against"] = against
-    if manifest:
+    report["eval"] = None if eval_path is None else str(eval_path)
+    if found is not None:
         report["bundle"] = {k: manifest[k] for k in ("target", "created", "edgedl_version") if k in manifest}
     return report

@@ -200,7 +200,7 @@ def bench_main(argv: Sequence[str]) -> int:
         if metric and metric in v["metrics"]:
             against = report["metric_delta_against"]
             delta = f" ({v['metric_delta']:+.2f} vs {against})" if against else ""
-            print(f"  {metric}: {v['metrics'][metric]:.4f}{delta}")
+            print(f"  {metric}: {v['metrics'][metric]:.4f}{delta} on {report['eval']}")
         else:
             print(f"  {v.get('inputs_note', 'no accuracy measured')}")
         print(f"  latency p50 {lat['p50'] * 1e3:.1f} µs, p90 {lat['p90'] * 1e3:.1f} µs, p99 {lat['p99'] * 1e3:.1f} µs "

@@ -102,29 +102,50 @@ def test_render_refuses_mixed_metrics(tmp_path):
         render([tmp_path / "a.json", tmp_path / "b.json"], tmp_path / "out")
 
 
+def full_report() -> dict:
+    """The demo's 29 variants with every column a run fills, as wide as a real report gets."""
+    names = ["tflite_float32", "tflite_float16", "tflite_int8_pixels", "onnx_dynamic", "prune_cluster_qat_tflite_int8",
+             "filter_prune_75_labels_tflite_float32", "distill_onnx_float32"] * 4  # fmt: skip
+    rows = [variant("original", "keras", 0.0, 415.0, 399_700)]
+    for i, name in enumerate(names[:28]):
+        v = variant(f"{name}_{i}" if i >= 7 else name, "tflite", -0.05 * i, 9.0 + i, 100_000 + 997 * i, "int8_pixels")
+        v.update(techniques=["prune", "cluster", "qat"], control_delta=0.05, init_ms=7.1, peak_rss_mb=117.6,
+                 params=93_322, macs=2_794_240, throughput={"items_per_s": 244_125})  # fmt: skip
+        v["latency_ms"]["mean"] = v["latency_ms"]["p50"]
+        v["metrics"].update(top1_agreement=0.9995, snr_db=136.7, flips=51, recall_drop_max=3.38)
+        rows.append(v)
+    return report(rows)
+
+
 @pytest.mark.network
-def test_report_html_renders_its_table_and_plots_in_headless_chromium(tmp_path):
+def test_report_html_fits_1280_pixels_and_marks_the_selected_variant_in_headless_chromium(tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         pytest.skip("Chromium is not installed: 'make test' installs Debian's chromium package (apt-get install chromium)")
-    (tmp_path / "r.json").write_text(json.dumps(HAND_MADE))
+    doc = full_report()
+    (tmp_path / "r.json").write_text(json.dumps(doc))
     written = render([tmp_path / "r.json"], tmp_path / "out")
+    expected = select(doc, 0.5).variant["name"]
     probe = tmp_path / "out" / "probe.html"
-    # Ask the page itself what it rendered: the table's rows and each image's decoded size.
+    # Ask the page itself what it rendered: its width, the rows, the marked row, each image's decoded size.
     probe.write_text(written["html"].read_text().replace(
         "</body>",
-        "<script>document.title=[document.querySelectorAll('#variants tbody tr').length]"
+        "<script>document.title=[document.documentElement.scrollWidth, "
+        "document.querySelectorAll('#variants tbody tr').length, "
+        "document.querySelector('tr.selected td').textContent, "
+        "getComputedStyle(document.querySelector('#variants th')).position]"
         ".concat([...document.images].map(i=>i.naturalWidth+'x'+i.naturalHeight)).join(',')</script></body>"))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"]  # fmt: skip
     dom = subprocess.run([browser, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
     title = dom.stdout.split("<title>")[1].split("</title>")[0]
-    rows, *images = title.split(",")
-    assert rows == "5" and len(images) == 2
-    assert all(int(w) > 500 and int(h) > 300 for w, h in (i.split("x") for i in images))
+    width, rows, marked, header, *images = title.split(",")
+    assert int(width) <= 1280, f"the page is {width} px wide: it scrolls sideways in a 1,280-pixel window"
+    assert rows == "29" and marked == f"{expected}selected" and header == "sticky"
+    assert len(images) == 3 and all(int(w) > 500 and int(h) > 250 for w, h in (i.split("x") for i in images))
     shot = tmp_path / "out" / "screenshot.png"
-    subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", written["html"].as_uri()],
+    subprocess.run([browser, *flags, f"--screenshot={shot}", written["html"].as_uri()],
                    capture_output=True, timeout=120)  # fmt: skip
     assert shot.stat().st_size > 20_000  # a blank page is a few KB
 
@@ -140,7 +161,7 @@ def test_a_worst_case_budget_passes_over_a_variant_fine_on_average_that_ruins_on
         select(hand, 0.5, max_tail_drop=-1)
     assert select(report([*hand["variants"][:1], hand["variants"][2]]), 1.0, max_tail_drop=5).variant is None
     table = render_table_text(report([{**v, "latency_ms": {**v["latency_ms"], "mean": 0.01}} for v in hand["variants"]]))
-    assert "recall_drop_max" in table and "12.50" in table
+    assert "recall↓ pts" in table and "12.50" in table
 
 
 def render_table_text(hand) -> str:
