@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(BIN)/edgedl pipeline --model cnn --out runs/demo
+	@echo "edgedl and edgedl-run are in $(VENV)/bin: '. $(VENV)/bin/activate' puts them on this shell's PATH"
 
 test: $(VENV)/.installed chromium
 	$(BIN)/python -m pytest

@@ -37,7 +37,9 @@ KNOWN_NOISE = (
     "rebuild TensorFlow with the appropriate compiler flags",
     "fully_quantize:",  # the converter's settings, once per int8 conversion
     "Statistics for quantized inputs were expected",
-    "Gradients do not exist for variables",  # tfmot's masks and cluster indices are not trained: by design
+    # Cluster-preserving QAT trains the centroids; the kernels it derives the weights from get no gradient.
+    "Gradients do not exist for variables",
+    "Please consider to run pre-processing before quantization",  # onnxruntime, on dynamic MatMul-only quantization
     "Created TensorFlow Lite XNNPACK delegate",
     "before absl::InitializeLog() is called",
     "Compiled the loaded model, but the compiled metrics",
@@ -178,7 +180,7 @@ class Terminal:
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
             for fd_ in saved:
                 os.close(fd_)
-            self._keep_log(out_dir, failed and not existed)
+            self._keep_log(out_dir, failed, failed and not existed)
 
     @contextlib.contextmanager
     def _steps(self, enabled: bool) -> Iterator[None]:
@@ -186,7 +188,7 @@ class Terminal:
         with self.steps:
             yield
 
-    def _keep_log(self, out_dir: Path, remove_if_empty: bool) -> None:
+    def _keep_log(self, out_dir: Path, failed: bool, remove_if_empty: bool) -> None:
         log, self.log_path = self.log_path, None
         if remove_if_empty and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()  # a failed run leaves no empty folder behind (its error is on the terminal)
@@ -197,6 +199,8 @@ class Terminal:
         with open(out_dir / "log.txt", "a", encoding="utf-8") as target:
             target.write(text)
         log.unlink(missing_ok=True)
+        if failed:  # the error is the one line the user gets; the log is there for whoever looks
+            return
         count, kinds = summarize(text)
         where = out_dir / "log.txt"
         if count:

@@ -58,6 +58,38 @@ def run_cli(*argv: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, cwd=cwd or ROOT)
 
 
+def run_in_terminal(*argv: str, columns: int = 80, cwd=None) -> tuple[int, str]:
+    """Run a console script in a pseudo-terminal ``columns`` wide, as a user's shell would; return its exit
+    code and everything it showed (stdout and stderr, as the user sees them), colour codes removed."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    exe = Path(sys.executable).with_name(argv[0])
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([str(exe), *argv[1:]], stdin=secondary, stdout=secondary, stderr=secondary,
+                            cwd=cwd or ROOT, env=env, close_fds=True)  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    code = proc.wait()
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r\n", "\n")
+
+
 # Fixtures that train or export with TensorFlow, and modules that are host-side through and through.
 TF_FIXTURES = {"mnist", "trained_cnn", "model_info", "artifacts", "eval_npz", "digit_pngs", "fuzz_seeds"}
 TF_PATHS = ("tests/edgedl/", "tests/exporters/", "tests/test_pipeline", "tests/test_bundles.py",

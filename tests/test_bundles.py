@@ -147,6 +147,9 @@ def test_bad_bundle_requests_get_one_line(run_dir, tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
     proc = run_cli("edgedl", "bundle", str(tmp_path / "missing"), "--target", "jetson", "--out", str(tmp_path / "b.tgz"))
     assert proc.returncode == 2 and "no such run folder or artifact" in proc.stderr
+    # A mistyped folder for the bundle is refused, not created behind the user's back.
+    proc = run_cli("edgedl", "bundle", str(run_dir), "--target", "rpi-arm64", "--out", str(tmp_path / "no/dir/b.tar.gz"))
+    assert proc.returncode == 2 and f"the folder {tmp_path / 'no' / 'dir'} does not exist" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 

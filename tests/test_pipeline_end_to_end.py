@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli, run_python
+from tests.conftest import run_cli, run_in_terminal, run_python
 
 VARIANT_KEYS = {"name", "format", "precision", "techniques", "path", "size_bytes", "gzip_bytes", "metrics",
                 "latency_ms", "metric_delta", "init_ms", "first_inference_ms"}  # fmt: skip
@@ -109,28 +109,53 @@ def test_int8_tflite_with_edgedl_run_without_tensorflow_matches_the_report(run_d
     assert accuracy >= report["variants"][0]["metrics"]["accuracy"] - 0.005
 
 
-def test_a_rerun_reuses_the_model_and_artifacts(run_dir):
+def test_a_rerun_reuses_the_model_and_artifacts_and_its_table_fits_an_80_column_terminal(run_dir):
     out, _ = run_dir
     before = {p.name: p.stat().st_mtime_ns for p in (out / "artifacts").iterdir()}
     model_mtime = (out / "model.keras").stat().st_mtime_ns
-    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--runs", "200",
-                   "--variants", "tflite_int8,onnx_float32")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "reusing" in proc.stderr
+    code, shown = run_in_terminal("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--runs", "200",
+                                  "--variants", "tflite_int8,onnx_float32", columns=80)  # fmt: skip
+    assert code == 0, shown[-2000:]
+    assert "reusing" in shown
     for name in ("tflite_int8", "onnx_float32"):
-        assert f"export: {name} (reused)" in proc.stderr
+        assert f"export: {name} (reused)" in shown
     # Unchanged artifacts measured on the same data with the same settings keep their measurements.
     for name in ("original", "tflite_int8", "onnx_float32"):
-        assert f"benchmark: {name} (reused)" in proc.stderr
+        assert f"benchmark: {name} (reused)" in shown
     assert (out / "model.keras").stat().st_mtime_ns == model_mtime
     after = {p.name: p.stat().st_mtime_ns for p in (out / "artifacts").iterdir()}
     assert after == before
     from edgedl.recipes import variant_names
 
-    names = [v["name"] for v in json.loads((out / "report.json").read_text())["variants"]]
+    report = json.loads((out / "report.json").read_text())
+    names = [v["name"] for v in report["variants"]]
     assert names == ["original", *variant_names("classification")]  # merged: the other variants are kept
     kept = len(variant_names("classification")) - 2
-    assert f"report: keeping {kept} variants of the previous run" in " ".join(proc.stderr.split())
+    assert f"report: keeping {kept} variants of the previous run" in " ".join(shown.split())
+    # The merged table of every variant, at 80 columns: no key cell cut (variant, accuracy, Δ, p50, sizes).
+    lines = [seg for line in shown.split("\n") for seg in line.split("\r")]
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    table = lines[next(i for i, ln in enumerate(lines) if ln.startswith("variant ")):]
+    assert all(column in table[0] for column in ("accuracy", "Δ pts", "p50 µs", "size KB", "gzip KB"))
+    for v in report["variants"]:
+        (row,) = [ln.split() for ln in table if ln.split()[:1] == [v["name"]]]
+        assert f"{v['metrics']['accuracy']:.4f}" in row and f"{v['metric_delta'] + 0.0:+.2f}" in row
+        assert f"{v['latency_ms']['p50'] * 1e3:,.1f}" in row and f"{v['size_bytes'] / 1024:,.1f}" in row
+    assert "…" not in "\n".join(table)
+
+
+def test_tensorflows_chatter_is_in_log_txt_not_on_the_terminal(run_dir):
+    out, proc = run_dir
+    log = (out / "log.txt").read_text()
+    for noise in ("failed call to cuInit", "Gradients do not exist", "fully_quantize", "Epoch 1/"):
+        assert noise not in proc.stdout + proc.stderr, noise
+    for noise in ("failed call to cuInit", "Gradients do not exist", "fully_quantize", "Epoch 1/",
+                  "edgedl export: tflite_int8"):  # fmt: skip
+        assert noise in log, noise
+    assert "warning(s) from TensorFlow" not in proc.stderr  # every warning of a default run is known noise
+    # Written to a pipe (a file, CI's log), edgedl's own lines are not wrapped at 80 columns.
+    (data_line,) = [ln for ln in proc.stderr.splitlines() if "data: training on" in ln]
+    assert "evaluating on 2000 images" in data_line and len(data_line) > 80
 
 
 def test_a_keras3_model_gets_post_training_variants_and_a_clear_no_for_pruning(tmp_path):
@@ -173,7 +198,7 @@ def test_a_control_isolates_what_the_technique_does(run_dir):
     assert control["techniques"] == ["finetune"] and control["status"] == "ok"
     expected = (qat["metrics"]["accuracy"] - control["metrics"]["accuracy"]) * 100
     assert qat["control_delta"] == pytest.approx(expected)
-    assert "vs_control" in (out / "report" / "report.md").read_text()
+    assert "Δ vs control (points)" in (out / "report" / "report.md").read_text()
 
 
 def test_a_budget_searches_thinner_networks_and_picks_within_it(run_dir):

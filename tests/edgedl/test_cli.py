@@ -12,9 +12,14 @@ def _one_error_line(proc) -> str:
     return lines[0]
 
 
-def test_models_lists_the_zoo():
-    proc = run_cli("edgedl", "models")
-    assert proc.returncode == 0 and proc.stdout.split()[0] == "cnn" and "classification" in proc.stdout
+def test_models_and_variants_print_aligned_columns():
+    for command, first in (("models", "cnn"), ("variants", "tflite_float32")):
+        proc = run_cli("edgedl", command)
+        header, *rows = proc.stdout.splitlines()
+        assert proc.returncode == 0 and rows[0].split()[0] == first and len(rows) > 5
+        starts = [i for i in range(1, len(header)) if header[i - 1] == " " and header[i] != " "]
+        for row in rows:  # every column starts where its header does, whatever the longest name
+            assert all(row[i - 2:i] == "  " and row[i] != " " for i in starts), (header, row)
 
 
 def test_without_the_host_side_edgedl_says_which_extra_to_install():
@@ -53,7 +58,7 @@ def test_user_errors_are_one_line(tmp_path, argv, message):
     (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 this zip ends early")
     proc = run_cli("edgedl", *[a.format(tmp=tmp_path) for a in argv])
     assert message in _one_error_line(proc)
-    assert not (tmp_path / "o" / "report.json").exists()
+    assert not (tmp_path / "o").exists()  # a failed run leaves no empty folder behind
 
 
 def test_export_command_writes_a_loadable_artifact(tmp_path, trained_cnn):

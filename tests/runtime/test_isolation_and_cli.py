@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tests.conftest import run_cli, run_python
 
@@ -58,3 +59,31 @@ def test_edgedl_run_prints_a_table_and_rejects_bad_input(artifacts, digit_pngs, 
         lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("INFO: ")]
         assert len(lines) == 1 and message in lines[0], proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_bench_of_a_runs_artifact_uses_the_runs_evaluation_data_and_original(artifacts, eval_npz, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    (run / "artifacts").mkdir(parents=True)
+    shutil.copy(artifacts[("tflite", "int8")].path, run / "artifacts" / "tflite_int8.tflite")
+    shutil.copy(eval_npz, run / "eval.npz")
+    timing = {"p50": 0.4, "p90": 0.4, "p99": 0.4}
+    (run / "report.json").write_text(json.dumps({
+        "schema_version": 2, "model": "cnn", "task": "classification", "metric": "accuracy",
+        "machine": {"cpu": "host"}, "variants": [
+            {"name": "original", "format": "keras", "precision": "float32", "path": "model.keras",
+             "metrics": {"accuracy": 0.5}, "latency_ms": timing, "size_bytes": 1},
+            {"name": "tflite_int8", "format": "tflite", "precision": "int8", "path": "artifacts/tflite_int8.tflite",
+             "metrics": {"accuracy": 0.9}, "latency_ms": timing, "size_bytes": 1, "macs": 123}]}))  # fmt: skip
+    proc = run_cli("edgedl-run", "bench", "artifacts/tflite_int8.tflite", "--runs", "20", "--json", "pi.json", cwd=run)
+    assert proc.returncode == 0, proc.stderr
+    assert str(run / "eval.npz") in proc.stdout and "vs the host's original" in proc.stdout
+    doc = json.loads((run / "pi.json").read_text())
+    measured = doc["variants"][0]
+    assert measured["name"] == "tflite_int8" and measured["macs"] == 123
+    assert measured["metric_delta"] == pytest.approx((measured["metrics"]["accuracy"] - 0.5) * 100)
+    # The same artifact on its own, away from its run: synthetic inputs, said so.
+    shutil.copy(run / "artifacts" / "tflite_int8.tflite", tmp_path / "loose.tflite")
+    proc = run_cli("edgedl-run", "bench", str(tmp_path / "loose.tflite"), "--runs", "20")
+    assert proc.returncode == 0 and "synthetic inputs" in proc.stdout
