@@ -42,6 +42,7 @@ COLUMNS = (
     ("recall drop max (points)", lambda r: _rounded(r["metrics"].get("recall_drop_max"), 2)),
     ("PSNR Δ p5 (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_p5"))),
     ("PSNR Δ min (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_min"))),
+    ("worst image", lambda r: r.get("worst_sample", "") if r["format"] != "keras" else ""),
     ("p50 (µs)", lambda r: round(r["latency_ms"]["p50"] * 1e3, 1)),
     ("p90 (µs)", lambda r: round(r["latency_ms"]["p90"] * 1e3, 1)),
     ("p99 (µs)", lambda r: round(r["latency_ms"]["p99"] * 1e3, 1)),
@@ -50,13 +51,13 @@ COLUMNS = (
     ("peak RSS (MB)", lambda r: round(r["peak_rss_mb"], 1) if r.get("peak_rss_mb") else ""),
     ("Pareto", lambda r: "★" if r["_pareto"] else ""),
 )
-TEXT_COLUMNS = ("machine", "variant", "format", "precision", "techniques")
+TEXT_COLUMNS = ("machine", "variant", "format", "precision", "techniques", "worst image")
 DEFAULT_BUDGET = 0.5  # the page marks what 'edgedl select --max-drop 0.5' picks, unless the run had a budget
 
 
 # Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
 OPTIONAL = ("Δ control", "top-1 agree", "SNR (dB)", "flips", "recall drop max (points)", "PSNR Δ p5 (dB)",
-            "PSNR Δ min (dB)")  # fmt: skip
+            "PSNR Δ min (dB)", "worst image")  # fmt: skip
 
 
 def _rounded(value, digits: int):

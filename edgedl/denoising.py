@@ -52,6 +52,7 @@ class ImageSet:
 
     images: tuple
     source: str
+    names: tuple = ()  # the files' names, when read from a folder
 
     def __len__(self) -> int:
         return len(self.images)
@@ -74,7 +75,7 @@ def load_images(folder: str | Path) -> ImageSet:
                 images.append(np.asarray(img.convert("L"), dtype=np.float32)[:, :, None] / 255.0)
         except (UnidentifiedImageError, OSError) as exc:
             raise UserError(f"{f}: not a readable image ({exc})") from None
-    return ImageSet(tuple(images), str(folder))
+    return ImageSet(tuple(images), str(folder), tuple(f.name for f in files))
 
 
 def add_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator, eight_bit: bool = True) -> np.ndarray:
@@ -91,8 +92,11 @@ def eval_pairs(images: ImageSet, sigma: float, seed: int = 0) -> tuple[list, lis
     return [add_noise(x, sigma, rng) for x in images.images], list(images.images)
 
 
-def random_patches(images: ImageSet, size: int, per_image: int, rng: np.random.Generator) -> np.ndarray:
-    """``per_image`` random ``size``×``size`` crops of every image (whole images when they are that small)."""
+def random_patches(images: ImageSet, size: int, per_image: int, rng: np.random.Generator,
+                   augment: bool = True) -> np.ndarray:  # fmt: skip
+    """``per_image`` random ``size``×``size`` crops of every image (whole images when they are that small),
+    each turned by a random multiple of 90° and mirrored or not (``augment``: the eight symmetries of a
+    square, as DnCNN trains; noise has no orientation, and pictures have all of them)."""
     patches = []
     for img in images.images:
         h, w = img.shape[:2]
@@ -100,8 +104,13 @@ def random_patches(images: ImageSet, size: int, per_image: int, rng: np.random.G
             raise UserError(f"{images.source}: an image of {h}×{w} is smaller than the {size}×{size} patches")
         for _ in range(per_image):
             top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-            patches.append(img[top : top + size, left : left + size])
-    return np.stack(patches)
+            patch = img[top : top + size, left : left + size]
+            if augment:
+                turn = int(rng.integers(0, 8))
+                patch = np.rot90(patch, turn % 4)
+                patch = patch[:, ::-1] if turn >= 4 else patch
+            patches.append(patch)
+    return np.ascontiguousarray(np.stack(patches))
 
 
 def train_eval(data: Optional[str | Path], eval_data: Optional[str | Path]) -> tuple[ImageSet, ImageSet]:

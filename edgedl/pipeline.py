@@ -260,13 +260,14 @@ class Pipeline:
 
     def recipe_configs(self, name: str) -> tuple:
         """A recipe's configs for this model: a user's model is distilled into a half-width copy of itself,
-        never into the zoo's MNIST student."""
+        never into the zoo's MNIST student; a zoo model into its registered student."""
         from .compress import DistillConfig
 
         configs = RECIPES[name].configs
-        if not self.is_user_model:
+        student = USER_STUDENT if self.is_user_model else model_entry(self.config.model).student
+        if student is None:
             return configs
-        return tuple(replace(c, student=USER_STUDENT) if isinstance(c, DistillConfig) else c for c in configs)
+        return tuple(replace(c, student=student) if isinstance(c, DistillConfig) else c for c in configs)
 
     def _merged_with_previous(self, records: list, model: str, task: str) -> list:
         """A re-run of some variants into the same folder keeps the others' records (same model and data)."""

@@ -55,9 +55,10 @@ RECIPES = {
         # tfmot's collaborative optimization: sparsity- and cluster-preserving QAT (PCQAT).
         Recipe("prune_cluster_qat", (ClusterConfig(16), QATConfig()), (("tflite", "int8"),), parent="prune"),
         Recipe("distill", (DistillConfig(),), (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32")),
-               tasks=("classification", "generic")),  # fmt: skip
-        # The same student, same epochs and seed, trained on the labels alone: what distillation is measured against.
-        Recipe("student", (DistillConfig(alpha=1.0),), (("tflite", "float32"),), tasks=("classification",),
+               tasks=("classification", "denoising", "generic")),  # fmt: skip
+        # The same student, same epochs and seed, trained on the labels (clean images) alone: what distillation
+        # is measured against.
+        Recipe("student", (DistillConfig(alpha=1.0),), (("tflite", "float32"),), tasks=("classification", "denoising"),
                label=("student_scratch",)),  # fmt: skip
     )
 }

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .errors import UserError
-from .metrics import accuracy, denoising_metrics, fidelity, flat, tail
+from .metrics import accuracy, denoising_metrics, fidelity, flat, psnr_deltas, tail
 
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
@@ -278,7 +278,7 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
 
     figures, predict = profile(load, inputs, runs, warmup, seconds, native=lambda x: holder["model"].native(x))
     batch = getattr(holder["model"], "fixed_batch", None) or 200
-    metrics = {}
+    metrics, per_image = {}, {}
     if targets is not None or reference is not None or save_to is not None:
         outputs = run_all(predict, inputs, batch)
         if targets is not None:
@@ -288,16 +288,33 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
             metrics.update(fidelity(ref, outputs))
             if targets is not None:
                 metrics.update(tail(task, ref, outputs, targets))
+            if targets is not None and task == "denoising":  # every image's change, and the worst one named
+                deltas = psnr_deltas(ref, outputs, targets)
+                names = eval_names(eval_path, len(deltas))
+                per_image = {"psnr_delta_per_image": [round(float(d), 3) for d in deltas],
+                             "worst_sample": names[int(np.argmin(deltas))]}  # fmt: skip
         if save_to is not None:
             save_outputs(save_to, outputs)
     return {
         "metrics": metrics,
+        **per_image,
         **({"inputs_note": f"{note}: no accuracy measured"} if note else {}),
         **figures,
         "threads": threads,
         "delegate": getattr(holder["model"], "delegate", None),
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def eval_names(path, count: int) -> list:
+    """The names of an evaluation set's samples (a run's ``eval.npz`` keeps its images' file names), else
+    ``#1``, ``#2``, … in order."""
+    from .images import read_npz
+
+    names = read_npz(path).get("names") if Path(path).suffix.lower() == ".npz" else None
+    if names is None or len(names) != count:
+        return [f"#{i + 1}" for i in range(count)]
+    return [str(n) for n in names]
 
 
 def run_of(path: Path) -> Optional[Path]:

@@ -117,8 +117,14 @@ def tail(task: str, reference: list, outputs: list, targets) -> dict:
         drops = [np.mean(ref[labels == c] == c) - np.mean(got[labels == c] == c) for c in np.unique(labels)]
         return {"flips": int(np.sum(ref != got)), "recall_drop_max": float(max(0.0, *drops) * 100.0)}
     if task == "denoising":
-        deltas = np.array([psnr(np.ravel(c), flat(o)) - psnr(np.ravel(c), flat(r))
-                           for c, r, o in zip(targets, reference, outputs)])  # fmt: skip
-        deltas = np.clip(deltas, -SNR_CAP_DB, SNR_CAP_DB)  # a perfect sample's PSNR is infinite
+        deltas = psnr_deltas(reference, outputs, targets)
         return {"psnr_delta_p5": float(np.percentile(deltas, 5)), "psnr_delta_min": float(deltas.min())}
     return {}
+
+
+def psnr_deltas(reference: list, outputs: list, targets: list) -> np.ndarray:
+    """Per sample (image, or sequence), the PSNR of ``outputs`` minus that of ``reference`` against the clean
+    ``targets`` (dB; negative is worse), capped at ±``SNR_CAP_DB`` (a perfect sample's PSNR is infinite)."""
+    deltas = np.array([psnr(np.ravel(c), flat(o)) - psnr(np.ravel(c), flat(r))
+                       for c, r, o in zip(targets, reference, outputs)])  # fmt: skip
+    return np.clip(deltas, -SNR_CAP_DB, SNR_CAP_DB)

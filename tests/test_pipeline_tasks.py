@@ -24,6 +24,10 @@ def test_dncnn_lite_on_noisy_digits_reports_psnr_and_ssim(tmp_path):
     assert f32["metrics"]["psnr"] == pytest.approx(original["metrics"]["psnr"], abs=0.01)
     assert abs(i8["metric_delta"]) < 1.0
     assert report["data"]["eval_size"] == 2000
+    # Every image's PSNR change against the original, and the worst named (digits have no file names).
+    deltas = i8["psnr_delta_per_image"]
+    assert len(deltas) == 2000 and min(deltas) == pytest.approx(i8["metrics"]["psnr_delta_min"], abs=1e-3)
+    assert i8["worst_sample"] == f"#{deltas.index(min(deltas)) + 1}"
 
 
 def test_lstm_classifier_goes_through_with_its_own_recipes(tmp_path):

@@ -1,10 +1,14 @@
 """Knowledge distillation (Hinton, Vinyals & Dean, 2015), written out: no library here does it for tf-keras.
 
-The student minimises ``alpha * CE(labels, student) + (1 - alpha) * T² * KL(teacher_T || student_T)``
+A classifier student minimises ``alpha * CE(labels, student) + (1 - alpha) * T² * KL(teacher_T || student_T)``
 where ``_T`` is a softmax at temperature ``T``. The zoo's classifiers end in a
 softmax, so logits are recovered as log-probabilities (equal up to a constant,
 which the softmax ignores). Both teacher and student see the same randomly
 shifted images, where the teacher's answer carries more than the label.
+
+A denoiser student minimises ``alpha * MSE(clean, student) + (1 - alpha) * MSE(teacher, student)`` on the
+same noisy patches: the teacher's output is a target with no noise of its own and, for a student of a
+smaller receptive field, one it can reach.
 """
 from __future__ import annotations
 
@@ -58,6 +62,35 @@ def _distiller_class():
             return {"loss": loss}
 
     return Distiller
+
+
+def _denoising_distiller_class():
+    k, t = keras(), tf()
+
+    class DenoisingDistiller(k.Model):
+        """Trains a denoiser ``student`` on noisy patches towards ``alpha`` × the clean image and
+        (1 − ``alpha``) × the ``teacher``'s output for the same noisy input (mean squared errors)."""
+
+        def __init__(self, student, teacher, alpha: float):
+            super().__init__()
+            self.student, self.teacher, self.alpha = student, teacher, alpha
+
+        def call(self, x, training=False):
+            return self.student(x, training=training)
+
+        def train_step(self, data):
+            noisy, clean = data
+            with t.GradientTape() as tape:
+                out = self.student(noisy, training=True)
+                loss = self.alpha * t.reduce_mean(t.square(out - clean))
+                if self.alpha < 1.0:
+                    taught = t.stop_gradient(self.teacher(noisy, training=False))
+                    loss += (1.0 - self.alpha) * t.reduce_mean(t.square(out - taught))
+            grads = tape.gradient(loss, self.student.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+            return {"loss": loss}
+
+    return DenoisingDistiller
 
 
 SCALED = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D", "Conv2DTranspose", "Dense", "LSTM",
@@ -132,7 +165,7 @@ def build_student(teacher, config: DistillConfig, num_classes: int):
                             "saved model file")  # fmt: skip
         student = load_keras_model(name)
     else:
-        student = create_model(name, num_classes=num_classes)
+        student = create_model(name, num_classes=num_classes) if num_classes else create_model(name)
     require_tf_keras(student, "distillation")
     def shapes(model, what: str) -> list:
         return [tuple(t.shape[1:]) for t in getattr(model, what)]
@@ -158,8 +191,14 @@ def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tu
         compile_for_task(student, task, config.learning_rate)
         student.fit(data, epochs=config.epochs, verbose=fit_verbosity())
         return student
+    if task == "denoising":  # noisy patches in, the clean image and the teacher's output as targets
+        student = build_student(teacher, config, num_classes=None)
+        distiller = _denoising_distiller_class()(student, teacher, config.alpha)
+        distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))
+        distiller.fit(data, epochs=config.epochs, verbose=fit_verbosity())
+        return student
     if task != "classification":
-        raise UserError(f"distillation is implemented for classification and generic models, not {task}")
+        raise UserError(f"distillation is implemented for classification, denoising and generic models, not {task}")
     student = build_student(teacher, config, num_classes=int(teacher.outputs[0].shape[-1]))
     distiller = _distiller_class()(student, teacher, config.temperature, config.alpha, config.shift)
     distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))

@@ -25,13 +25,15 @@ class ModelEntry:
     train_defaults: dict = field(default_factory=dict)  # TrainConfig fields that suit this model
     recipes: Optional[tuple] = None  # compression recipes that apply (None: every one for the task)
     baseline: Optional[str] = None  # a registry model trained the same way, whose metrics the report carries too
+    student: Optional[str] = None  # the pipeline's distillation student (DistillConfig.student), if not the default
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(task: str, input_shape: tuple, train_defaults: Optional[dict] = None,
-                   recipes: Optional[tuple] = None, baseline: Optional[str] = None):  # fmt: skip
+                   recipes: Optional[tuple] = None, baseline: Optional[str] = None,
+                   student: Optional[str] = None):  # fmt: skip
     """Decorator: register a builder under its function name."""
 
     def wrap(fn: Callable) -> Callable:
@@ -39,7 +41,7 @@ def register_model(task: str, input_shape: tuple, train_defaults: Optional[dict]
             raise ValueError(f"model {fn.__name__!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, task, tuple(input_shape), doc[0] if doc else "",
-                                            dict(train_defaults or {}), recipes, baseline)  # fmt: skip
+                                            dict(train_defaults or {}), recipes, baseline, student)  # fmt: skip
         return fn
 
     return wrap

@@ -182,3 +182,32 @@ def test_keras3_models_cannot_be_pruned_or_qat_trained(small_train):
     for config, what in ((PruneConfig(), "pruning"), (QATConfig(), "quantization-aware training")):
         with pytest.raises(UserError, match=f"{what} needs a tf-keras \\(Keras 2\\) model, and this is a Keras 3 model"):
             compress(model, [config], small_train)
+
+
+def _noisy_patches(seed=0):
+    from edgedl.denoising import ImageSet, Noise, patch_batches
+
+    rng = np.random.default_rng(seed)
+    images = ImageSet(tuple(rng.uniform(0.2, 0.8, (48, 48, 1)).astype(np.float32) for _ in range(8)), "random")
+    return patch_batches(images, Noise(25.0), patch=16, per_image=64, batch_size=32, seed=seed)
+
+
+def test_a_denoiser_student_learns_from_its_teachers_outputs():
+    """A teacher that answers 0.7 everywhere pulls a student trained on it alone (alpha 0) to 0.7; trained on
+    the clean images alone (alpha 1), the same student stays near the clean patches (mean 0.5)."""
+    from edgedl._tf import keras
+    from edgedl.models import create_model
+
+    k = keras()
+    noisy = k.layers.Input((None, None, 1))
+    constant = k.layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=k.initializers.Constant(0.7))(noisy)
+    teacher = k.Model(noisy, constant)
+    data = _noisy_patches()
+    outputs = {}
+    for alpha in (0.0, 1.0):
+        k.utils.set_random_seed(0)
+        config = DistillConfig(student_model=create_model("dncnn", depth=3, width=8), alpha=alpha, epochs=8,
+                               learning_rate=1e-2)  # fmt: skip
+        student = compress(teacher, [config], data, task="denoising").model
+        outputs[alpha] = float(np.mean(student.predict(data[0][0], verbose=0)))
+    assert abs(outputs[0.0] - 0.7) < 0.05 and abs(outputs[1.0] - 0.5) < 0.05, outputs

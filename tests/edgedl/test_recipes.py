@@ -31,3 +31,15 @@ def test_controls_are_built_only_when_asked_for():
     assert "control_prune_cluster_qat" in every and "control_filter_prune" in every
     with pytest.raises(UserError, match="known: post, prune, filter_prune, .*, control, tflite_float32"):
         select_variants(("nope",), "classification")
+
+
+def test_a_zoo_denoiser_is_distilled_into_its_registered_student(tmp_path):
+    from edgedl.pipeline import Pipeline, PipelineConfig
+    from edgedl.recipes import variant_names
+
+    assert {"distill_tflite_int8", "student_tflite_float32"} <= set(variant_names("denoising", ("distill", "student")))
+    for model, student in (("ircnn_lite", "dncnn_lite"), ("dncnn", "dncnn_lite"), ("cnn", "cnn_student")):
+        (config,) = Pipeline(PipelineConfig(model=model, out=tmp_path)).recipe_configs("distill")
+        assert config.student == student
+    (alone,) = Pipeline(PipelineConfig(model="ircnn_lite", out=tmp_path)).recipe_configs("student")
+    assert alone.student == "dncnn_lite" and alone.alpha == 1.0  # the same student without its teacher

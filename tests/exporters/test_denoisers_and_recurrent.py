@@ -53,6 +53,43 @@ def test_tiles_give_the_same_pixels_as_the_whole_image(dncnn_artifacts):
         denoise(model, image, tile=32, overlap=16)
 
 
+@pytest.fixture(scope="module")
+def dilated_artifacts(tmp_path_factory):
+    """ircnn_lite's plan (dilations 1-2-3-4-3-2-1, a 33 × 33 view) at width 8, briefly fitted so its
+    batch-norm statistics are not the identity, exported to every format."""
+    from edgedl.models import create_model
+    from exporters import ModelInfo, export
+
+    model = create_model("ircnn_lite", width=8)
+    rng = np.random.default_rng(0)
+    calib = rng.random((32, 40, 40, 1)).astype(np.float32)
+    model.compile("adam", "mse")
+    model.fit(calib, calib * 0.9, epochs=1, verbose=0)
+    out = tmp_path_factory.mktemp("ircnn")
+    arts = {(fmt, p): export(model, out / f"i_{p}.{fmt}", fmt, ModelInfo(task="denoising"), precision=p,
+                             calibration=calib, check_inputs=calib[:4])  # fmt: skip
+            for fmt, p in (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"))}
+    return model, arts
+
+
+def test_a_dilated_denoiser_keeps_any_size_and_tiles_without_seams(dilated_artifacts):
+    keras_model, arts = dilated_artifacts
+    rng = np.random.default_rng(4)
+    for key, art in arts.items():
+        model = runtime.load(art.path, threads=1)
+        for h, w in ((5, 7), (33, 21), (97, 130)):  # smaller than the widest dilation, odd, larger
+            x = rng.random((1, h, w, 1)).astype(np.float32)
+            y = model.predict(x)
+            assert y.shape == x.shape, (key, y.shape)
+            if key[1] == "float32":
+                np.testing.assert_allclose(y, keras_model.predict(x, verbose=0), atol=1e-4)
+    model = runtime.load(arts[("tflite", "int8")].path, threads=1)  # builtin int8 kernels and XNNPACK alike
+    image = rng.random((300, 260, 1)).astype(np.float32)
+    whole = denoise(model, image, tile=512)
+    tiled = denoise(model, image, tile=128, overlap=16)  # 16 = half the 33-pixel view: no seam
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
 def test_edgedl_run_writes_denoised_images_of_the_same_size(dncnn_artifacts, tmp_path):
     from PIL import Image
 

@@ -73,3 +73,21 @@ def test_the_tail_finds_the_one_sample_a_mean_hides():
     assert tail("denoising", restored, restored, clean) == {"psnr_delta_p5": 0.0, "psnr_delta_min": 0.0}
     mean_loss = denoising_metrics(clean, restored)["psnr"] - denoising_metrics(clean, worse)["psnr"]
     assert mean_loss < -damage["psnr_delta_min"] / 10  # the mean hides it
+
+
+def test_every_images_psnr_change_is_kept_and_the_worst_image_named(tmp_path):
+    from runtime.bench import eval_names
+    from runtime.metrics import psnr, psnr_deltas
+
+    rng = np.random.default_rng(1)
+    clean = [rng.random((16, 16, 1)).astype(np.float32) for _ in range(4)]
+    restored = [np.clip(c + 0.01, 0, 1) for c in clean]
+    worse = [r.copy() for r in restored]
+    worse[2] = np.clip(clean[2] + 0.1, 0, 1)
+    deltas = psnr_deltas(restored, worse, clean)
+    assert deltas[2] == pytest.approx(psnr(clean[2], worse[2]) - psnr(clean[2], restored[2]))
+    assert np.argmin(deltas) == 2 and deltas[2] < -15 and np.allclose(np.delete(deltas, 2), 0.0)
+    np.savez(tmp_path / "eval.npz", task="denoising", n=4, names=np.array(["a.png", "b.png", "c.png", "d.png"]))
+    assert eval_names(tmp_path / "eval.npz", 4)[int(np.argmin(deltas))] == "c.png"
+    np.savez(tmp_path / "plain.npz", task="denoising", n=4)  # an older eval.npz: samples by number
+    assert eval_names(tmp_path / "plain.npz", 4) == ["#1", "#2", "#3", "#4"]

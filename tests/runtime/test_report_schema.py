@@ -48,6 +48,7 @@ def test_commands_refuse_a_file_that_is_not_a_report_in_one_line(tmp_path, comma
     bad = tmp_path / "run"
     bad.mkdir()
     (bad / "report.json").write_text(json.dumps({"hello": "world"}))
+    (tmp_path / "out").mkdir()  # a bundle goes into a folder that exists
     argv = [a.replace("OUT", str(tmp_path / "out")) for a in command]
     target = str(bad) if command[0] == "bundle" else str(bad / "report.json")
     proc = run_cli("edgedl", argv[0], target, *argv[1:])
