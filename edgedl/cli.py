@@ -178,8 +178,8 @@ def cmd_compress(args) -> int:
     name = "_".join(result.techniques)
     art = export(result.model, out / f"{name}_{precision}.tflite", "tflite", info, precision=precision,
                  calibration=data.calibration, check_inputs=data.check)  # fmt: skip
-    if not result.quantized:  # a QAT model needs tfmot's scope to load again; its artifact is what ships
-        save_model(result.model, out / "model.keras")
+    # A QAT model too, so that 'edgedl export' takes it again (as .h5: tfmot's wrappers need HDF5).
+    save_model(result.model, out / ("model.h5" if result.quantized else "model.keras"))
 
     def keras_accuracy(m) -> Optional[float]:
         if task != "classification":
@@ -331,7 +331,8 @@ def build_parser() -> OneLineParser:
                    help="distillation student: width:F (the model F times as wide; default width:0.5), a saved "
                         "model, or a registry name (cnn_student)")
     p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss (default 0.5)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="weight of the hard-label loss (a denoiser's: of the clean image) against the teacher's (default 0.5)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs per technique (default: each technique's own)")
     p.add_argument("--precision", help="precision of the .tflite (default int8 after qat, float32 otherwise)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ for fine-tuning (default 25)")

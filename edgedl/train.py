@@ -169,6 +169,18 @@ def save_model(model, path: Path) -> None:
     """Save the weights and architecture only, atomically: the optimizer state is training's business
     (``BackupAndRestore`` keeps it) and would triple the size the report compares against."""
     k = keras()
+    if any("Quantize" in type(layer).__name__ for layer in model.layers):  # QAT: saved in tfmot's scope
+        from .compress._techniques import qat_custom_objects, tfmot
+
+        if Path(path).suffix != ".h5":  # the .keras format loses variables of tfmot's QuantizeLayer
+            raise ValueError(f"{path}: save a quantization-aware-trained model as .h5")
+
+        with tfmot().quantization.keras.quantize_scope(qat_custom_objects()):
+            clean = k.models.clone_model(model)
+            clean.set_weights(model.get_weights())
+            with atomic_path(path) as tmp:
+                clean.save(tmp)
+        return
     clean = k.models.clone_model(model)
     clean.set_weights(model.get_weights())
     with atomic_path(path) as tmp:
@@ -192,10 +204,24 @@ def load_keras_model(path: str | Path):
             import keras as keras3  # Keras 3 files load with Keras 3: post-training variants only
 
             return keras3.models.load_model(path, compile=False)
-        return keras().models.load_model(path, compile=False)
+        return _load_tf_keras(path)
     except Exception as exc:  # Keras raises many types for a bad file; all mean "cannot load"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"{path}: cannot load this Keras model ({first}); is the file complete?") from None
+
+
+def _load_tf_keras(path: Path):
+    """tf-keras's loader; a quantization-aware-trained model (tfmot's wrappers) loads in tfmot's scope."""
+    try:
+        return keras().models.load_model(path, compile=False)
+    except Exception as first:  # noqa: BLE001 - tf-keras says only "'str' object is not callable"
+        from .compress._techniques import qat_custom_objects, tfmot
+
+        try:
+            with tfmot().quantization.keras.quantize_scope(qat_custom_objects()):
+                return keras().models.load_model(path, compile=False)
+        except Exception:  # noqa: BLE001 - not a QAT model either: the first reason is the one to give
+            raise first from None
 
 
 def _saved_by_keras3(path: Path) -> bool:

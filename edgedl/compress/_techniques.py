@@ -108,6 +108,63 @@ def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tupl
     return clustering.strip_clustering(wrapped)
 
 
+# Layers without weights that tfmot's default 8-bit scheme has no configuration for (it has Add and
+# Concatenate): a residual denoiser's Subtract. Annotated with ``output_quantize_config`` instead, their
+# output is quantized as tfmot quantizes an Add's, so the whole model trains with its int8 rounding.
+OUTPUT_ONLY = ("Subtract", "Multiply", "Maximum", "Minimum", "Average")
+
+
+@functools.lru_cache(maxsize=None)
+def output_quantize_config():
+    """A ``QuantizeConfig`` (tfmot's per-layer annotation) that quantizes a weightless layer's output, 8-bit
+    asymmetric per tensor with a moving-average range, and nothing else."""
+    q = tfmot().quantization.keras
+
+    class OutputQuantizeConfig(q.QuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [q.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                        narrow_range=False)]  # fmt: skip
+
+        def get_config(self):
+            return {}
+
+    return OutputQuantizeConfig
+
+
+def qat_custom_objects() -> dict:
+    """What ``quantize_scope`` needs to build or load a QAT model annotated here."""
+    return {"OutputQuantizeConfig": output_quantize_config()}
+
+
+def _annotate(model):
+    """tfmot's whole-model annotation, or, for a model with an ``OUTPUT_ONLY`` layer, every layer annotated
+    on its own (tfmot's own configuration for the layers it knows, ``output_quantize_config`` for those)."""
+    q = tfmot().quantization.keras
+    if not any(type(layer).__name__ in OUTPUT_ONLY for layer in model.layers):
+        return q.quantize_annotate_model(model)
+
+    def annotate(layer):
+        if isinstance(layer, keras().layers.InputLayer):
+            return layer
+        if type(layer).__name__ in OUTPUT_ONLY:
+            return q.quantize_annotate_layer(layer, output_quantize_config()())
+        return q.quantize_annotate_layer(layer)
+
+    return keras().models.clone_model(model, clone_function=annotate)
+
+
 def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple):
     """Quantization-aware training; preserves sparsity after pruning and clusters after clustering."""
     require_tf_keras(model, "quantization-aware training")
@@ -119,8 +176,8 @@ def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple):
         scheme = combine.Default8BitPrunePreserveQuantizeScheme()
     else:
         scheme = None
-    annotated = _wrap("quantization-aware training", q.quantize_annotate_model, model)
-    with q.quantize_scope():
+    annotated = _wrap("quantization-aware training", _annotate, model)
+    with q.quantize_scope(qat_custom_objects()):
         quantized = _wrap("quantization-aware training", q.quantize_apply, annotated, *([scheme] if scheme else []))
     _fine_tune(quantized, data, task, config.learning_rate, config.epochs, config.batch_size)
     return quantized

@@ -43,15 +43,15 @@ def _ircnn(width: int, channels: int, name: str, dilations=(1, 2, 3, 4, 3, 2, 1)
     return k.Model(noisy, clean, name=name)
 
 
-# tfmot cannot quantization-aware train the residual Subtract layer: the QAT recipes do not apply.
-PRUNE_AND_CLUSTER = ("prune", "prune_2_4", "cluster")
+# QAT annotates the residual Subtract on its own (tfmot's scheme has no Subtract; see compress.qat).
+DENOISER_RECIPES = ("prune", "prune_2_4", "cluster", "qat")
 # Distillation into a cheaper denoiser, and the same student trained without its teacher.
 DISTILL = ("distill", "student")
 
 
 @register_model(task="denoising", input_shape=(None, None, 1),
                 train_defaults={"epochs": 50, "batch_size": 128, "lr_drop_at": 0.6},
-                recipes=PRUNE_AND_CLUSTER + DISTILL, student="dncnn_lite")  # fmt: skip
+                recipes=DENOISER_RECIPES + DISTILL, student="dncnn_lite")  # fmt: skip
 def dncnn(depth: int = 17, width: int = 64, channels: int = 1):
     """DnCNN-S, full size: 17 conv layers × 64 channels (about 556 k parameters; train it on a GPU)."""
     if depth < 3 or width < 1:
@@ -62,7 +62,7 @@ def dncnn(depth: int = 17, width: int = 64, channels: int = 1):
 
 
 @register_model(task="denoising", input_shape=(None, None, 1),
-                train_defaults={"epochs": 12, "batch_size": 64, "lr_drop_at": 0.6}, recipes=PRUNE_AND_CLUSTER)
+                train_defaults={"epochs": 12, "batch_size": 64, "lr_drop_at": 0.6}, recipes=DENOISER_RECIPES)
 def dncnn_lite(depth: int = 8, width: int = 32, channels: int = 1):
     """DnCNN, lite: 8 conv layers × 32 channels (about 57 k parameters), trains in minutes on a CPU."""
     return _dncnn(depth, width, channels, "dncnn_lite")
@@ -70,7 +70,7 @@ def dncnn_lite(depth: int = 8, width: int = 32, channels: int = 1):
 
 @register_model(task="denoising", input_shape=(None, None, 1),
                 train_defaults={"epochs": 30, "batch_size": 64, "lr_drop_at": 0.6},
-                recipes=PRUNE_AND_CLUSTER + DISTILL, student="dncnn_lite")  # fmt: skip
+                recipes=DENOISER_RECIPES + DISTILL, student="dncnn_lite")  # fmt: skip
 def ircnn_lite(width: int = 48, channels: int = 1):
     """IRCNN's denoiser, lite: 7 dilated conv layers × 48 channels (about 105 k MACs per pixel, sees 33 × 33)."""
     return _ircnn(width, channels, "ircnn_lite")

@@ -211,3 +211,25 @@ def test_a_denoiser_student_learns_from_its_teachers_outputs():
         student = compress(teacher, [config], data, task="denoising").model
         outputs[alpha] = float(np.mean(student.predict(data[0][0], verbose=0)))
     assert abs(outputs[0.0] - 0.7) < 0.05 and abs(outputs[1.0] - 0.5) < 0.05, outputs
+
+
+def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_path):
+    """tfmot has no Subtract: the layer is annotated alone, so DnCNN trains with its int8 rounding, saves,
+    loads in tfmot's scope, and exports to an int8 .tflite that denoises like the QAT model."""
+    import runtime
+    from edgedl.models import create_model
+    from edgedl.train import load_keras_model, save_model
+    from exporters import ModelInfo, export
+
+    data = _noisy_patches()
+    result = compress(create_model("dncnn", depth=3, width=8), [QATConfig(epochs=1)], data, task="denoising")
+    assert result.quantized and any(type(la).__name__ == "QuantizeWrapperV2" and "denoised" in la.name
+                                    for la in result.model.layers)  # fmt: skip
+    save_model(result.model, tmp_path / "qat.h5")  # tfmot's wrappers save to HDF5 (the .keras format drops
+    again = load_keras_model(tmp_path / "qat.h5")  # variables of its QuantizeLayer)
+    noisy = data[0][0][:4]
+    np.testing.assert_allclose(again.predict(noisy, verbose=0), result.model.predict(noisy, verbose=0), atol=1e-6)
+    art = export(again, tmp_path / "qat.tflite", "tflite", ModelInfo(task="denoising", techniques=("qat",)),
+                 precision="int8", calibration=data[0][0], check_inputs=noisy)  # fmt: skip
+    device = runtime.load(art.path).predict(noisy)
+    assert art.input.dtype == "int8" and np.abs(device - again.predict(noisy, verbose=0)).max() < 0.05

@@ -36,7 +36,7 @@ def test_each_model_gets_only_the_recipes_tfmot_can_apply():
         return {s.recipe for s in select_variants(None, entry.task, entry.recipes) if s.recipe}
 
     assert {"qat", "prune_qat", "distill"} <= recipes("cnn")
-    assert recipes("dncnn_lite") == {"prune", "prune_2_4", "cluster"}  # no QAT for the residual Subtract
+    assert recipes("dncnn_lite") == {"prune", "prune_2_4", "cluster", "qat"}  # QAT: the Subtract annotated alone
     assert "qat" not in recipes("lstm") and "distill" in recipes("lstm")  # no QAT for LSTM layers
     assert recipes("seq_denoiser") == set()
 
