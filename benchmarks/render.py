@@ -119,7 +119,8 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     multi = len({r["_machine"] for r in rows}) > 1
     metric = rows[0]["_metric"]
     units = unit(metric)
-    cols = [c for c in COLUMNS if (multi or c[0] != "machine") and (metric or c[0] not in ("metric", "Δ", "Δ control"))
+    cols = [c for c in COLUMNS if (multi or c[0] != "machine")
+            and (metric or c[0] not in ("metric", "Δ", "Δ control"))
             and (c[0] not in OPTIONAL or any(is_ok(r) and c[1](r) != "" for r in rows))]  # fmt: skip
     names = {"metric": metric, "Δ": f"Δ {metric} ({units})" if units else f"Δ {metric}",
              "Δ control": f"Δ vs control ({units})" if units else "Δ vs control"}
@@ -213,8 +214,9 @@ def _budget_band(ax, original: Optional[dict], metric: str, budget: Optional[flo
     if budget is not None:
         scale = 100 if unit(metric) == "points" else 1
         ax.axhspan(value - budget / scale, value, color="tab:green", alpha=0.08, zorder=0)
-        ax.annotate(f"within {budget:g} {unit(metric)}", (1.0, value - budget / scale), xycoords=("axes fraction", "data"),
-                    xytext=(-4, 3), textcoords="offset points", ha="right", fontsize=8, color="tab:green")  # fmt: skip
+        ax.annotate(f"within {budget:g} {unit(metric)}", (1.0, value - budget / scale),
+                    xycoords=("axes fraction", "data"), xytext=(-4, 3), textcoords="offset points", ha="right",
+                    fontsize=8, color="tab:green")  # fmt: skip
 
 
 def _usable(rows: list[dict]) -> list[dict]:
@@ -259,7 +261,15 @@ def size_plot(rows: list[dict], budget: Optional[float]) -> bytes:
     rows = _usable(rows)
     machines = list(dict.fromkeys(r["_machine"] for r in rows))
     rows = [r for r in rows if r["_machine"] == machines[0]]  # one machine: sizes do not change with it
-    gz, raw, y_of = (lambda r: r["gzip_bytes"] / 1024), (lambda r: r["size_bytes"] / 1024), (lambda r: r["metrics"][metric])
+    def gz(r):
+        return r["gzip_bytes"] / 1024
+
+    def raw(r):
+        return r["size_bytes"] / 1024
+
+    def y_of(r):
+        return r["metrics"][metric]
+
     _budget_band(ax, _original(rows), metric, budget)
     for r in rows:
         ax.plot([gz(r), raw(r)], [y_of(r), y_of(r)], color="0.75", lw=0.8, zorder=1)
@@ -384,9 +394,9 @@ def _about(reports: list[dict], rows: list[dict], selection, budget: float) -> l
     for report in reports:
         m, data = report["machine"], report.get("data") or {}
         cores = f", {m['cores']} cores" if m.get("cores") else ""
-        lines.append(f"<b>Measured on</b> {html.escape(m.get('board') or m.get('cpu', '?'))} ({html.escape(m.get('arch', '?'))}"
-                     f"{cores}), {m.get('threads', '?')} interpreter thread(s), batch 1; latency in µs, sizes in KB "
-                     f"(1,024 bytes).")  # fmt: skip
+        where = html.escape(f"{m.get('board') or m.get('cpu', '?')} ({m.get('arch', '?')}{cores})")
+        lines.append(f"<b>Measured on</b> {where}, {m.get('threads', '?')} interpreter thread(s), batch 1; latency "
+                     f"in µs, sizes in KB (1,024 bytes).")  # fmt: skip
         if data.get("eval"):
             size = f" ({data['eval_size']:,} inputs)" if data.get("eval_size") else ""
             trained = f"; trained on {html.escape(data['train'])}" if data.get("train") else ""
@@ -394,8 +404,8 @@ def _about(reports: list[dict], rows: list[dict], selection, budget: float) -> l
     metric = rows[0]["_metric"]
     if metric:
         units = unit(metric)
-        lines.append(f"<b>{html.escape(metric)}</b>{f' in {units}' if units == 'dB' else ''}; Δ in {units or 'its units'} "
-                     f"against the original model.")  # fmt: skip
+        in_db = f" in {units}" if units == "dB" else ""
+        lines.append(f"<b>{html.escape(metric)}</b>{in_db}; Δ in {units or 'its units'} against the original model.")
         if selection is not None:
             picked = html.escape(selection.explanation)
             lines.append(f"<b>Selected</b> (<code>edgedl select --max-drop {budget:g}</code>): {picked}"

@@ -43,19 +43,27 @@ def _columns(report: dict) -> list[tuple[str, str, object]]:
     """(key, header, cell of a variant) for every column the report has, in the order shown."""
     metric = report["metric"]
     ok = [v for v in report["variants"] if is_ok(v)]
-    extra = [m for m in ("ssim", "top1_agreement", "snr_db", *TAIL) if m != metric and any(m in v["metrics"] for v in ok)]
-    lat = lambda key: lambda v: f"{v['latency_ms'][key] * 1e3:,.1f}"  # noqa: E731
+    extra = [m for m in ("ssim", "top1_agreement", "snr_db", *TAIL)
+             if m != metric and any(m in v["metrics"] for v in ok)]  # fmt: skip
+
+    def lat(key):
+        return lambda v: f"{v['latency_ms'][key] * 1e3:,.1f}"
+
+    def signed(value) -> str:
+        return "-" if value is None else f"{value + 0.0:+.2f}"  # + 0.0: no "-0.00"
+
     cols = [("variant", "variant", lambda v: v["name"]), ("format", "format", lambda v: v["format"]),
             ("precision", "precision", lambda v: v["precision"]),
             ("size", "size KB", lambda v: f"{v['size_bytes'] / 1024:,.1f}"),
             ("gzip", "gzip KB", lambda v: f"{v['gzip_bytes'] / 1024:,.1f}")]  # fmt: skip
     if metric:
         digits = 4 if unit(metric) == "points" else 2
-        cols += [("metric", metric, lambda v: "-" if v["metrics"].get(metric) is None else f"{v['metrics'][metric]:.{digits}f}"),
+        value = lambda v: v["metrics"].get(metric)  # noqa: E731
+        cols += [("metric", metric, lambda v: "-" if value(v) is None else f"{value(v):.{digits}f}"),
                  ("delta", f"Δ {'pts' if unit(metric) == 'points' else unit(metric)}".strip(),
-                  lambda v: "-" if v["metric_delta"] is None else f"{v['metric_delta'] + 0.0:+.2f}")]  # fmt: skip
+                  lambda v: signed(v["metric_delta"]))]  # fmt: skip
         if any(v.get("control_delta") is not None for v in ok):
-            cols.append(("control", "Δ control", lambda v: "-" if v.get("control_delta") is None else f"{v['control_delta']:+.2f}"))
+            cols.append(("control", "Δ control", lambda v: signed(v.get("control_delta"))))
     cols += [(m, HEADERS[m], lambda v, m=m: _cell(v["metrics"], m)) for m in extra]
     cols += [("p50", "p50 µs", lat("p50")), ("p90", "p90 µs", lat("p90")), ("p99", "p99 µs", lat("p99")),
              ("mean", "mean µs", lat("mean"))]  # fmt: skip
@@ -75,7 +83,8 @@ def render_table(report: dict, width: Optional[int] = None):
              f"{report['machine']['threads']} thread(s)")  # fmt: skip
     left_out: list = []
     while True:
-        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, title_justify="left")
+        table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                      title_justify="left")  # fmt: skip
         for key, header, _ in cols:
             table.add_column(header, justify="left" if key in ("variant", "format", "precision") else "right",
                              no_wrap=True)  # fmt: skip

@@ -332,7 +332,7 @@ def build_parser() -> OneLineParser:
                         "model, or a registry name (cnn_student)")
     p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
     p.add_argument("--alpha", type=float, default=0.5,
-                   help="weight of the hard-label loss (a denoiser's: of the clean image) against the teacher's (default 0.5)")
+                   help="weight of the labels (a denoiser's clean image) against the teacher (default 0.5)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs per technique (default: each technique's own)")
     p.add_argument("--precision", help="precision of the .tflite (default int8 after qat, float32 otherwise)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ for fine-tuning (default 25)")

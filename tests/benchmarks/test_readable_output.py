@@ -2,7 +2,6 @@
 import io
 import json
 import os
-import re
 import sys
 
 import pytest
@@ -126,7 +125,11 @@ def test_the_tradeoff_plot_names_only_the_pareto_front_and_the_selected_variant(
 
     named = []
     real = render_module._label
-    monkeypatch.setattr(render_module, "_label", lambda ax, points: named.append([p[2] for p in points]) or real(ax, points))
+    def label(ax, points):
+        named.append([p[2] for p in points])
+        real(ax, points)
+
+    monkeypatch.setattr(render_module, "_label", label)
     doc = wide_report()
     doc["variants"].append(variant("slow_and_worse", "onnx", -2.0, 90.0, 300_000))
     (tmp_path / "r.json").write_text(json.dumps(doc))
