@@ -4,6 +4,7 @@ Then the int8 artifact classifies the 2,000 evaluation images with ``edgedl-run`
 in a process that cannot import TensorFlow, within 0.5 points of the original.
 """
 import json
+import re
 
 import numpy as np
 import pytest
@@ -149,9 +150,12 @@ def test_tensorflows_chatter_is_in_log_txt_not_on_the_terminal(run_dir):
     log = (out / "log.txt").read_text()
     for noise in ("failed call to cuInit", "Gradients do not exist", "fully_quantize", "Epoch 1/"):
         assert noise not in proc.stdout + proc.stderr, noise
-    for noise in ("failed call to cuInit", "Gradients do not exist", "fully_quantize", "Epoch 1/",
-                  "edgedl export: tflite_int8"):  # fmt: skip
+    for noise in ("Gradients do not exist", "fully_quantize", "Epoch 1/", "edgedl export: tflite_int8"):
         assert noise in log, noise
+    # TensorFlow's C++ lines (start-up notices; cuInit's error where a CUDA driver library is found, as on
+    # this project's machines but not every one) are written before Python runs: the log has them all.
+    native = re.compile(r"^[IWE]\d{4} \d\d:\d\d:", re.M)
+    assert native.search(log) and not native.search(proc.stdout + proc.stderr)
     assert "warning(s) from TensorFlow" not in proc.stderr  # every warning of a default run is known noise
     # Written to a pipe (a file, CI's log), edgedl's own lines are not wrapped at 80 columns.
     (data_line,) = [ln for ln in proc.stderr.splitlines() if "data: training on" in ln]

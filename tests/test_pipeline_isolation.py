@@ -93,4 +93,4 @@ def test_every_variant_reports_its_fidelity_to_the_original(run):
     onnx = next(v for v in json.loads((out / "report.json").read_text())["variants"] if v["name"] == "onnx_float32")
     assert onnx["metrics"]["top1_agreement"] == 1.0 and onnx["metrics"]["snr_db"] > 60  # float32: the same model
     assert onnx["metrics"]["cosine"] > 0.9999 and onnx["metrics"]["max_abs_error"] < 1e-4
-    assert "top1_agree" in (out / "report" / "report.md").read_text()
+    assert "top-1 agree" in (out / "report" / "report.md").read_text()
