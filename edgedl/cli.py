@@ -100,15 +100,31 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .models import build_for_task, model_entry
-    from .train import train
+    from .terminal import Terminal
 
-    entry = model_entry(args.model)
-    config = _train_config(args, args.model)
-    data = _prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
-    model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config, args.out)
-    print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)")
+    terminal = Terminal(quiet=args.quiet, verbose=args.verbose)
+    # TensorFlow is imported inside: its start-up lines and Keras's bars go to OUT/log.txt, a line per epoch here.
+    with terminal.capture(args.out, f"edgedl train --model {args.model} --out {args.out}"):
+        from .models import build_for_task, model_entry
+        from .train import train
+
+        entry = model_entry(args.model)
+        config = _train_config(args, args.model)
+        data = _prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
+        terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}")
+        model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config,
+                      args.out, on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
+        terminal.steps.finish()
+        terminal.out.print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)",
+                           soft_wrap=True)  # fmt: skip
     return 0
+
+
+def _add_output_args(p) -> None:
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--quiet", action="store_true", help="show only the results, failures and the summary")
+    shown.add_argument("--verbose", action="store_true",
+                       help="show TensorFlow's and the converters' output as it comes (default: in OUT/log.txt)")
 
 
 def cmd_export(args) -> int:
@@ -303,6 +319,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, model.keras, history.json")
     _add_data_args(p)
     _add_train_args(p)
+    _add_output_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export a saved Keras model to one artifact")
@@ -389,10 +406,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
     p.add_argument("--target", help="with --max-drop: select among the variants this device runs (see 'edgedl bundle')")
     _add_normalization_args(p)
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--quiet", action="store_true", help="show only the results table, failures and the summary")
-    shown.add_argument("--verbose", action="store_true",
-                       help="show TensorFlow's and the converters' output as it comes (default: in OUT/log.txt)")
+    _add_output_args(p)
     p.set_defaults(func=cmd_pipeline)
     return parser
 

@@ -157,7 +157,8 @@ class Pipeline:
         else:
             build = lambda: load_keras_model(cfg.model)  # noqa: E731
         self.log(f"train: {cfg.model}, {self.train_config.epochs} epochs")
-        model = train(build, data.task, data.fit, data.validation, self.train_config, self.out)
+        model = train(build, data.task, data.fit, data.validation, self.train_config, self.out,
+                      on_epoch=self.terminal.epochs(self.train_config.epochs, "train"))  # fmt: skip
         write_json(marker, wanted)
         return model, saved
 
@@ -173,7 +174,7 @@ class Pipeline:
         if not (saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted):
             self.log(f"train: {name} (the baseline), {self.train_config.epochs} epochs")
             train(lambda: build_for_task(entry, data.labels), data.task, data.fit, data.validation,
-                  self.train_config, out)  # fmt: skip
+                  self.train_config, out, on_epoch=self.terminal.epochs(self.train_config.epochs, "baseline"))
             write_json(marker, wanted)
         self.step(f"benchmark: {name} (baseline)")
         record = measure_variant(Variant(name, "keras", "float32", saved, measurer="edgedl.measure_keras"),

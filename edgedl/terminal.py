@@ -142,6 +142,17 @@ class Terminal:
         self.say(message)
         self.steps.begin(Text.from_markup(message).plain.split(" (")[0][:48])
 
+    def epochs(self, total: int, what: str):
+        """A Keras epoch callback ``(epoch, logs)`` that moves the progress display on, epoch by epoch."""
+        self.steps.plan(total)
+
+        def on_epoch(epoch: int, logs: dict) -> None:
+            figures = "".join(f", {k} {v:.4g}" for k, v in logs.items() if k != "lr" and isinstance(v, float))
+            self.say(f"{what}: epoch {epoch + 1}/{total}{figures}")
+            self.steps.begin(f"{what}: epoch {epoch + 1}/{total}")
+
+        return on_epoch
+
     def note(self, message: str) -> None:
         """A line the user must see even with --quiet (a failure, the summary)."""
         if self.log_path is not None:

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from runtime.errors import UserError
 from runtime.files import atomic_path, write_json
@@ -117,8 +117,10 @@ def _validation(data):
     return (data.x, data.y)
 
 
-def train(build: Callable[[], object], task: str, train_data, eval_data, config: TrainConfig, out_dir: Path):
+def train(build: Callable[[], object], task: str, train_data, eval_data, config: TrainConfig, out_dir: Path,
+          on_epoch: Optional[Callable[[int, dict], None]] = None):  # fmt: skip
     """Build a model under the right strategy, train it, save ``model.keras`` and ``history.json``.
+    ``on_epoch(epoch, logs)`` is called after each epoch (a progress display).
 
     ``train_data`` is a ``Dataset`` (images and labels) or a Keras ``Sequence``
     of (input, target) batches; ``eval_data`` likewise, a tuple of arrays, or
@@ -137,6 +139,8 @@ def train(build: Callable[[], object], task: str, train_data, eval_data, config:
         compile_for_task(model, task, config.learning_rate)
     k = keras()
     callbacks = [k.callbacks.BackupAndRestore(str(out_dir / "backup"))]
+    if on_epoch is not None:
+        callbacks.append(k.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, logs or {})))
     if config.lr_drop_at < 1.0:
         drop = int(config.epochs * config.lr_drop_at)
         callbacks.append(k.callbacks.LearningRateScheduler(

@@ -105,3 +105,12 @@ def test_compress_command_rejects_bad_options(tmp_path, extra, message):
     proc = run_cli("edgedl", "compress", str(tmp_path / "m.keras"), "--out", str(tmp_path / "c"), *extra)
     assert message in _one_error_line(proc)
     assert not (tmp_path / "c").exists()
+
+
+def test_train_shows_a_line_per_epoch_and_keeps_tensorflows_output_in_its_log(tmp_path):
+    proc = run_cli("edgedl", "train", "--model", "cnn", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"saved {tmp_path / 'run' / 'model.keras'} (93,322 parameters)")
+    assert "train: epoch 1/1, loss" in proc.stderr and "val_accuracy" in proc.stderr
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "Epoch 1/1" in log and "Epoch 1/1" not in proc.stdout + proc.stderr  # Keras's own bar: in the log
