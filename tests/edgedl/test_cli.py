@@ -117,3 +117,28 @@ def test_train_shows_a_line_per_epoch_and_keeps_tensorflows_output_in_its_log(tm
     log = (tmp_path / "run" / "log.txt").read_text()
     keras_line = re.compile(r"\d+/\d+ - \d+s - loss")  # Keras's own epoch line: in the log only
     assert keras_line.search(log) and not keras_line.search(proc.stdout + proc.stderr)
+
+
+def test_compress_distils_a_denoiser_into_a_zoo_student(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from edgedl.models import create_model
+    from edgedl.train import save_model
+
+    rng = np.random.default_rng(0)
+    for folder, count in (("train", 4), ("eval", 2)):
+        (tmp_path / folder).mkdir()
+        for i in range(count):
+            pixels = rng.integers(0, 256, (48, 56), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / folder / f"{folder}{i}.png")
+    save_model(create_model("dncnn", depth=3, width=8), tmp_path / "teacher.keras")
+    proc = run_cli("edgedl", "compress", str(tmp_path / "teacher.keras"), "--technique", "distill", "--student",
+                   "dncnn_lite", "--epochs", "1", "--data", str(tmp_path / "train"), "--eval-data",
+                   str(tmp_path / "eval"), "--out", str(tmp_path / "kd"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "kd" / "compression.json").read_text())
+    assert summary["techniques"] == ["distill"] and summary["after"]["params"] == 56_673  # dncnn_lite's
+    assert (tmp_path / "kd" / summary["artifact"]).exists() and (tmp_path / "kd" / "model.keras").exists()
