@@ -80,6 +80,12 @@ def summarize(log_text: str, limit: int = 3) -> tuple[int, list[tuple[str, int]]
     return sum(kinds.values()), kinds.most_common(limit)
 
 
+def _remove_if_empty(out_dir: Path, existed: bool) -> None:
+    """A failed run leaves no empty folder behind that it created (its error is on the terminal)."""
+    if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+
+
 class Steps:
     """One progress display for a whole command: the stage, steps done of the total, time left."""
 
@@ -166,8 +172,12 @@ class Terminal:
         out_dir = Path(out_dir)
         existed = out_dir.exists()
         if self.verbose:  # everything on the terminal as it comes
-            with self._steps(enabled=False):
-                yield self
+            try:
+                with self._steps(enabled=False):
+                    yield self
+            except BaseException:
+                _remove_if_empty(out_dir, existed)
+                raise
             return
         fd, name = tempfile.mkstemp(prefix="edgedl-", suffix=".log")
         self.log_path = Path(name)
@@ -201,8 +211,8 @@ class Terminal:
 
     def _keep_log(self, out_dir: Path, failed: bool, remove_if_empty: bool) -> None:
         log, self.log_path = self.log_path, None
-        if remove_if_empty and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # a failed run leaves no empty folder behind (its error is on the terminal)
+        if remove_if_empty:
+            _remove_if_empty(out_dir, existed=False)
         if not out_dir.is_dir():
             log.unlink(missing_ok=True)
             return

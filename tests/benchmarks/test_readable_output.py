@@ -98,8 +98,11 @@ def test_quiet_shows_only_results_and_verbose_captures_nothing(tmp_path, capfd):
     assert "benchmark: original" not in seen.err and "failed: onnx_int8: it broke" in seen.err
     assert "benchmark: original" in (tmp_path / "q" / "log.txt").read_text()
     verbose = Terminal(verbose=True)
-    with verbose.capture(tmp_path / "v", "x"):
-        os.write(2, b"failed call to cuInit\n")
+    with pytest.raises(RuntimeError):
+        with verbose.capture(tmp_path / "v", "x"):
+            (tmp_path / "v").mkdir()
+            os.write(2, b"failed call to cuInit\n")
+            raise RuntimeError("no such model")
     assert "cuInit" in capfd.readouterr().err and not (tmp_path / "v").exists()
 
 
