@@ -186,7 +186,9 @@ def _legends(ax, rows: list[dict], machines: list[str]) -> None:
     formats = list(dict.fromkeys(r["format"] for r in rows))
     precisions = list(dict.fromkeys(r["precision"] for r in rows))
     shapes = [Line2D([], [], ls="", marker=MARKERS.get(f, "D"), color="0.3", label=f) for f in formats]
-    shapes += [Line2D([], [], ls="", marker="o", mfc="none", color="0.3", label=m) for m in machines[1:]]
+    if len(machines) > 1:  # filled: the first report's machine; hollow: the others'
+        shapes += [Line2D([], [], ls="", marker="o", mfc="0.3" if i == 0 else "none", color="0.3", label=m)
+                   for i, m in enumerate(machines)]  # fmt: skip
     first = ax.legend(handles=shapes, title="format", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                       title_fontsize=8, alignment="left")  # outside the axes: no point hidden behind a key
     ax.add_artist(first)
