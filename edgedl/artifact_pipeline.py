@@ -86,7 +86,7 @@ def run(config, terminal) -> dict:
                                  check=take(x, 16))  # fmt: skip
                 variants.append(Variant(name, "onnx", precision, path, extra=_stats(path, x)))
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
-                if isinstance(exc, NotApplicable) and not config.variants:  # not asked for: left out
+                if isinstance(exc, NotApplicable) and name not in config.variants:  # not named: left out
                     log(f"skipped: {name}: {exc}")
                     continue
                 terminal.note(f"[red]failed[/]: {name}: {one_line(exc)}")

@@ -223,7 +223,7 @@ class Pipeline:
             try:
                 stats = self._build_one(spec, path, stats_path, key, original, base_stats, data, info)
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
-                if isinstance(exc, NotApplicable) and not self.config.variants:  # not asked for: left out
+                if isinstance(exc, NotApplicable) and spec.name not in self.config.variants:  # not named: left out
                     self.log(f"skipped: {spec.name}: {exc}")
                     continue
                 reason = one_line(exc)

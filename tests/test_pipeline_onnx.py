@@ -111,6 +111,8 @@ def test_a_variant_with_nothing_to_do_is_left_out_by_default_and_refused_when_as
     names = [v["name"] for v in json.loads((tmp_path / "all" / "report.json").read_text())["variants"]]
     assert names == ["original", "onnx_float32", "onnx_float16", "onnx_int8"]
     assert "skipped: onnx_dynamic: dynamic quantization: the graph has no MatMul or Gemm" in " ".join(proc.stderr.split())
+    proc = run_cli(*common, "--out", str(tmp_path / "group"), "--variants", "post")  # a group does not name it
+    assert proc.returncode == 0 and "skipped: onnx_dynamic" in " ".join(proc.stderr.split())
     proc = run_cli(*common, "--out", str(tmp_path / "asked"), "--variants", "onnx_dynamic")
     assert proc.returncode == 0, proc.stderr[-2000:]
     (record,) = [v for v in json.loads((tmp_path / "asked" / "report.json").read_text())["variants"]
