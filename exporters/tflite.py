@@ -93,9 +93,12 @@ def pixel_input(flatbuffer: bytes, normalization) -> bytes:
 
 
 def _convert(model, config: TFLiteConfig) -> bytes:
-    """The flatbuffer; recurrent layers unrolled first (builtin operators, no state between calls)."""
+    """The flatbuffer; dilated convolutions made direct (``_dilated``) and recurrent layers unrolled first
+    (builtin operators, no state between calls)."""
+    from ._dilated import with_direct_dilation
     from ._recurrent import recurrent_layers, unrolled
 
+    model = with_direct_dilation(model)
     loops = [layer for layer in recurrent_layers(model) if not layer.get_config().get("unroll", False)]
     if not loops:
         return _converter(model, config).convert()
