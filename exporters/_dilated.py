@@ -19,20 +19,27 @@ def dilated_convs(model) -> list:
 
 
 @functools.lru_cache(maxsize=None)
-def _direct_conv_class(keras_module, tf_module):
+def _direct_conv_class(keras_module, tf_module, explicit: bool):
     class DirectDilatedConv2D(keras_module.layers.Conv2D):
-        """Conv2D computed by ``tf.nn.conv2d(..., dilations=...)``: TensorFlow's own dilated convolution."""
+        """Conv2D computed by ``tf.nn.conv2d(..., dilations=...)``: TensorFlow's own dilated convolution;
+        with ``explicit``, its "same" padding given as numbers (onnxruntime refuses dilation with SAME_UPPER)."""
 
         def convolution_op(self, inputs, kernel):
-            return tf_module.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
+            padding = self.padding.upper()
+            if explicit and padding == "SAME":
+                pads = [((k - 1) * d // 2, (k - 1) * d - (k - 1) * d // 2)
+                        for k, d in zip(self.kernel_size, self.dilation_rate)]  # fmt: skip
+                padding = [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
+            return tf_module.nn.conv2d(inputs, kernel, strides=self.strides, padding=padding,
                                        dilations=self.dilation_rate)  # fmt: skip
 
     return DirectDilatedConv2D
 
 
-def with_direct_dilation(model):
-    """A copy of a tf-keras ``model`` whose dilated ``Conv2D`` layers are computed directly; the model itself
-    when it has none (or is not a tf-keras model, or uses a layout or padding this does not handle)."""
+def with_direct_dilation(model, explicit_padding: bool = False):
+    """A copy of a tf-keras ``model`` whose dilated ``Conv2D`` layers are computed directly (their "same"
+    padding as numbers with ``explicit_padding``); the model itself when it has none (or is not a tf-keras
+    model, or uses a layout or padding this does not handle)."""
     layers = dilated_convs(model)
     if not layers or type(model).__module__.split(".")[0] != "tf_keras" or any(
             layer.data_format != "channels_last" or layer.padding not in ("same", "valid") for layer in layers):
@@ -40,7 +47,7 @@ def with_direct_dilation(model):
     import tensorflow as tf
     import tf_keras as keras
 
-    direct = _direct_conv_class(keras, tf)
+    direct = _direct_conv_class(keras, tf, explicit_padding)
 
     def clone(layer):
         if layer in layers:

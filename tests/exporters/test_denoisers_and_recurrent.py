@@ -88,6 +88,12 @@ def test_a_dilated_denoiser_keeps_any_size_and_tiles_without_seams(dilated_artif
     for precision in ("float32", "int8"):  # one convolution with dilation factors, not a space-to-batch detour
         kinds = [name for name, _ in tflite_operators(arts[("tflite", precision)].path)]
         assert "CONV_2D" in kinds and not {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "MUL"} & set(kinds), kinds
+    import onnx
+
+    graph = onnx.load(str(arts[("onnx", "float32")].path)).graph
+    assert "SpaceToDepth" not in {n.op_type for n in graph.node} and len(graph.node) < 30  # was 330 nodes
+    dilations = [list(a.ints) for n in graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "dilations"]
+    assert dilations == [[d, d] for d in (1, 2, 3, 4, 3, 2, 1)]
     model = runtime.load(arts[("tflite", "int8")].path, threads=1)  # builtin int8 kernels and XNNPACK alike
     image = rng.random((300, 260, 1)).astype(np.float32)
     whole = denoise(model, image, tile=512)
