@@ -136,8 +136,6 @@ def sequence_task(image_shape: tuple, noise: denoising.Noise, batch_size: int, s
     clean = denoising.moving_digit_sequences(ev.x[:SEQUENCE_EVAL], frames, size, np.random.default_rng(seed + 1))
     noisy = denoising.add_noise(clean, noise.eval_sigma, np.random.default_rng(seed + 2))
     arrays = {"n": np.array(len(noisy)), "sigma": np.array(noise.eval_sigma)}
-    if ev.names:  # the report names the image a variant harms most
-        arrays["names"] = np.array(ev.names)
     for i in range(len(noisy)):
         arrays[f"noisy_{i}"], arrays[f"clean_{i}"] = noisy[i], clean[i]
     sigma_text = f"σ={noise.sigma:g}" if noise.sigma is not None else f"blind σ in {denoising.BLIND_RANGE}"
