@@ -44,9 +44,10 @@ def _float_onnx(model, path: Path) -> None:
     spec = [t.TensorSpec(x.shape, t.float32, name=n) for x, n in zip(model.inputs, names)]
     options = {"input_signature": spec, "opset": OPSET, "output_path": str(path), "optimizers": _optimizers()}
     if isinstance(model, keras().Model):
-        from ._dilated import with_direct_dilation
+        from ._dilated import direct_dilation
 
-        tf2onnx.convert.from_keras(with_direct_dilation(model, explicit_padding=True), **options)  # a dilated Conv
+        with direct_dilation(model, explicit_padding=True):  # a dilated Conv: one Conv
+            tf2onnx.convert.from_keras(model, **options)
     else:  # Keras 3: tf2onnx's Keras path fails on it (KeyError 'keras_tensor_N'); its graph path does not.
         tf2onnx.convert.from_function(t.function(model), **options)
 

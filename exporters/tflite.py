@@ -93,23 +93,27 @@ def pixel_input(flatbuffer: bytes, normalization) -> bytes:
 
 
 def _convert(model, config: TFLiteConfig) -> bytes:
-    """The flatbuffer; dilated convolutions made direct (``_dilated``) and recurrent layers unrolled first
-    (builtin operators, no state between calls)."""
-    from ._dilated import with_direct_dilation
+    """The flatbuffer; recurrent layers unrolled first (builtin operators, no state between calls)."""
     from ._recurrent import recurrent_layers, unrolled
 
-    model = with_direct_dilation(model)
     loops = [layer for layer in recurrent_layers(model) if not layer.get_config().get("unroll", False)]
-    if not loops:
+    if loops:
+        try:
+            model = unrolled(model)
+        except UserError as refusal:
+            try:  # a fixed batch may still convert as it is (the fused LSTM operator)
+                return _converted(model, config)
+            except Exception:  # noqa: BLE001 - the converter's 90-line error: ours names the layer and the way out
+                raise refusal from None
+    return _converted(model, config)
+
+
+def _converted(model, config: TFLiteConfig) -> bytes:
+    """The converter's flatbuffer, dilated convolutions computed directly while it traces (``_dilated``)."""
+    from ._dilated import direct_dilation
+
+    with direct_dilation(model):
         return _converter(model, config).convert()
-    try:
-        flat = unrolled(model)
-    except UserError as refusal:
-        try:  # a fixed batch may still convert as it is (the fused LSTM operator)
-            return _converter(model, config).convert()
-        except Exception:  # noqa: BLE001 - the converter's 90-line error: ours names the layer and the way out
-            raise refusal from None
-    return _converter(flat, config).convert()
 
 
 def tensor_specs(path_or_bytes) -> tuple[tuple, tuple]:

@@ -213,16 +213,19 @@ def test_a_denoiser_student_learns_from_its_teachers_outputs():
     assert abs(outputs[0.0] - 0.7) < 0.05 and abs(outputs[1.0] - 0.5) < 0.05, outputs
 
 
-def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_path):
+@pytest.mark.parametrize("name, options", [("dncnn", {"depth": 3, "width": 8}), ("ircnn_lite", {"width": 8})])
+def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_path, name, options):
     """tfmot has no Subtract: the layer is annotated alone, so DnCNN trains with its int8 rounding, saves,
-    loads in tfmot's scope, and exports to an int8 .tflite that denoises like the QAT model."""
+    loads in tfmot's scope, and exports to an int8 .tflite that denoises like the QAT model (a dilated
+    convolution inside tfmot's wrapper as one CONV_2D, as without QAT)."""
     import runtime
     from edgedl.models import create_model
+    from edgedl.targets import tflite_operators
     from edgedl.train import load_keras_model, save_model
     from exporters import ModelInfo, export
 
     data = _noisy_patches()
-    result = compress(create_model("dncnn", depth=3, width=8), [QATConfig(epochs=1)], data, task="denoising")
+    result = compress(create_model(name, **options), [QATConfig(epochs=1)], data, task="denoising")
     assert result.quantized and any(type(la).__name__ == "QuantizeWrapperV2" and "denoised" in la.name
                                     for la in result.model.layers)  # fmt: skip
     save_model(result.model, tmp_path / "qat.h5")  # tfmot's wrappers save to HDF5 (the .keras format drops
@@ -232,4 +235,8 @@ def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_pa
     art = export(again, tmp_path / "qat.tflite", "tflite", ModelInfo(task="denoising", techniques=("qat",)),
                  precision="int8", calibration=data[0][0], check_inputs=noisy)  # fmt: skip
     device = runtime.load(art.path).predict(noisy)
-    assert art.input.dtype == "int8" and np.abs(device - again.predict(noisy, verbose=0)).max() < 0.05
+    error = np.abs(device - again.predict(noisy, verbose=0))  # a rounding tie may differ by an output step
+    assert art.input.dtype == "int8" and error.mean() < 0.01 and error.max() < 0.1, (error.mean(), error.max())
+    kinds = {kind for kind, _ in tflite_operators(art.path)}
+    assert "CONV_2D" in kinds and not {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"} & kinds, kinds
+    assert not any("convolution_op" in vars(getattr(la, "layer", la)) for la in again.layers)  # as it was
