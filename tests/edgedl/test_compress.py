@@ -213,6 +213,23 @@ def test_a_denoiser_student_learns_from_its_teachers_outputs():
     assert abs(outputs[0.0] - 0.7) < 0.05 and abs(outputs[1.0] - 0.5) < 0.05, outputs
 
 
+def test_qat_starts_from_the_float_models_activation_ranges():
+    """tfmot starts every activation range at [-6, 6]; measured on the data first, a QAT model whose weights
+    do not move (a learning rate of 1e-9) rounds like an int8 export, not 20 times coarser."""
+    from edgedl._tf import keras
+
+    k = keras()
+    noisy = k.layers.Input((None, None, 1))
+    features = k.layers.Conv2D(8, 3, padding="same", activation="relu")(noisy)
+    noise = k.layers.Conv2D(1, 3, padding="same")(features)
+    model = k.Model(noisy, k.layers.Subtract()([noisy, noise]))
+    data = _noisy_patches()
+    quantized = compress(model, [QATConfig(epochs=1, learning_rate=1e-9)], data, task="denoising").model
+    x = data[0][0]
+    error = np.abs(quantized.predict(x, verbose=0) - model.predict(x, verbose=0))
+    assert error.max() < 0.02, error.max()  # ranges left at [-6, 6]: 0.07
+
+
 @pytest.mark.parametrize("name, options", [("dncnn", {"depth": 3, "width": 8}), ("ircnn_lite", {"width": 8})])
 def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_path, name, options):
     """tfmot has no Subtract: the layer is annotated alone, so DnCNN trains with its int8 rounding, saves,
