@@ -180,8 +180,19 @@ def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple):
     with q.quantize_scope(qat_custom_objects()):
         quantized = _wrap("quantization-aware training", q.quantize_apply, annotated, *([scheme] if scheme else []))
     _start_ranges_from_data(quantized, model, data)
+    _freeze_batch_norms(quantized)
     _fine_tune(quantized, data, task, config.learning_rate, config.epochs, config.batch_size)
     return quantized
+
+
+def _freeze_batch_norms(quantized) -> None:
+    """Batch norms keep the statistics the model was trained with (inference mode, as QAT usually does after
+    its first steps): a short fine-tune that also re-estimated them from its last hundred batches moved a
+    denoiser's PSNR by ±0.2 dB from run to run, more than the rounding QAT is there to learn."""
+    for layer in quantized.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, keras().layers.BatchNormalization):
+            inner.trainable = False
 
 
 RANGE_SAMPLES = 256  # inputs the activation ranges are measured on before QAT (as a calibration would)

@@ -234,7 +234,8 @@ def test_qat_starts_from_the_float_models_activation_ranges():
 def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_path, name, options):
     """tfmot has no Subtract: the layer is annotated alone, so DnCNN trains with its int8 rounding, saves,
     loads in tfmot's scope, and exports to an int8 .tflite that denoises like the QAT model (a dilated
-    convolution inside tfmot's wrapper as one CONV_2D, as without QAT)."""
+    convolution inside tfmot's wrapper as one CONV_2D, as without QAT); its batch norms keep the statistics
+    the model was trained with."""
     import runtime
     from edgedl.models import create_model
     from edgedl.targets import tflite_operators
@@ -242,7 +243,11 @@ def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_pa
     from exporters import ModelInfo, export
 
     data = _noisy_patches()
-    result = compress(create_model(name, **options), [QATConfig(epochs=1)], data, task="denoising")
+    model = create_model(name, **options)
+    result = compress(model, [QATConfig(epochs=1)], data, task="denoising")
+    norms = [(la, getattr(q, "layer", q)) for la, q in zip(model.layers, result.model.layers[1:])
+             if type(la).__name__ == "BatchNormalization"]  # fmt: skip
+    assert norms and all(np.array_equal(a.moving_variance.numpy(), b.moving_variance.numpy()) for a, b in norms)
     assert result.quantized and any(type(la).__name__ == "QuantizeWrapperV2" and "denoised" in la.name
                                     for la in result.model.layers)  # fmt: skip
     save_model(result.model, tmp_path / "qat.h5")  # tfmot's wrappers save to HDF5 (the .keras format drops
