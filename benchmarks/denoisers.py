@@ -1,12 +1,12 @@
 """What the lite denoisers reach on Set12, read from pipeline runs, against the tracker's targets.
 
     edgedl pipeline --model ircnn_lite --data ../shared/data/bsd/train400 --eval-data ../shared/data/bsd/set12 \
-                    --sigma 25 --variants post,distill,student --out runs/ircnn
+                    --sigma 25 --variants post,distill,student,qat --out runs/ircnn
     python -m benchmarks.denoisers runs/ircnn/report.json [runs/seq/report.json]
 
 Prints, side by side: the lite denoiser's PSNR against BM3D's (29.97 dB on Set12
 at σ = 25, published and measured here with the 8-bit protocol of
-``shared/data/bsd/README.md``), what int8 costs, its MACs per pixel, the
+``shared/data/bsd/README.md``), what int8 costs (post-training, and after QAT), its MACs per pixel, the
 distilled student against the same student trained without its teacher, and,
 given a sequence denoiser's run, its gain over its per-frame twin.
 """
@@ -31,7 +31,7 @@ def rows(report: dict, sequence: dict | None = None) -> list[tuple]:
     if report["metric"] != "psnr":
         raise UserError(f"{report['model']}: a denoiser's report scores psnr, this one {report['metric']}")
     by_name = {v["name"]: v for v in report["variants"] if is_ok(v)}
-    original, int8 = by_name.get("original"), by_name.get("tflite_int8")
+    original, int8, qat = by_name.get("original"), by_name.get("tflite_int8"), by_name.get("qat_tflite_int8")
     if original is None:
         raise UserError("the report's original model was not measured")
     distilled, alone = by_name.get("distill_tflite_float32"), by_name.get("student_tflite_float32")
@@ -44,6 +44,8 @@ def rows(report: dict, sequence: dict | None = None) -> list[tuple]:
         (f"{report['model']}, float (Keras), PSNR", f"{_psnr(original)} ({versus:+.2f} vs BM3D)",
          f"≥ {BM3D_SET12_SIGMA25} dB (BM3D, Set12 σ = 25)"),
         ("same model, int8 TFLite vs float", "-" if int8 is None else f"{int8['metric_delta']:+.2f} dB",
+         "within 0.2 dB"),
+        ("same model, QAT int8 TFLite vs float", "-" if qat is None else f"{qat['metric_delta']:+.2f} dB",
          "within 0.2 dB"),
         ("same model, MACs per pixel", f"{original.get('macs_per_pixel', '-'):,}" if original.get("macs_per_pixel")
          else "-", "≤ 120,000"),

@@ -68,7 +68,8 @@ def _control(recipe: Recipe) -> Recipe:
     """The recipe's control: the original trained for the same extra epochs (learning rate, batch size, in
     the same steps, its parent's control first) without the technique, so that a recipe's delta against it
     isolates the technique. A distilled student's control is ``student``, trained without the teacher."""
-    steps = tuple(FineTuneConfig(c.epochs, c.learning_rate, c.batch_size) for c in recipe.configs)
+    steps = tuple(FineTuneConfig(c.epochs, c.learning_rate, c.batch_size, isinstance(c, QATConfig))
+                  for c in recipe.configs)  # fmt: skip
     return Recipe(f"control_{recipe.name}", steps, (("tflite", "float32"),), recipe.tasks,
                   parent=f"control_{recipe.parent}" if recipe.parent else None, default=False)  # fmt: skip
 

@@ -55,11 +55,13 @@ class FilterPruneConfig:
 @dataclass(frozen=True)
 class FineTuneConfig:
     """More training of the same model and nothing else: the control a compression recipe is measured
-    against (its extra epochs, learning rate and batch size, on the same data and loss)."""
+    against (its extra epochs, learning rate and batch size, on the same data and loss; batch norms frozen
+    as QAT freezes them, when it is QAT's control)."""
 
     epochs: int = 2
     learning_rate: float = 1e-4
     batch_size: int = 64
+    freeze_batch_norms: bool = False
 
     def __post_init__(self):
         _check_training(self.epochs, self.learning_rate, self.batch_size)

@@ -85,6 +85,8 @@ def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
 
 def finetune(model, config, data, task: str, before: tuple):
     """The control: the same extra training a technique gets, without the technique."""
+    if config.freeze_batch_norms:
+        _freeze_batch_norms(model)
     _fine_tune(model, data, task, config.learning_rate, config.epochs, config.batch_size)
     return model
 

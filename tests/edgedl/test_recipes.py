@@ -14,7 +14,7 @@ def test_a_control_trains_as_long_as_its_recipe_in_the_same_steps():
     control = RECIPES[control_of("prune_qat")]
     assert control.parent == "control_prune" and control.exports == (("tflite", "float32"),)
     assert RECIPES["control_prune"].configs == (FineTuneConfig(prune.epochs, prune.learning_rate, prune.batch_size),)
-    assert control.configs == (FineTuneConfig(qat.epochs, qat.learning_rate, qat.batch_size),)
+    assert control.configs == (FineTuneConfig(qat.epochs, qat.learning_rate, qat.batch_size, True),)  # frozen BN
     assert recipe_techniques("control_prune_qat") == ("finetune", "finetune")
     assert control_of("distill") is None and control_of("student") is None  # a student's control is `student`
 
