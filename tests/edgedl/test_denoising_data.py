@@ -41,6 +41,15 @@ def test_moving_digit_sequences_stay_in_the_frame_and_move(mnist):
     assert (steps.max(axis=(1, 2)) > 0.5).sum() >= 15
 
 
+def test_sequence_batches_train_on_the_8_bit_noise_they_are_evaluated_on(mnist):
+    """Clipped at 0 and 1 as the evaluation's noisy frames are: float noise on digits would be another problem."""
+    noisy, clean = denoising.sequence_batches(mnist[1].x[:16], Noise(50.0, 50.0), 8, 32, 16, seed=0)[0]
+    assert noisy.shape == clean.shape == (16, 8, 32, 32, 1) and noisy.min() >= 0 and noisy.max() <= 1
+    np.testing.assert_allclose(noisy * 255, np.round(noisy * 255), atol=1e-3)
+    evaluated = denoising.add_noise(clean, 50.0, np.random.default_rng(1))
+    assert np.sqrt(((noisy - clean) ** 2).mean()) == pytest.approx(np.sqrt(((evaluated - clean) ** 2).mean()), rel=0.05)
+
+
 def test_bad_denoising_inputs_are_named(tmp_path):
     with pytest.raises(UserError, match="noise sigma must be in"):
         Noise(300)
