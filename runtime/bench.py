@@ -234,12 +234,15 @@ def task_metrics(task: str, outputs, targets) -> dict:
 
 
 def save_outputs(path, outputs: list) -> None:
-    """Per-sample outputs (the original's, for the variants' fidelity), atomically."""
+    """Per-sample outputs (the original's, for the variants' fidelity), atomically; each in its own shape (a
+    flattened image or sequence would pass for a score vector and get a top-1 agreement), several outputs
+    joined."""
     from .files import atomic_path
 
+    rows = [flat(o) if isinstance(o, dict) else np.asarray(o) for o in outputs]
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, *[flat(o) for o in outputs], several=np.array(isinstance(outputs[0], dict)))
+            np.savez(handle, *rows, several=np.array(isinstance(outputs[0], dict)))
 
 
 def load_outputs(path) -> list:

@@ -91,3 +91,18 @@ def test_every_images_psnr_change_is_kept_and_the_worst_image_named(tmp_path):
     assert eval_names(tmp_path / "eval.npz", 4)[int(np.argmin(deltas))] == "c.png"
     np.savez(tmp_path / "plain.npz", task="denoising", n=4)  # an older eval.npz: samples by number
     assert eval_names(tmp_path / "plain.npz", 4) == ["#1", "#2", "#3", "#4"]
+
+
+def test_a_saved_reference_keeps_its_shape_so_images_get_no_top1_agreement(tmp_path):
+    """The original's outputs go to disk for the variants' fidelity: sequences of images stay images there
+    (flattened, they passed for score vectors and a denoiser got a 'top-1 agreement'); scores keep theirs."""
+    from runtime.bench import load_outputs, save_outputs
+    from runtime.metrics import fidelity
+
+    rng = np.random.default_rng(0)
+    for sample, top1 in (((8, 32, 32, 1), False), ((10,), True)):
+        outputs = [rng.random(sample).astype(np.float32) for _ in range(5)]
+        save_outputs(tmp_path / "ref.npz", outputs)
+        reference = load_outputs(tmp_path / "ref.npz")
+        assert [r.shape for r in reference] == [sample] * 5
+        assert ("top1_agreement" in fidelity(reference, outputs)) is top1
