@@ -124,15 +124,15 @@ def test_a_failed_run_leaves_no_empty_folder_and_keeps_a_folder_with_work_in_it(
 
 
 def test_the_tradeoff_plot_names_only_the_pareto_front_and_the_selected_variant(tmp_path, monkeypatch):
-    import benchmarks.render as render_module
+    import benchmarks.plots as plots
 
     named = []
-    real = render_module._label
+    real = plots._label
     def label(ax, points):
         named.append([p[2] for p in points])
         real(ax, points)
 
-    monkeypatch.setattr(render_module, "_label", label)
+    monkeypatch.setattr(plots, "_label", label)
     doc = wide_report()
     doc["variants"].append(variant("slow_and_worse", "onnx", -2.0, 90.0, 300_000))
     (tmp_path / "r.json").write_text(json.dumps(doc))
