@@ -135,7 +135,7 @@ def _instead(report: dict, runs: list, target: Target) -> str:
 
 def _write_samples(eval_path: Path, meta, folder: Path) -> list[str]:
     """A few evaluation inputs as files ``edgedl-run`` takes: PNGs of images, .npy of sequences."""
-    from runtime.bench import load_eval
+    from runtime.samples import load_eval
     from runtime.images import save_image
 
     inputs, targets, task = load_eval(eval_path)

@@ -17,6 +17,8 @@ from typing import Optional, Sequence
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 
+from .cli_inputs import add_data_args, add_normalization_args, add_train_args, prepare, prepare_model, train_config
+
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
 
@@ -28,57 +30,6 @@ def _missing_host_module() -> Optional[str]:
         except (ImportError, ValueError):
             return module
     return None
-
-
-def _add_data_args(p) -> None:
-    p.add_argument("--data", type=Path, help="training data: MNIST IDX file/folder, .npz, or a folder per class "
-                                             "(default: the embedded MNIST split)")  # fmt: skip
-    p.add_argument("--eval-data", type=Path, help="evaluation data, same forms (default: see --data)")
-
-
-def _add_normalization_args(p) -> None:
-    p.add_argument("--mean", help="the model takes (pixel/255 - MEAN) / STD: per channel (0.485,0.456,0.406) or one; "
-                                  "recorded in every artifact (default: pixel/255, or raw pixels for a model whose "
-                                  "first layer is Rescaling/Normalization)")  # fmt: skip
-    p.add_argument("--std", help="see --mean")
-
-
-def _add_train_args(p) -> None:
-    p.add_argument("--epochs", type=int, help="training epochs (default: the model's, 8 for cnn)")
-    p.add_argument("--batch-size", type=int, help="batch size per device (default: the model's, 64 for cnn)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--sigma", default="25", help="denoisers: noise σ on the 0-255 scale, or 'blind' (default 25)")
-
-
-def _train_config(args, model: str):
-    """The model's own training defaults (a zoo model's), overridden by what the user gave."""
-    from .models import list_models, model_entry
-    from .train import TrainConfig
-
-    defaults = model_entry(model).train_defaults if model in list_models() else {}
-    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed") if getattr(args, k) is not None}
-    return TrainConfig(**{**defaults, **given})
-
-
-def _prepare(args, task: str, image_shape: tuple, batch_size: int = 64, seed: int = 0):
-    from . import tasks
-    from .denoising import Noise
-
-    noise = Noise.parse(getattr(args, "sigma", "25"), getattr(args, "eval_sigma", None))
-    return tasks.prepare(task, args.data, getattr(args, "eval_data", None), image_shape, noise, batch_size, seed)
-
-
-def _prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int = 0):
-    """The data for a saved model of ``task``; a generic one (several inputs or outputs) takes its inputs
-    from ``--data`` (an .npz by input name, pictures, an .npy) as ``tasks.generic`` reads them."""
-    if task != "generic":
-        return _prepare(args, task, tuple(model.inputs[0].shape[1:]), batch_size, seed).normalized(norm)
-    from . import tasks
-    from .model_data import describe_keras
-
-    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    return tasks.generic(model, describe_keras(model, norm), Path(args.model).name, None, args.data, batch_size,
-                         seed, log)  # fmt: skip
 
 
 def _print_columns(rows: list) -> None:
@@ -109,8 +60,8 @@ def cmd_train(args) -> int:
         from .train import train
 
         entry = model_entry(args.model)
-        config = _train_config(args, args.model)
-        data = _prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
+        config = train_config(args, args.model)
+        data = prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
         terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}")
         model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config,
                       args.out, on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
@@ -139,7 +90,7 @@ def cmd_export(args) -> int:
     model = load_keras_model(args.model)
     task = args.task or task_of(model)
     norm, _ = model_normalization(model, parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std"))
-    data = _prepare_model(args, model, task, norm)
+    data = prepare_model(args, model, task, norm)
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
     info = ModelInfo(task=task, labels=labels if task == "classification" else None,
                      normalization=norm, source_sha256=weights_sha256(model))  # fmt: skip
@@ -186,7 +137,7 @@ def cmd_compress(args) -> int:
     configs = _compress_configs(args)
     model = load_keras_model(args.model)
     task = task_of(model)
-    data = _prepare_model(args, model, task, model_normalization(model)[0])
+    data = prepare_model(args, model, task, model_normalization(model)[0])
     result = compress(model, configs, data.fit, task)
     out = Path(args.out)
     precision = args.precision or ("int8" if result.quantized else "float32")
@@ -253,7 +204,7 @@ def cmd_pipeline(args) -> int:
         config = PipelineConfig(
             model=args.model,
             out=args.out,
-            train=_train_config(args, args.model),
+            train=train_config(args, args.model),
             bench=bench,
             noise=Noise.parse(args.sigma, args.eval_sigma),
             data=args.data,
@@ -317,8 +268,8 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("train", help="train a zoo model")
     p.add_argument("--model", default="cnn", help="registry name (see 'edgedl models')")
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, model.keras, history.json")
-    _add_data_args(p)
-    _add_train_args(p)
+    add_data_args(p)
+    add_train_args(p)
     _add_output_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -332,7 +283,7 @@ def build_parser() -> OneLineParser:
                    help="default: inferred from the inputs and outputs (generic: several, or boxes, masks)")
     p.add_argument("--labels", help="comma-separated class names (default: from the data)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ of the calibration inputs (default 25)")
-    _add_normalization_args(p)
+    add_normalization_args(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
@@ -353,7 +304,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--epochs", type=int, help="fine-tuning epochs per technique (default: each technique's own)")
     p.add_argument("--precision", help="precision of the .tflite (default int8 after qat, float32 otherwise)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ for fine-tuning (default 25)")
-    _add_data_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("variants", help="list the variants the pipeline can build")
@@ -389,8 +340,8 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")
     p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    _add_data_args(p)
-    _add_train_args(p)
+    add_data_args(p)
+    add_train_args(p)
     p.add_argument("--retrain", action="store_true", help="train a saved model further on --data")
     p.add_argument("--eval-sigma", type=float, help="denoisers: σ of the evaluation noise (default: --sigma, or 25)")
     p.add_argument("--variants", help="comma-separated variants or recipes, e.g. tflite_int8,prune,qat; 'post' for "
@@ -405,7 +356,7 @@ def build_parser() -> OneLineParser:
                    help="with --max-drop: time budget of the search for thinner filter-pruned variants (default 900)")
     p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
     p.add_argument("--target", help="with --max-drop: select among the variants this device runs (see 'edgedl bundle')")
-    _add_normalization_args(p)
+    add_normalization_args(p)
     _add_output_args(p)
     p.set_defaults(func=cmd_pipeline)
     return parser

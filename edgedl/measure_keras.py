@@ -14,7 +14,8 @@ import sys
 import numpy as np
 
 from benchmarks.measure import measure_args
-from runtime.bench import first_sample, load_eval, load_outputs, peak_rss_mb, profile, run_all, save_outputs, task_metrics
+from runtime.bench import first_sample, peak_rss_mb, profile, run_all, task_metrics
+from runtime.samples import load_eval, load_outputs, save_outputs
 from runtime.metrics import fidelity, tail
 from runtime.cli import run_cli
 

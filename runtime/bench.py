@@ -14,7 +14,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .errors import UserError
-from .metrics import accuracy, denoising_metrics, fidelity, flat, psnr_deltas, tail
+from .metrics import accuracy, denoising_metrics, fidelity, psnr_deltas, tail
+from .samples import eval_names, load_eval, load_outputs, save_outputs
 
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
@@ -114,35 +115,6 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     return figures, predict
 
 
-def load_eval(path):
-    """Evaluation data as (inputs, targets, task): an ``eval.npz`` of a run (targets and task), or any
-    ``.npy`` / ``.npz`` of model inputs (targets None: timed, not scored).
-
-    Classification: an array of model-ready images and their labels.
-    Denoising: lists of noisy inputs and clean targets (sizes may differ).
-    """
-    from .images import read_npy, read_npz
-
-    suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        return read_npy(path).astype(np.float32, copy=False), None, None
-    if suffix != ".npz":
-        raise UserError(f"{path}: evaluation data is an .npz (a run's eval.npz) or a .npy of model inputs")
-    data = read_npz(path)
-    if "task" not in data:  # inputs by name (one array: a one-input model's)
-        return (data if len(data) > 1 else next(iter(data.values())).astype(np.float32, copy=False)), None, None
-    try:
-        task = str(data["task"])
-        if task == "classification":
-            return data["x"].astype(np.float32), data["y"], task
-        n = int(data["n"])
-        return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)], task
-    except KeyError as exc:
-        raise UserError(f"{path}: not an edgedl evaluation set (no array {exc}); use the eval.npz a run wrote") from None
-    except (TypeError, ValueError):
-        raise UserError(f"{path}: not an edgedl evaluation set (unreadable arrays)") from None
-
-
 def parse_shapes(items) -> dict:
     """``["x=1x3x224x224", ...]`` as ``{"x": (1, 3, 224, 224)}``."""
     shapes = {}
@@ -233,26 +205,6 @@ def task_metrics(task: str, outputs, targets) -> dict:
     raise UserError(f"no metric for task {task!r}")
 
 
-def save_outputs(path, outputs: list) -> None:
-    """Per-sample outputs (the original's, for the variants' fidelity), atomically; each in its own shape (a
-    flattened image or sequence would pass for a score vector and get a top-1 agreement), several outputs
-    joined."""
-    from .files import atomic_path
-
-    rows = [flat(o) if isinstance(o, dict) else np.asarray(o) for o in outputs]
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, *rows, several=np.array(isinstance(outputs[0], dict)))
-
-
-def load_outputs(path) -> list:
-    from .images import read_npz
-
-    arrays = read_npz(path)
-    rows = [arrays[f"arr_{i}"] for i in range(len(arrays) - 1)]
-    return [{"outputs": r} for r in rows] if bool(arrays["several"]) else rows  # several outputs: no top-1
-
-
 def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
             providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None, loader=None,
             reference=None, save_to=None) -> dict:  # fmt: skip
@@ -307,17 +259,6 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
         "delegate": getattr(holder["model"], "delegate", None),
         "peak_rss_mb": peak_rss_mb(),
     }
-
-
-def eval_names(path, count: int) -> list:
-    """The names of an evaluation set's samples (a run's ``eval.npz`` keeps its images' file names), else
-    ``#1``, ``#2``, … in order."""
-    from .images import read_npz
-
-    names = read_npz(path).get("names") if Path(path).suffix.lower() == ".npz" else None
-    if names is None or len(names) != count:
-        return [f"#{i + 1}" for i in range(count)]
-    return [str(n) for n in names]
 
 
 def run_of(path: Path) -> Optional[Path]:

@@ -76,7 +76,7 @@ def test_the_tail_finds_the_one_sample_a_mean_hides():
 
 
 def test_every_images_psnr_change_is_kept_and_the_worst_image_named(tmp_path):
-    from runtime.bench import eval_names
+    from runtime.samples import eval_names
     from runtime.metrics import psnr, psnr_deltas
 
     rng = np.random.default_rng(1)
@@ -96,7 +96,7 @@ def test_every_images_psnr_change_is_kept_and_the_worst_image_named(tmp_path):
 def test_a_saved_reference_keeps_its_shape_so_images_get_no_top1_agreement(tmp_path):
     """The original's outputs go to disk for the variants' fidelity: sequences of images stay images there
     (flattened, they passed for score vectors and a denoiser got a 'top-1 agreement'); scores keep theirs."""
-    from runtime.bench import load_outputs, save_outputs
+    from runtime.samples import load_outputs, save_outputs
     from runtime.metrics import fidelity
 
     rng = np.random.default_rng(0)

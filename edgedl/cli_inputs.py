@@ -1,0 +1,57 @@
+"""What the ``edgedl`` commands read: the argument groups they share, the training configuration and the data
+they prepare for a zoo model or a saved one."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add_data_args(p) -> None:
+    p.add_argument("--data", type=Path, help="training data: MNIST IDX file/folder, .npz, or a folder per class "
+                                             "(default: the embedded MNIST split)")  # fmt: skip
+    p.add_argument("--eval-data", type=Path, help="evaluation data, same forms (default: see --data)")
+
+
+def add_normalization_args(p) -> None:
+    p.add_argument("--mean", help="the model takes (pixel/255 - MEAN) / STD: per channel (0.485,0.456,0.406) or one; "
+                                  "recorded in every artifact (default: pixel/255, or raw pixels for a model whose "
+                                  "first layer is Rescaling/Normalization)")  # fmt: skip
+    p.add_argument("--std", help="see --mean")
+
+
+def add_train_args(p) -> None:
+    p.add_argument("--epochs", type=int, help="training epochs (default: the model's, 8 for cnn)")
+    p.add_argument("--batch-size", type=int, help="batch size per device (default: the model's, 64 for cnn)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--sigma", default="25", help="denoisers: noise σ on the 0-255 scale, or 'blind' (default 25)")
+
+
+def train_config(args, model: str):
+    """The model's own training defaults (a zoo model's), overridden by what the user gave."""
+    from .models import list_models, model_entry
+    from .train import TrainConfig
+
+    defaults = model_entry(model).train_defaults if model in list_models() else {}
+    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed") if getattr(args, k) is not None}
+    return TrainConfig(**{**defaults, **given})
+
+
+def prepare(args, task: str, image_shape: tuple, batch_size: int = 64, seed: int = 0):
+    from . import tasks
+    from .denoising import Noise
+
+    noise = Noise.parse(getattr(args, "sigma", "25"), getattr(args, "eval_sigma", None))
+    return tasks.prepare(task, args.data, getattr(args, "eval_data", None), image_shape, noise, batch_size, seed)
+
+
+def prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int = 0):
+    """The data for a saved model of ``task``; a generic one (several inputs or outputs) takes its inputs
+    from ``--data`` (an .npz by input name, pictures, an .npy) as ``tasks.generic`` reads them."""
+    if task != "generic":
+        return prepare(args, task, tuple(model.inputs[0].shape[1:]), batch_size, seed).normalized(norm)
+    from . import tasks
+    from .model_data import describe_keras
+
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    return tasks.generic(model, describe_keras(model, norm), Path(args.model).name, None, args.data, batch_size,
+                         seed, log)  # fmt: skip
