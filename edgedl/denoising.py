@@ -78,12 +78,15 @@ def load_images(folder: str | Path) -> ImageSet:
     return ImageSet(tuple(images), str(folder), tuple(f.name for f in files))
 
 
+def as_eight_bit(image: np.ndarray) -> np.ndarray:
+    """An image in [0, 1] as an 8-bit camera or file would hold it: rounded to 1/255, clipped to [0, 1]."""
+    return (np.clip(np.round(image * 255.0), 0, 255) / 255.0).astype(np.float32)
+
+
 def add_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator, eight_bit: bool = True) -> np.ndarray:
     """``clean + N(0, (σ/255)²)``; as an 8-bit image (rounded, clipped) unless ``eight_bit`` is False."""
     noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
-    if eight_bit:
-        noisy = np.clip(np.round(noisy * 255.0), 0, 255) / 255.0
-    return noisy.astype(np.float32)
+    return as_eight_bit(noisy) if eight_bit else noisy.astype(np.float32)
 
 
 def eval_pairs(images: ImageSet, sigma: float, seed: int = 0) -> tuple[list, list]:
@@ -148,7 +151,7 @@ def noisy_batches(make_clean, noise: Noise, batch_size: int, seed: int, eight_bi
             per_sample = (sigma / 255.0).reshape((n,) + (1,) * (self.clean.ndim - 1))
             self.noisy = self.clean + self.rng.standard_normal(self.clean.shape).astype(np.float32) * per_sample
             if eight_bit:
-                self.noisy = (np.clip(np.round(self.noisy * 255.0), 0, 255) / 255.0).astype(np.float32)
+                self.noisy = as_eight_bit(self.noisy)
 
         def __len__(self):
             return int(np.ceil(len(self.clean) / batch_size))
