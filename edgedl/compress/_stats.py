@@ -66,11 +66,11 @@ def layer_macs(layer) -> Optional[int]:
     if kind in ("Bidirectional",):
         forward = layer_macs(layer.forward_layer)
         return None if forward is None else 2 * forward
-    if kind == "RecurrentFrameDenoiser":  # per frame and pixel: three convolutions and the LSTM's gates
+    if kind == "AlignedRecursiveDenoiser":  # per frame and pixel: the CNN, and the shifts of two carried images
         frames, h, w = inp[0], inp[1], inp[2]
-        convs = [layer.encode.kernel, layer.head.kernel, layer.noise.kernel, layer.kernel]
-        convs += [layer.recurrent_kernel] if layer.recurrent else []
-        return int(frames * h * w * sum(np.prod(kernel.shape) for kernel in convs))
+        cnn = sum(int(np.prod(conv.kernel.shape)) for conv in layer.convs + [layer.noise])
+        shifts = 2 * layer.shifts.size if layer.recurrent else 0  # one-hot, but convolutions all the same
+        return int(h * w * (frames * cnn + (frames - 1) * shifts))
     if kind in NO_MACS or not layer.weights:  # pooling, activations, reshapes: no multiply-accumulates
         return 0
     return None  # a layer with weights this counter does not know: better unknown than a wrong 0

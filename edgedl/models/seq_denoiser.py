@@ -1,16 +1,29 @@
 """A recurrent denoiser for short image sequences, and its per-frame twin without recurrence.
 
-Each frame is denoised from itself, the previous denoised frame (fed back, as
-a recursive filter does) and a convolutional LSTM's memory (Shi et al., 2015),
-unrolled over the sequence's fixed number of frames so that it converts to
-TFLite with builtin ops only (Keras's own ConvLSTM2D cannot unroll and becomes
-a TensorList loop that needs the Flex delegate). The per-frame twin has the
-same weights with both recurrent paths cut: what the recurrence adds is
-measured, not assumed.
+Frame t is denoised from itself and two things carried from frame t-1, both
+first *aligned* to frame t: the previous denoised frame, and the running mean
+of all the noisy frames so far. Alignment is block matching with a soft
+choice, as a motion-compensated recursive video filter does: the carried images are shifted by each of the (2r+1)² displacements
+within ``reach`` r pixels (one fixed one-hot convolution), each shift is scored
+by the local mean squared difference to the noisy frame t (an average pool of
+``window``²), and a softmax over the scores (learned sharpness) weighs the
+shifts. The CNN sees [frame, aligned running mean, aligned previous output,
+matching cost] and predicts the frame's noise (residual learning, as DnCNN):
+where the match is good the running mean of t+1 frames has √(t+1) times less
+noise than the frame; where it is bad (occlusion, a bounce, a new object) the
+cost tells the CNN to fall back on the frame alone.
+
+Everything is unrolled over the sequence's fixed number of frames, so it
+converts to TFLite and ONNX with builtin operators only (convolution, average
+pool, softmax, sum). The per-frame twin has the same weights with the
+recurrence cut: each frame is its own history (zero matching cost), so what
+the recurrence adds is measured, not assumed.
 """
 from __future__ import annotations
 
 import functools
+
+import numpy as np
 
 from .._tf import keras, tf
 from ._registry import register_model
@@ -25,72 +38,74 @@ def recurrent_frame_denoiser():
     k, t = keras(), tf()
 
     @k.utils.register_keras_serializable(package="edgedl")
-    class RecurrentFrameDenoiser(k.layers.Layer):
-        """Denoises (batch, frames, H, W, C) frame by frame, unrolled. Frame t is seen with two recurrent
-        inputs: the denoised frame t-1 (fed back as an input channel) and a convolutional LSTM's memory.
-        ``recurrent=False`` cuts both (zeros fed back, h(t-1) dropped from the gates): the per-frame twin.
+    class AlignedRecursiveDenoiser(k.layers.Layer):
+        """Denoises (batch, frames, H, W, C=1) frame by frame, unrolled; see the module's docstring.
+        ``recurrent=False`` is the per-frame twin (each frame its own history)."""
 
-        Per frame: encode [x(t), y(t-1)] -> ConvLSTM step -> head on [features, h(t)] -> noise;
-        y(t) = x(t) - noise (residual learning, as DnCNN).
-        """
-
-        def __init__(self, filters: int, kernel_size: int = 3, recurrent: bool = True, **kwargs):
+        def __init__(self, filters: int = 24, depth: int = 5, reach: int = 1, window: int = 5,
+                     recurrent: bool = True, **kwargs):  # fmt: skip
             super().__init__(**kwargs)
-            self.filters, self.kernel_size, self.recurrent = filters, kernel_size, recurrent
-            conv = functools.partial(k.layers.Conv2D, kernel_size=kernel_size, padding="same")
-            self.encode = conv(filters, activation="relu", name="encode")
-            self.head = conv(filters, activation="relu", name="head")
-            self.noise = None  # built with the input's channel count
+            self.filters, self.depth, self.reach, self.window = filters, depth, reach, window
+            self.recurrent = recurrent
+            conv = functools.partial(k.layers.Conv2D, kernel_size=3, padding="same")
+            self.convs = [conv(filters, activation="relu", name=f"conv_{i}") for i in range(depth - 1)]
+            self.noise = conv(1, name="noise")
+            side = 2 * reach + 1  # shift j of a pixel reads the pixel displaced by (j // side - r, j % side - r)
+            self.shifts = np.eye(side * side, dtype=np.float32).reshape(side, side, 1, side * side)
 
         def build(self, input_shape):
             frames, height, width, channels = input_shape[1:]
             if frames is None:
-                raise ValueError("RecurrentFrameDenoiser needs a fixed number of frames")
-            self.frames, f, ks = int(frames), self.filters, self.kernel_size
-            self.noise = k.layers.Conv2D(int(channels), ks, padding="same", name="noise")
-            self.encode.build((None, height, width, 2 * int(channels)))
-            self.head.build((None, height, width, 2 * f))
-            self.noise.build((None, height, width, f))
-            self.kernel = self.add_weight(name="kernel", shape=(ks, ks, f, 4 * f), initializer="glorot_uniform")
-            if self.recurrent:
-                self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(ks, ks, f, 4 * f),
-                                                        initializer="orthogonal")  # fmt: skip
-            # Forget gate's bias at 1 (Jozefowicz et al., 2015; Keras's unit_forget_bias): memory kept at first.
-            self.bias = self.add_weight(name="bias", shape=(4 * f,), initializer=lambda shape, dtype=None: t.concat(
-                [t.zeros([f], dtype), t.ones([f], dtype), t.zeros([2 * f], dtype)], 0))  # fmt: skip
+                raise ValueError("AlignedRecursiveDenoiser needs a fixed number of frames")
+            if channels != 1:
+                raise ValueError(f"AlignedRecursiveDenoiser denoises grey frames (1 channel), got {channels}")
+            self.frames = int(frames)
+            width_in = 4  # frame, aligned running mean, aligned previous output, matching cost
+            for conv in self.convs:
+                conv.build((None, height, width, width_in))
+                width_in = self.filters
+            self.noise.build((None, height, width, width_in))
+            # Sharpness of the soft choice between shifts, on a log scale (starts at 50 per unit of MSE).
+            self.log_sharpness = self.add_weight(name="log_sharpness", shape=(),
+                                                 initializer=k.initializers.Constant(np.log(50.0)))  # fmt: skip
             super().build(input_shape)
 
+        def _align(self, frame, carried):
+            """Each image of ``carried`` moved onto ``frame``: softly chosen shifts, scored on the first."""
+            moved = [t.nn.conv2d(image, self.shifts, 1, "SAME") for image in carried]
+            cost = t.nn.avg_pool2d(t.square(frame - moved[0]), self.window, 1, "SAME")
+            weights = t.nn.softmax(-t.exp(self.log_sharpness) * cost)
+            aligned = [t.reduce_sum(weights * image, axis=-1, keepdims=True) for image in moved]
+            return aligned, t.reduce_sum(weights * cost, axis=-1, keepdims=True)
+
         def call(self, x):
-            outputs, h, c = [], None, None
-            previous = t.zeros_like(x[:, 0])
+            outputs, mean, previous = [], None, None
             for step in range(self.frames):
                 frame = x[:, step]
-                features = self.encode(t.concat([frame, previous], axis=-1))
-                z = t.nn.conv2d(features, self.kernel, 1, "SAME") + self.bias
-                if self.recurrent and h is not None:
-                    z += t.nn.conv2d(h, self.recurrent_kernel, 1, "SAME")
-                i, f, g, o = t.split(z, 4, axis=-1)
-                i, f, o, g = t.sigmoid(i), t.sigmoid(f), t.sigmoid(o), t.tanh(g)
-                c = i * g if c is None or not self.recurrent else f * c + i * g
-                h = o * t.tanh(c)
-                denoised = frame - self.noise(self.head(t.concat([features, h], axis=-1)))
-                outputs.append(denoised)
-                if self.recurrent:
-                    previous = denoised
+                if step == 0 or not self.recurrent:
+                    mean, aligned_previous, cost = frame, frame, t.zeros_like(frame)
+                else:
+                    (aligned_previous, aligned_mean), cost = self._align(frame, (previous, mean))
+                    mean = aligned_mean * (step / (step + 1)) + frame * (1 / (step + 1))
+                h = t.concat([frame, mean, aligned_previous, cost], axis=-1)
+                for conv in self.convs:
+                    h = conv(h)
+                previous = frame - self.noise(h)
+                outputs.append(previous)
             return t.stack(outputs, axis=1)
 
         def get_config(self):
-            return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                    "recurrent": self.recurrent}  # fmt: skip
+            return {**super().get_config(), "filters": self.filters, "depth": self.depth, "reach": self.reach,
+                    "window": self.window, "recurrent": self.recurrent}  # fmt: skip
 
-    return RecurrentFrameDenoiser
+    return AlignedRecursiveDenoiser
 
 
-def _seq_model(recurrent: bool, filters: int, frames: int, size: int, name: str):
+def _seq_model(recurrent: bool, filters: int, depth: int, frames: int, size: int, name: str):
     k = keras()
     noisy = k.layers.Input(shape=(frames, size, size, 1), name="noisy_frames")
-    clean = recurrent_frame_denoiser()(filters, 3, recurrent=recurrent, name="denoised", dtype="float32")(noisy)
-    return k.Model(noisy, clean, name=name)
+    layer = recurrent_frame_denoiser()(filters, depth, recurrent=recurrent, name="denoised", dtype="float32")
+    return k.Model(noisy, layer(noisy), name=name)
 
 
 SEQ_TRAINING = {"epochs": 10, "batch_size": 32, "lr_drop_at": 0.7}
@@ -98,13 +113,13 @@ SEQ_TRAINING = {"epochs": 10, "batch_size": 32, "lr_drop_at": 0.7}
 
 @register_model(task="denoising", input_shape=(FRAMES, FRAME_SIZE, FRAME_SIZE, 1), train_defaults=SEQ_TRAINING,
                 recipes=(), baseline="seq_denoiser_per_frame")  # fmt: skip
-def seq_denoiser(filters: int = 16, frames: int = FRAMES, size: int = FRAME_SIZE):
-    """Recurrent (frame-recursive, unrolled ConvLSTM) denoiser of 8-frame 32×32 sequences of a moving digit."""
-    return _seq_model(True, filters, frames, size, "seq_denoiser")
+def seq_denoiser(filters: int = 24, depth: int = 5, frames: int = FRAMES, size: int = FRAME_SIZE):
+    """Recurrent (motion-aligned running mean and previous output) denoiser of 8-frame 32×32 digit sequences."""
+    return _seq_model(True, filters, depth, frames, size, "seq_denoiser")
 
 
 @register_model(task="denoising", input_shape=(FRAMES, FRAME_SIZE, FRAME_SIZE, 1), train_defaults=SEQ_TRAINING,
                 recipes=())  # fmt: skip
-def seq_denoiser_per_frame(filters: int = 16, frames: int = FRAMES, size: int = FRAME_SIZE):
+def seq_denoiser_per_frame(filters: int = 24, depth: int = 5, frames: int = FRAMES, size: int = FRAME_SIZE):
     """The same network as seq_denoiser with the recurrence cut: each frame denoised on its own."""
-    return _seq_model(False, filters, frames, size, "seq_denoiser_per_frame")
+    return _seq_model(False, filters, depth, frames, size, "seq_denoiser_per_frame")
