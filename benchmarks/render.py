@@ -54,7 +54,6 @@ COLUMNS = (
     ("Pareto", lambda r: "★" if r["_pareto"] else ""),
 )
 TEXT_COLUMNS = ("machine", "variant", "format", "precision", "techniques", "worst image")
-DEFAULT_BUDGET = 0.5  # the page marks what 'edgedl select --max-drop 0.5' picks, unless the run had a budget
 
 
 # Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
@@ -252,8 +251,8 @@ def _about(reports: list[dict], rows: list[dict], selection, budget: float) -> l
 def render(report_paths: list[Path], out: Path) -> dict:
     """Write report.md, report.csv, report.html and the PNG plots into ``out``; return their paths.
     The page and the plots mark the variant ``edgedl select`` picks, within the run's budget
-    (``budget`` in the report, from ``edgedl pipeline --max-drop``) or ``DEFAULT_BUDGET``."""
-    from .select import select
+    (``budget`` in the report, from ``edgedl pipeline --max-drop``) or the task's (``select.default_budget``)."""
+    from .select import default_budget, select
 
     reports = [read_report(p) for p in report_paths]
     rows = merge(reports)
@@ -262,7 +261,7 @@ def render(report_paths: list[Path], out: Path) -> dict:
     header, body = table(rows)
     metric = rows[0]["_metric"]
     asked = reports[0].get("budget") or {}
-    budget, by = asked.get("max_drop", DEFAULT_BUDGET), asked.get("by", "latency")
+    budget, by = asked.get("max_drop", default_budget(reports[0])), asked.get("by", "latency")
     selection = select(reports[0], budget, by) if metric else None
     selected = selection.variant["name"] if selection is not None and selection.variant is not None else None
     plots = {} if not metric else {

@@ -19,6 +19,7 @@ from runtime.errors import UserError
 from runtime.files import atomic_path, write_json
 from runtime.metadata import sidecar_path
 from runtime.report import is_ok, read_report, unit
+from runtime.tasks import TASKS
 
 CRITERIA = {"latency": lambda v: (v["latency_ms"]["p50"], v["size_bytes"]), "size": lambda v: (v["size_bytes"], v["latency_ms"]["p50"])}
 
@@ -38,9 +39,18 @@ def tail_drop(variant: dict) -> Optional[float]:
     return -metrics["psnr_delta_min"] if "psnr_delta_min" in metrics else None
 
 
-def select(report: dict, max_drop: float, by: str = "latency", max_tail_drop: Optional[float] = None) -> Selection:
-    """The best artifact variant whose metric is at most ``max_drop`` below the original's and, with
-    ``max_tail_drop``, whose worst per-sample loss (``tail_drop``) is at most that."""
+def default_budget(report: dict) -> float:
+    """The budget of the report's task (``runtime.tasks``): 1 point of accuracy, 0.5 dB of PSNR, 1 point of
+    fidelity; 1.0 for a task this side does not know."""
+    task = TASKS.get(report.get("task"))
+    return task.budget if task is not None else 1.0
+
+
+def select(report: dict, max_drop: Optional[float] = None, by: str = "latency",
+           max_tail_drop: Optional[float] = None) -> Selection:  # fmt: skip
+    """The best artifact variant whose metric is at most ``max_drop`` (default: the task's budget) below
+    the original's and, with ``max_tail_drop``, whose worst per-sample loss (``tail_drop``) is at most that."""
+    max_drop = default_budget(report) if max_drop is None else max_drop
     if by not in CRITERIA:
         raise UserError(f"unknown criterion {by!r}; choose latency or size")
     check_max_drop(max_drop)
@@ -105,7 +115,8 @@ def main(argv=None) -> int:
 
 def add_select_args(p) -> None:
     p.add_argument("report", type=Path, help="a report.json written by 'edgedl pipeline'")
-    p.add_argument("--max-drop", type=float, required=True, help="largest metric loss allowed (points or dB)")
+    p.add_argument("--max-drop", type=float, help="largest metric loss allowed (points or dB; default: the task's "
+                                                  "budget, 1 point of accuracy or 0.5 dB of PSNR)")  # fmt: skip
     p.add_argument("--by", default="latency", help="latency (default) or size")
     add_tail_arg(p)
 
@@ -115,7 +126,7 @@ def add_tail_arg(p) -> None:
                    help="also the largest worst-case loss: one class's recall (points) or one image's PSNR (dB)")
 
 
-def run_select(report_path: Path, max_drop: float, by: str, max_tail_drop: Optional[float] = None) -> int:
+def run_select(report_path: Path, max_drop: Optional[float], by: str, max_tail_drop: Optional[float] = None) -> int:
     report = read_report(report_path)
     selection = select(report, max_drop, by, max_tail_drop)
     if selection.variant is None:

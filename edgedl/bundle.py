@@ -30,6 +30,7 @@ from runtime.errors import UserError
 from runtime.files import atomic_path, sha256_file, write_json
 from runtime.metadata import sidecar_path
 from runtime.report import is_ok, read_report
+from runtime.tasks import get_task
 
 from .targets import Target, get_target
 
@@ -93,7 +94,7 @@ def _run_dir_of(artifact: Path) -> Optional[Path]:
     return None
 
 
-def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], max_drop: float, by: str,
+def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], max_drop: Optional[float], by: str,
             max_tail_drop: Optional[float] = None):  # fmt: skip
     """The variants to bundle and why: those named, or the one ``select`` picks among those the target runs."""
     from benchmarks.select import select
@@ -141,14 +142,14 @@ def _write_samples(eval_path: Path, meta, folder: Path) -> list[str]:
     inputs, targets, task = load_eval(eval_path)
     folder.mkdir(parents=True, exist_ok=True)
     names = []
+    sample_name = get_task(task).sample_name
     for i in range(min(SAMPLES, len(inputs))):
         x = np.asarray(inputs[i], dtype=np.float32)
-        if x.ndim == 3:
-            name = f"{i:02d}_label{int(targets[i])}.png" if task == "classification" else f"{i:02d}_noisy.png"
-            save_image(x, meta, folder / name)
-        else:  # a sequence of frames: what FrameStream and 'edgedl-run' take for sequence models
-            name = f"{i:02d}_noisy_frames.npy"
+        name = sample_name(i, targets[i])
+        if name.endswith(".npy"):  # a sequence of frames: what FrameStream and 'edgedl-run' take for sequence models
             np.save(folder / name, x)
+        else:
+            save_image(x, meta, folder / name)
         names.append(name)
     return names
 
@@ -166,7 +167,7 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
     first = artifacts[0]["path"]
     sample = f"samples/{samples[0]}" if samples else "YOUR_IMAGE.png"
     run = f"edgedl-run {first} {sample}"
-    if artifacts[0].get("task") == "denoising":
+    if get_task(artifacts[0].get("task", "generic")).run_files is not None:  # answers with files
         run += " --out denoised/"
     bench = f"edgedl-run bench {first} --json device.json"  # without data: timed on synthetic inputs
     lines = [
@@ -210,7 +211,7 @@ def _tar(staging: Path, out: Path) -> None:
             tar.add(staging, arcname=staging.name, filter=clean)
 
 
-def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = (), max_drop: float = 1.0,
+def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = (), max_drop: Optional[float] = None,
            by: str = "latency", max_tail_drop: Optional[float] = None) -> BundleResult:  # fmt: skip
     """Check, gather and pack; ``out`` appears only once the archive is complete."""
     target = get_target(target_name)

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
+from runtime.tasks import TASKS, get_task
 
 from .cli_inputs import add_data_args, add_normalization_args, add_train_args, prepare, prepare_model, train_config
 
@@ -92,7 +93,7 @@ def cmd_export(args) -> int:
     norm, _ = model_normalization(model, parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std"))
     data = prepare_model(args, model, task, norm)
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
-    info = ModelInfo(task=task, labels=labels if task == "classification" else None,
+    info = ModelInfo(task=task, labels=labels if get_task(task).class_scores else None,
                      normalization=norm, source_sha256=weights_sha256(model))  # fmt: skip
     art = export(model, args.out, args.format, info, precision=args.precision, calibration=data.calibration,
                  check_inputs=data.check)  # fmt: skip
@@ -149,7 +150,7 @@ def cmd_compress(args) -> int:
     save_model(result.model, out / ("model.h5" if result.quantized else "model.keras"))
 
     def keras_accuracy(m) -> Optional[float]:
-        if task != "classification":
+        if not get_task(task).class_scores:
             return None
         x, y = data.validation.x, data.validation.y
         return float(np.mean(m.predict(x, verbose=0).argmax(-1) == y))
@@ -279,7 +280,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--precision", default="float32", help="float32, float16, dynamic or int8 (default float32)")
     p.add_argument("--out", type=Path, required=True, help="the artifact to write (.tflite or .onnx)")
     p.add_argument("--data", type=Path, help="calibration data (default: the embedded MNIST split)")
-    p.add_argument("--task", choices=("classification", "denoising", "generic"),
+    p.add_argument("--task", choices=tuple(TASKS),
                    help="default: inferred from the inputs and outputs (generic: several, or boxes, masks)")
     p.add_argument("--labels", help="comma-separated class names (default: from the data)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ of the calibration inputs (default 25)")
@@ -308,7 +309,7 @@ def build_parser() -> OneLineParser:
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("variants", help="list the variants the pipeline can build")
-    p.add_argument("--task", default="classification", choices=("classification", "denoising", "generic"))
+    p.add_argument("--task", default="classification", choices=tuple(TASKS))
     p.set_defaults(func=cmd_variants)
 
     p = sub.add_parser("report", help="report.md, report.csv and report.html (with plots) from one or more runs")
@@ -332,7 +333,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--variant", action="append", default=[],
                    help="variant(s) of the run to bundle (repeat or comma-separate; default: the one 'select' "
                         "picks among those the target runs)")  # fmt: skip
-    p.add_argument("--max-drop", type=float, default=1.0, help="for the default choice: metric budget (default 1.0)")
+    p.add_argument("--max-drop", type=float, help="for the default choice: metric budget (default: the task's)")
     p.add_argument("--by", default="latency", help="for the default choice: latency (default) or size")
     add_tail_arg(p)
     p.set_defaults(func=cmd_bundle)

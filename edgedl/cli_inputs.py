@@ -47,9 +47,10 @@ def prepare(args, task: str, image_shape: tuple, batch_size: int = 64, seed: int
 def prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int = 0):
     """The data for a saved model of ``task``; a generic one (several inputs or outputs) takes its inputs
     from ``--data`` (an .npz by input name, pictures, an .npy) as ``tasks.generic`` reads them."""
-    if task != "generic":
-        return prepare(args, task, tuple(model.inputs[0].shape[1:]), batch_size, seed).normalized(norm)
     from . import tasks
+
+    if tasks.host_task(task).prepare is not None:
+        return prepare(args, task, tuple(model.inputs[0].shape[1:]), batch_size, seed).normalized(norm)
     from .model_data import describe_keras
 
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731

@@ -14,9 +14,10 @@ import sys
 import numpy as np
 
 from benchmarks.measure import measure_args
-from runtime.bench import first_sample, peak_rss_mb, profile, run_all, task_metrics
+from runtime.bench import first_sample, peak_rss_mb, profile, run_all
 from runtime.samples import load_eval, load_outputs, save_outputs
-from runtime.metrics import fidelity, tail
+from runtime.tasks import score, tail
+from runtime.metrics import fidelity
 from runtime.cli import run_cli
 
 from ._tf import tf
@@ -55,7 +56,7 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
 
     figures, predict = profile(load, inputs, runs, warmup, seconds)
     outputs = run_all(predict, inputs)
-    metrics = task_metrics(task, outputs, targets) if targets is not None else {}
+    metrics = score(task, outputs, targets) if targets is not None else {}
     if reference is not None or save_to is not None:  # the original: its own reference
         ref = load_outputs(reference) if reference is not None else outputs
         metrics.update({**fidelity(ref, outputs), **(tail(task, ref, outputs, targets) if targets is not None else {})})

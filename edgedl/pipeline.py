@@ -24,6 +24,7 @@ from exporters import ModelInfo, NotApplicable, export, get_exporter
 from runtime.errors import UserError
 from runtime.files import write_json
 from runtime.report import failed_record, is_ok, read_report
+from runtime.tasks import get_task
 
 from . import tasks
 from .compress import compress, model_stats
@@ -146,8 +147,9 @@ class Pipeline:
             self.log(f"model: {cfg.model} (loaded, not retrained)")
             return user_model, Path(cfg.model)
         saved, marker = self.out / "model.keras", self.out / "train_config.json"
+        noise = asdict(cfg.noise) if tasks.host_task(data.task).noisy else None
         wanted = {"model": str(cfg.model), "train": asdict(self.train_config), "data": data.fingerprint,
-                  "labels": list(data.labels or ()), "noise": asdict(cfg.noise) if data.task == "denoising" else None}
+                  "labels": list(data.labels or ()), "noise": noise}
         if saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
             self.log(f"model: reusing {saved} (trained with the same settings)")
             return load_keras_model(saved), saved
@@ -245,7 +247,7 @@ class Pipeline:
         self.step(f"export: {spec.name}")
         art = export(model, path, spec.format, replace(info, techniques=spec.techniques, build_key=key),
                      precision=spec.precision, calibration=data.calibration, check_inputs=data.check)  # fmt: skip
-        agreement = f", top-1 agreement {art.top1_agreement:.3f}" if data.task == "classification" else ""
+        agreement = f", top-1 agreement {art.top1_agreement:.3f}" if get_task(data.task).class_scores else ""
         self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}{agreement}")
         return stats
 
@@ -315,7 +317,7 @@ class Pipeline:
                 specs = tuple(s for s in specs if s.recipe is None)
                 self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
         norm, why = model_normalization(user_model, cfg.mean, cfg.std)
-        if task == "generic":
+        if tasks.host_task(task).prepare is None:  # no data of its own: inputs read for the model
             data = self.prepare_generic(user_model, norm)
         else:
             data = self.prepare(task, image_shape).normalized(norm)
@@ -325,7 +327,7 @@ class Pipeline:
         self.terminal.steps.begin("model")
         original, original_path = self.original(data, user_model)
         classes = original.outputs[0].shape[-1]
-        if task == "classification" and classes != len(data.labels):
+        if get_task(task).class_scores and classes != len(data.labels):
             raise UserError(f"{cfg.model}: the model has {classes} outputs but the data has "
                             f"{len(data.labels)} classes; give matching data")  # fmt: skip
         eval_path = self.out / "eval.npz"

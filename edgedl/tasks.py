@@ -1,17 +1,22 @@
-"""What each task needs from its data: training input, calibration and check inputs, the saved evaluation set.
+"""The host's half of each task: its loss, and what it needs from its data (training input, calibration
+and check inputs, the saved evaluation set).
 
-The pipeline asks ``prepare(task, ...)`` and stays the same for classifiers
-and denoisers; the benchmarks read ``eval.npz`` without knowing where it came from.
+The device's half (metric, scoring, decoding, budget) is ``runtime.tasks``; a
+task is an entry in both registries, and nothing else compares task names.
+The pipeline asks ``prepare(task, ...)`` and stays the same for every task;
+the benchmarks read ``eval.npz`` without knowing where it came from.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
+from runtime.errors import UserError
 from runtime.files import atomic_path
+from runtime.tasks import get_task
 
 from . import datasets, denoising
 
@@ -43,7 +48,7 @@ class Prepared:
 
         from .preprocessing import DEFAULT, to_model_inputs
 
-        if norm == DEFAULT or self.task != "classification":
+        if norm == DEFAULT or not host_task(self.task).normalized_inputs:
             return self
 
         def mapped(ds):
@@ -55,7 +60,7 @@ class Prepared:
 
     def save_eval(self, path: Path) -> None:
         """``eval.npz``; a generic model's holds its inputs alone (by input name): no targets to score."""
-        task = {} if self.task == "generic" else {"task": np.array(self.task)}
+        task = {"task": np.array(self.task)} if get_task(self.task).scored else {}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **task, **self.eval_arrays)
@@ -214,14 +219,54 @@ def generic(teacher, meta, what: str, data, eval_data, batch_size: int, seed: in
 
 def prepare(task: str, data, eval_data, image_shape: tuple, noise: denoising.Noise, batch_size: int,
             seed: int) -> Prepared:  # fmt: skip
-    """The data of ``task``: labelled images for a classifier, noisy/clean pairs for a denoiser,
-    noisy/clean sequences for a model whose input is a sequence of frames."""
-    if task == "classification":
-        return classification(data, eval_data, image_shape, seed)
+    """The data of ``task``: labelled images for a classifier, noisy/clean pairs (or sequences) for a
+    denoiser. A generic model's data comes from ``generic``, which needs the model itself."""
+    prepare_data = host_task(task).prepare
+    if prepare_data is None:
+        raise UserError(f"task {task!r} has no data of its own; its inputs come from the model ('generic')")
+    return prepare_data(data, eval_data, image_shape, noise, batch_size, seed)
+
+
+def _denoising(data, eval_data, image_shape: tuple, noise: denoising.Noise, batch_size: int, seed: int) -> Prepared:
+    """Noisy/clean image pairs, or noisy/clean sequences for a model whose input is a sequence of frames."""
     if len(image_shape) == 4:
         if data is not None or eval_data is not None:
-            from runtime.errors import UserError
-
             raise UserError("sequence denoisers train on the embedded moving-digit sequences; drop --data/--eval-data")
         return sequence_task(image_shape, noise, batch_size, seed)
     return denoising_task(data, eval_data, noise, batch_size, seed)
+
+
+def _classification(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
+    return classification(data, eval_data, image_shape, seed)
+
+
+@dataclass(frozen=True)
+class HostTask:
+    """What the host trains a task's models with; ``runtime.tasks.Task`` holds the rest."""
+
+    name: str
+    loss: str  # a Keras loss; generic: fine-tuned towards the original's outputs, every output alike
+    keras_metrics: tuple = ()
+    # (data, eval_data, image_shape, noise, batch_size, seed) -> Prepared; None: the data comes with the model
+    prepare: Optional[Callable] = None
+    normalized_inputs: bool = False  # its inputs take the model's normalization (else they stay in [0, 1])
+    noisy: bool = False  # trained on noise the run draws: the noise is part of what its model was trained on
+
+
+HOST_TASKS = {
+    task.name: task
+    for task in (
+        HostTask("classification", "sparse_categorical_crossentropy", ("accuracy",), prepare=_classification,
+                 normalized_inputs=True),  # fmt: skip
+        HostTask("denoising", "mse", prepare=_denoising, noisy=True),
+        HostTask("generic", "mse"),
+    )
+}
+
+
+def host_task(name: str) -> HostTask:
+    get_task(name)  # an unknown name is refused in the runtime's words
+    try:
+        return HOST_TASKS[name]
+    except KeyError:
+        raise UserError(f"task {name!r} is known to the runtime but edgedl cannot train it") from None

@@ -19,8 +19,6 @@ from runtime.files import atomic_path, write_json
 from ._tf import keras, tf
 from .datasets import Dataset
 
-# generic: a model without labels is fine-tuned towards its original's outputs, every output alike
-LOSSES = {"classification": "sparse_categorical_crossentropy", "denoising": "mse", "generic": "mse"}
 
 
 def check_training(epochs: int, learning_rate: float, batch_size: int, what: str = "") -> None:
@@ -99,8 +97,10 @@ def set_seeds(seed: int) -> None:
 
 def compile_for_task(model, task: str, learning_rate: float) -> None:
     """Compile with the loss and metric that fit ``task``."""
-    metrics = ["accuracy"] if task == "classification" else []
-    model.compile(optimizer=keras().optimizers.Adam(learning_rate), loss=LOSSES[task], metrics=metrics)
+    from .tasks import host_task
+
+    host = host_task(task)
+    model.compile(optimizer=keras().optimizers.Adam(learning_rate), loss=host.loss, metrics=list(host.keras_metrics))
 
 
 def _fit_inputs(data) -> dict:

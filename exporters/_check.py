@@ -5,6 +5,7 @@ import numpy as np
 
 from runtime import load
 from runtime.errors import UserError
+from runtime.tasks import get_task
 
 # Largest mean absolute difference from the Keras output accepted per precision
 # (probabilities for classifiers, pixels in [0, 1] for denoisers; relative to the mean magnitude of an
@@ -52,7 +53,7 @@ def check_against_keras(path, model, inputs, precision: str, task: str) -> tuple
         diff = np.abs(got[name].astype(np.float32) - want)
         scale = max(1.0, float(np.abs(want).mean()))  # outputs beyond [0, 1] (boxes in pixels): relative
         worst, mean_diff = max(worst, float(diff.max(initial=0.0))), max(mean_diff, float(diff.mean()) / scale)
-        if task == "classification":
+        if get_task(task).class_scores:
             agreement = min(agreement, top1_agreement(got[name], want))
     if mean_diff > TOLERANCE[precision] or agreement < MIN_TOP1_AGREEMENT[precision]:
         raise RuntimeError(

@@ -14,8 +14,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .errors import UserError
-from .metrics import accuracy, denoising_metrics, fidelity, psnr_deltas, tail
+from .metrics import fidelity
 from .samples import eval_names, load_eval, load_outputs, save_outputs
+from .tasks import get_task, score, tail
 
 
 def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
@@ -196,15 +197,6 @@ def run_all(predict, inputs, batch: int = 200):
     return [_rows(predict(np.asarray(x, dtype=np.float32)[None]), 1)[0] for x in inputs]
 
 
-def task_metrics(task: str, outputs, targets) -> dict:
-    """The metric that fits the task: accuracy, or mean PSNR and SSIM."""
-    if task == "classification":
-        return {"accuracy": accuracy(np.asarray(outputs), targets)}
-    if task == "denoising":
-        return denoising_metrics(targets, outputs)
-    raise UserError(f"no metric for task {task!r}")
-
-
 def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
             providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None, loader=None,
             reference=None, save_to=None) -> dict:  # fmt: skip
@@ -237,17 +229,15 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
     if targets is not None or reference is not None or save_to is not None:
         outputs = run_all(predict, inputs, batch)
         if targets is not None:
-            metrics.update(task_metrics(task, outputs, targets))
+            metrics.update(score(task, outputs, targets))
         if reference is not None or save_to is not None:  # the original: its own reference
             ref = load_outputs(reference) if reference is not None else outputs
             metrics.update(fidelity(ref, outputs))
             if targets is not None:
                 metrics.update(tail(task, ref, outputs, targets))
-            if targets is not None and task == "denoising":  # every image's change, and the worst one named
-                deltas = psnr_deltas(ref, outputs, targets)
-                names = eval_names(eval_path, len(deltas))
-                per_image = {"psnr_delta_per_image": [round(float(d), 3) for d in deltas],
-                             "worst_sample": names[int(np.argmin(deltas))]}  # fmt: skip
+            per_sample = get_task(task).per_sample if targets is not None else None
+            if per_sample is not None:  # every sample's change, and the worst one named
+                per_image = per_sample(ref, outputs, targets, eval_names(eval_path, len(outputs)))
         if save_to is not None:
             save_outputs(save_to, outputs)
     return {

@@ -249,6 +249,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         from . import outputs
         from .images import expand_inputs, load_inputs
+        from .tasks import get_task
 
         if args.top < 1 or args.batch < 1 or not 64 <= args.tile <= 16384:
             raise UserError("--top and --batch must be at least 1, --tile from 64 to 16384")
@@ -260,10 +261,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(describe(model, options))
             if not files:
                 return 0
-        if model.metadata.task == "denoising":
-            from .denoise import denoise_files
-
-            return denoise_files(model, files, args)
+        run_files = get_task(model.metadata.task).run_files
+        if run_files is not None:  # a task that answers with files of its own (a denoiser's images)
+            return run_files(model, files, args)
         if args.out:
             raise UserError("--out is for denoisers; other models' results go to stdout (--json for a document, "
                             "--save-outputs DIR for the arrays)")  # fmt: skip

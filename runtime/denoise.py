@@ -65,9 +65,9 @@ def denoise_files(model, files, args) -> int:
         else:
             save_image(clean[0], model.metadata, target)
         results.append({"input": str(f), "output": str(target), "shape": list(clean.shape[1:]), "ms": round(ms, 3)})
-    write_json(out / "summary.json", {"model": args.model, "task": "denoising", "results": results})
+    write_json(out / "summary.json", {"model": args.model, "task": model.metadata.task, "results": results})
     if args.json:
-        print(json.dumps({"model": args.model, "task": "denoising", "results": results}, indent=2))
+        print(json.dumps({"model": args.model, "task": model.metadata.task, "results": results}, indent=2))
     else:
         width = max(len(r["input"]) for r in results)
         print("\n".join(f"{r['input']:<{width}}  ->  {r['output']}  ({r['ms']:.1f} ms)" for r in results))
@@ -102,6 +102,6 @@ def _denoise_sequences(model, files, out, args) -> int:
         with atomic_path(out / f.name) as tmp:
             np.save(tmp, clean)
         results.append({"input": str(f), "output": str(out / f.name), "shape": list(clean.shape), "ms": round(ms, 3)})
-    write_json(out / "summary.json", {"model": args.model, "task": "denoising", "results": results})
+    write_json(out / "summary.json", {"model": args.model, "task": model.metadata.task, "results": results})
     print("\n".join(f"{r['input']}  ->  {r['output']}  ({r['ms']:.1f} ms)" for r in results))
     return 0

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
+from .tasks import TASKS
 
 SCHEMA_VERSION = 2
 ONNX_METADATA_KEY = "edgedl"
 TFLITE_METADATA_NAME = "edgedl"
-# Tasks whose outputs the runtime knows how to read; any other model is run as it is ("generic").
-TASKS = ("classification", "denoising", "generic")
 FORMATS = ("tflite", "onnx", "keras")  # keras: a model the host describes (the pipeline's original), never a file
 LAYOUTS = ("NHWC", "NCHW")
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
@@ -206,7 +205,7 @@ class ModelMetadata:
                     not all(isinstance(lb, str) and len(lb) <= 256 for lb in self.labels):  # fmt: skip
                 raise _fail("labels", "must be a list of short strings")
             classes = self.outputs[0].shape[-1] if self.outputs[0].shape else None
-            if self.task == "classification" and classes is not None and len(self.labels) != classes:
+            if TASKS[self.task].class_scores and classes is not None and len(self.labels) != classes:
                 raise _fail("labels", f"name {len(self.labels)} classes but the output has {classes}")
         for name in ("source_sha256", "artifact_sha256", "build_key"):
             _str(getattr(self, name), name, r"(|[0-9a-f]{64})")

@@ -103,25 +103,6 @@ def fidelity(reference: list, outputs: list) -> dict:
     return result
 
 
-def tail(task: str, reference: list, outputs: list, targets) -> dict:
-    """The worst of a variant's changes against the original on the same inputs, which a mean hides.
-
-    Classification: ``flips``, the inputs whose top-1 class differs from the original's, and
-    ``recall_drop_max``, the largest fall of one class's recall (points). Denoising: the 5th percentile
-    and the minimum of the per-sample PSNR change against the original (dB; negative is worse).
-    """
-    if task == "classification":
-        labels = np.asarray(targets).reshape(-1)
-        ref = np.array([np.argmax(flat(r)) for r in reference])
-        got = np.array([np.argmax(flat(o)) for o in outputs])
-        drops = [np.mean(ref[labels == c] == c) - np.mean(got[labels == c] == c) for c in np.unique(labels)]
-        return {"flips": int(np.sum(ref != got)), "recall_drop_max": float(max(0.0, *drops) * 100.0)}
-    if task == "denoising":
-        deltas = psnr_deltas(reference, outputs, targets)
-        return {"psnr_delta_p5": float(np.percentile(deltas, 5)), "psnr_delta_min": float(deltas.min())}
-    return {}
-
-
 def psnr_deltas(reference: list, outputs: list, targets: list) -> np.ndarray:
     """Per sample (image, or sequence), the PSNR of ``outputs`` minus that of ``reference`` against the clean
     ``targets`` (dB; negative is worse), capped at ±``SNR_CAP_DB`` (a perfect sample's PSNR is infinite)."""

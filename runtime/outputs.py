@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from .metadata import ModelMetadata
+from .tasks import get_task
 
 INLINE_VALUES = 64  # an output of at most this many values per input is printed whole
 
@@ -17,7 +18,7 @@ def is_score_vector(meta: ModelMetadata, index: int, value: np.ndarray) -> bool:
     its width, or a probability vector (in [0, 1], summing to 1)."""
     if value.ndim != 1 or value.shape[0] < 2 or value.dtype.kind != "f":
         return False
-    if index == 0 and meta.task == "classification":
+    if index == 0 and get_task(meta.task).class_scores:
         return True
     if index == 0 and meta.labels is not None and len(meta.labels) == value.shape[0]:
         return True

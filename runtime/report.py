@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
+from .tasks import TASKS
 
 SCHEMA_VERSION = 2
 KIND = "edgedl-report"
 MAX_REPORT_BYTES = 64 << 20
-PRIMARY = {"classification": "accuracy", "denoising": "psnr"}
 
 
 def primary_metric(task: str) -> Optional[str]:
-    """The metric a report ranks variants by: accuracy for classifiers, PSNR for denoisers, else none."""
-    return PRIMARY.get(task)
+    """The metric a report ranks variants by (the task's: accuracy for classifiers, PSNR for denoisers), or
+    None for a task without one and for a task this runtime does not know."""
+    return TASKS[task].metric if task in TASKS else None
 
 
 def fidelity_metric(variants: list[dict]) -> Optional[str]:

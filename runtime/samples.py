@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import UserError
 from .metrics import flat
+from .tasks import get_task
 
 
 def load_eval(path):
@@ -28,11 +29,10 @@ def load_eval(path):
     if "task" not in data:  # inputs by name (one array: a one-input model's)
         return (data if len(data) > 1 else next(iter(data.values())).astype(np.float32, copy=False)), None, None
     try:
-        task = str(data["task"])
-        if task == "classification":
-            return data["x"].astype(np.float32), data["y"], task
-        n = int(data["n"])
-        return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)], task
+        task = get_task(str(data["task"]))
+        if not task.scored:
+            raise UserError(f"{path}: task {task.name!r} keeps no targets; an eval.npz of it holds inputs by name")
+        return (*task.read_eval(data), task.name)
     except KeyError as exc:
         raise UserError(f"{path}: not an edgedl evaluation set (no array {exc}); use the eval.npz a run wrote") from None
     except (TypeError, ValueError):

@@ -186,22 +186,38 @@ def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tu
     teacher gives the same starting student, so the two compare pairwise.
     """
     require_tf_keras(teacher, "distillation")
-    if task == "generic":  # no labels: the student learns the teacher's outputs, every one (see tasks.generic)
-        student = build_student(teacher, config, num_classes=None)
-        compile_for_task(student, task, config.learning_rate)
-        student.fit(data, epochs=config.epochs, verbose=fit_verbosity())
-        return student
-    if task == "denoising":  # noisy patches in, the clean image and the teacher's output as targets
-        student = build_student(teacher, config, num_classes=None)
-        distiller = _denoising_distiller_class()(student, teacher, config.alpha)
-        distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))
-        distiller.fit(data, epochs=config.epochs, verbose=fit_verbosity())
-        return student
-    if task != "classification":
-        raise UserError(f"distillation is implemented for classification, denoising and generic models, not {task}")
+    try:
+        how = DISTILLERS[task]
+    except KeyError:
+        raise UserError(f"distillation is implemented for {', '.join(DISTILLERS)} models, not {task}") from None
+    return how(teacher, config, data)
+
+
+def _towards_outputs(teacher, config: DistillConfig, data):
+    """No labels: the student learns the teacher's outputs, every one (``data``: see ``tasks.generic``)."""
+    student = build_student(teacher, config, num_classes=None)
+    compile_for_task(student, "generic", config.learning_rate)
+    student.fit(data, epochs=config.epochs, verbose=fit_verbosity())
+    return student
+
+
+def _denoiser(teacher, config: DistillConfig, data):
+    """Noisy patches in, the clean image and the teacher's output as targets."""
+    student = build_student(teacher, config, num_classes=None)
+    distiller = _denoising_distiller_class()(student, teacher, config.alpha)
+    distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))
+    distiller.fit(data, epochs=config.epochs, verbose=fit_verbosity())
+    return student
+
+
+def _classifier(teacher, config: DistillConfig, data: Dataset):
+    """Labelled images: the labels and the teacher's softened scores (Hinton et al., 2015)."""
     student = build_student(teacher, config, num_classes=int(teacher.outputs[0].shape[-1]))
     distiller = _distiller_class()(student, teacher, config.temperature, config.alpha, config.shift)
     distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))
     distiller.fit(data.x, np.asarray(data.y), epochs=config.epochs, batch_size=config.batch_size,
                   verbose=fit_verbosity())  # fmt: skip
     return student
+
+
+DISTILLERS = {"classification": _classifier, "denoising": _denoiser, "generic": _towards_outputs}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.tasks import get_task
 
 from .._tf import keras
 
@@ -172,7 +173,7 @@ def filter_prune(model, config, data, task: str, before: tuple):
 
     require_tf_keras(model, "filter pruning")
     thin, _ = filter_pruned(model, config.ratio, output_heads(model))
-    if task == "classification" and config.teacher:
+    if get_task(task).class_scores and config.teacher:
         teacher = DistillConfig(student_model=thin, epochs=config.epochs, learning_rate=config.learning_rate,
                                 batch_size=config.batch_size)  # fmt: skip
         return distill(model, teacher, data, task, before)

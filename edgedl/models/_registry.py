@@ -67,4 +67,6 @@ def create_model(name: str, **kwargs):
 
 def build_for_task(entry: ModelEntry, labels: Optional[tuple]):
     """Build ``entry``'s model for the data: a classifier gets one output per class."""
-    return entry.build(num_classes=len(labels)) if entry.task == "classification" else entry.build()
+    from runtime.tasks import get_task
+
+    return entry.build(num_classes=len(labels)) if get_task(entry.task).class_scores else entry.build()

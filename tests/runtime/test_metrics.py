@@ -54,7 +54,7 @@ def test_fidelity_measures_how_far_a_variant_strays_from_the_original():
 
 
 def test_the_tail_finds_the_one_sample_a_mean_hides():
-    from runtime.metrics import tail
+    from runtime.tasks import tail
 
     labels = np.array([0, 0, 1, 1, 2, 2, 2, 2])
     original = [np.eye(3)[c] for c in labels]

@@ -1,0 +1,135 @@
+"""The tasks edgedl knows, in one registry that the device side reads (numpy only).
+
+A task says what the rest of edgedl would otherwise decide by comparing its
+name: the metric a report ranks variants by and the budget ``select`` allows
+by default, how its evaluation set is laid out in an ``eval.npz`` and scored,
+the worst of a variant's changes that a mean would hide, what a sample file
+of it is called, whether its first output holds one score per class, and how
+``edgedl-run`` treats its inputs. The host's half (loss, training data) is in
+``edgedl/tasks.py``; a new task is one entry here and one there.
+
+"generic" is the task of any model edgedl has no targets for (a detector or
+embedder made by another tool): it is run as it is and its variants are
+ranked by their fidelity to the original.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import metrics
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    metric: Optional[str]  # what variants are ranked by (higher is better); None: their fidelity to the original
+    budget: float  # select's default: the most the metric may fall below the original's (points or dB)
+    class_scores: bool = False  # output 0 holds one score per class, named by the metadata's labels
+    # eval.npz arrays -> (inputs, targets); None when the set holds inputs alone
+    read_eval: Optional[Callable[[dict], tuple]] = None
+    score: Optional[Callable[[list, object], dict]] = None  # (outputs, targets) -> metrics over the set
+    tail: Optional[Callable[[list, list, object], dict]] = None  # (original's, variant's, targets) -> worst change
+    per_sample: Optional[Callable[[list, list, object, list], dict]] = None  # + sample names -> report fields
+    sample_name: Callable[[int, object], str] = lambda i, target: f"{i:02d}.png"  # a bundled sample's file
+    run_files: Optional[Callable] = None  # (model, files, args) -> exit code: edgedl-run's own handling
+
+    @property
+    def scored(self) -> bool:
+        """Whether its evaluation sets carry targets to score a model on."""
+        return self.read_eval is not None
+
+
+def _labelled(data: dict) -> tuple:
+    return data["x"].astype(np.float32), data["y"]
+
+
+def _pairs(data: dict) -> tuple:
+    n = int(data["n"])
+    return [data[f"noisy_{i}"] for i in range(n)], [data[f"clean_{i}"] for i in range(n)]
+
+
+def _classification_tail(reference: list, outputs: list, targets) -> dict:
+    """``flips``: the inputs whose top-1 class differs from the original's; ``recall_drop_max``: the
+    largest fall of one class's recall (points)."""
+    labels = np.asarray(targets).reshape(-1)
+    ref = np.array([np.argmax(metrics.flat(r)) for r in reference])
+    got = np.array([np.argmax(metrics.flat(o)) for o in outputs])
+    drops = [np.mean(ref[labels == c] == c) - np.mean(got[labels == c] == c) for c in np.unique(labels)]
+    return {"flips": int(np.sum(ref != got)), "recall_drop_max": float(max(0.0, *drops) * 100.0)}
+
+
+def _denoising_tail(reference: list, outputs: list, targets) -> dict:
+    """The 5th percentile and the minimum of the per-sample PSNR change against the original (dB)."""
+    deltas = metrics.psnr_deltas(reference, outputs, targets)
+    return {"psnr_delta_p5": float(np.percentile(deltas, 5)), "psnr_delta_min": float(deltas.min())}
+
+
+def _denoising_per_sample(reference: list, outputs: list, targets, names: list) -> dict:
+    """Every sample's PSNR change against the original, and the worst sample named."""
+    deltas = metrics.psnr_deltas(reference, outputs, targets)
+    return {"psnr_delta_per_image": [round(float(d), 3) for d in deltas],
+            "worst_sample": names[int(np.argmin(deltas))]}  # fmt: skip
+
+
+def _denoise_files(model, files, args) -> int:
+    from .denoise import denoise_files  # writes images: loaded only for a denoiser
+
+    return denoise_files(model, files, args)
+
+
+def _denoising_sample_name(i: int, target) -> str:
+    return f"{i:02d}_noisy.png" if np.ndim(target) <= 3 else f"{i:02d}_noisy_frames.npy"
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    if task.name in TASKS:
+        raise ValueError(f"task {task.name!r} is registered twice")
+    TASKS[task.name] = task
+    return task
+
+
+register_task(Task(
+    "classification", metric="accuracy", budget=1.0, class_scores=True,
+    read_eval=_labelled,
+    score=lambda outputs, targets: {"accuracy": metrics.accuracy(np.asarray(outputs), targets)},
+    tail=_classification_tail,
+    sample_name=lambda i, target: f"{i:02d}_label{int(target)}.png",
+))  # fmt: skip
+register_task(Task(
+    "denoising", metric="psnr", budget=0.5,
+    read_eval=_pairs,
+    score=lambda outputs, targets: metrics.denoising_metrics(targets, outputs),
+    tail=_denoising_tail, per_sample=_denoising_per_sample,
+    sample_name=_denoising_sample_name, run_files=_denoise_files,
+))  # fmt: skip
+register_task(Task("generic", metric=None, budget=1.0))
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name``; an unknown one is refused in one line naming those there are."""
+    try:
+        return TASKS[name]
+    except (KeyError, TypeError):
+        raise UserError(f"unknown task {name!r}; edgedl knows {', '.join(TASKS)}") from None
+
+
+def score(name: str, outputs: list, targets) -> dict:
+    """The metrics of task ``name`` for ``outputs`` against the evaluation set's ``targets``."""
+    task = get_task(name)
+    if task.score is None:
+        raise UserError(f"task {name!r} has no metric: its variants are compared by fidelity to the original")
+    return task.score(outputs, targets)
+
+
+def tail(name: str, reference: list, outputs: list, targets) -> dict:
+    """The worst of a variant's changes against the original on the same inputs, which a mean hides; {} for
+    a task that has none."""
+    task = get_task(name)
+    return task.tail(reference, outputs, targets) if task.tail is not None else {}
