@@ -142,11 +142,13 @@ def _write_samples(eval_path: Path, meta, folder: Path) -> list[str]:
     inputs, targets, task = load_eval(eval_path)
     folder.mkdir(parents=True, exist_ok=True)
     names = []
-    sample_name = get_task(task).sample_name
+    sample_name = get_task(task or "generic").sample_name  # an eval.npz of inputs alone: a generic model's
     for i in range(min(SAMPLES, len(inputs))):
         x = np.asarray(inputs[i], dtype=np.float32)
-        name = sample_name(i, targets[i])
-        if name.endswith(".npy"):  # a sequence of frames: what FrameStream and 'edgedl-run' take for sequence models
+        name = sample_name(i, targets[i] if targets is not None else None)
+        if x.ndim != 3:  # not a picture (a sequence of frames, a vector): the array, as 'edgedl-run' takes it
+            name = f"{Path(name).stem}.npy"
+        if name.endswith(".npy"):
             np.save(folder / name, x)
         else:
             save_image(x, meta, folder / name)
@@ -167,8 +169,9 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
     first = artifacts[0]["path"]
     sample = f"samples/{samples[0]}" if samples else "YOUR_IMAGE.png"
     run = f"edgedl-run {first} {sample}"
-    if get_task(artifacts[0].get("task", "generic")).run_files is not None:  # answers with files
-        run += " --out denoised/"
+    out_folder = get_task(artifacts[0].get("task", "generic")).out_folder
+    if out_folder:  # a task that answers with files (denoised images, masks)
+        run += f" --out {out_folder}"
     bench = f"edgedl-run bench {first} --json device.json"  # without data: timed on synthetic inputs
     lines = [
         f"# edgedl bundle: {model} for {target.name}",
