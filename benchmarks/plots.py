@@ -160,7 +160,8 @@ def tail_plot(rows: list[dict]) -> Optional[bytes]:
     """The worst per-sample damage of each variant: predictions flipped, or the worst image's PSNR change."""
     rows = [r for r in rows if is_ok(r) and r["format"] != "keras"]
     for key, label in (("flips", "evaluation inputs whose prediction flips vs the original"),
-                       ("psnr_delta_min", "worst single image's PSNR change vs the original (dB)")):  # fmt: skip
+                       ("psnr_delta_min", "worst single image's PSNR change vs the original (dB)"),
+                       ("iou_drop_max", "largest fall of one class's IoU vs the original (points)")):  # fmt: skip
         mine = [r for r in rows if key in r["metrics"]]
         if mine:
             break

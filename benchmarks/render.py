@@ -42,6 +42,7 @@ COLUMNS = (
     ("SNR (dB)", lambda r: _rounded(r["metrics"].get("snr_db"), 1)),
     ("flips", lambda r: r["metrics"].get("flips", "")),
     ("recall drop max (points)", lambda r: _rounded(r["metrics"].get("recall_drop_max"), 2)),
+    ("IoU drop max (points)", lambda r: _rounded(r["metrics"].get("iou_drop_max"), 2)),
     ("PSNR Δ p5 (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_p5"))),
     ("PSNR Δ min (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_min"))),
     ("worst image", lambda r: r.get("worst_sample", "") if r["format"] != "keras" else ""),
@@ -57,8 +58,8 @@ TEXT_COLUMNS = ("machine", "variant", "format", "precision", "techniques", "wors
 
 
 # Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
-OPTIONAL = ("Δ control", "top-1 agree", "SNR (dB)", "flips", "recall drop max (points)", "PSNR Δ p5 (dB)",
-            "PSNR Δ min (dB)", "worst image")  # fmt: skip
+OPTIONAL = ("Δ control", "top-1 agree", "SNR (dB)", "flips", "recall drop max (points)", "IoU drop max (points)",
+            "PSNR Δ p5 (dB)", "PSNR Δ min (dB)", "worst image")  # fmt: skip
 
 
 def _rounded(value, digits: int):

@@ -31,11 +31,12 @@ class Selection:
 
 
 def tail_drop(variant: dict) -> Optional[float]:
-    """The worst per-sample loss against the original (``runtime.metrics.tail``): the largest fall of one
-    class's recall in points, or the worst single image's PSNR loss in dB; None when not measured."""
+    """The worst loss against the original (``runtime.tasks``' tail): the largest fall of one class's recall
+    or IoU in points, or the worst single image's PSNR loss in dB; None when not measured."""
     metrics = variant.get("metrics", {})
-    if "recall_drop_max" in metrics:
-        return metrics["recall_drop_max"]
+    for loss in ("recall_drop_max", "iou_drop_max"):
+        if loss in metrics:
+            return metrics[loss]
     return -metrics["psnr_delta_min"] if "psnr_delta_min" in metrics else None
 
 
@@ -123,7 +124,8 @@ def add_select_args(p) -> None:
 
 def add_tail_arg(p) -> None:
     p.add_argument("--max-tail-drop", type=float,
-                   help="also the largest worst-case loss: one class's recall (points) or one image's PSNR (dB)")
+                   help="also the largest worst-case loss: one class's recall or IoU (points), or one image's "
+                        "PSNR (dB)")  # fmt: skip
 
 
 def run_select(report_path: Path, max_drop: Optional[float], by: str, max_tail_drop: Optional[float] = None) -> int:

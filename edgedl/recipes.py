@@ -34,7 +34,8 @@ class Recipe:
     name: str
     configs: tuple
     exports: tuple
-    tasks: tuple = ("classification", "denoising", "generic")  # generic: fine-tuned towards the original
+    # generic: fine-tuned towards the original; segmentation: on its masks, as a classifier on its labels
+    tasks: tuple = ("classification", "denoising", "segmentation", "generic")
     parent: Optional[str] = None
     label: Optional[tuple] = None
     default: bool = True  # built when no variant is named; a control only when asked for (``control``)

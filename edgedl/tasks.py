@@ -130,6 +130,78 @@ def denoising_task(data, eval_data, noise: denoising.Noise, batch_size: int, see
     )
 
 
+SEGMENTATION_TRAIN = 8000  # canvases built from the training digits
+SEGMENTATION_EVAL = 300  # canvases built from the evaluation digits (their scores: 300×64×64×11 floats, 54 MB)
+
+
+def segmentation(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
+    """Canvases of 1–3 embedded MNIST digits at sides of 20–36 px, a class for every pixel (``canvases``):
+    training canvases from the training digits, evaluation canvases from the evaluation digits."""
+    from .canvases import digit_canvases, mask_labels
+
+    if data is not None or eval_data is not None:
+        raise UserError("segmentation trains on canvases made from the embedded MNIST digits; drop --data/--eval-data")
+    if len(image_shape) != 3 or image_shape[0] is None or image_shape[0] != image_shape[1]:
+        raise UserError(f"segmentation canvases are square; the model takes {image_shape}")
+    train, ev = datasets.mnist_default()
+    size = int(image_shape[0])
+    fit = digit_canvases(train.x, train.y, SEGMENTATION_TRAIN, size, np.random.default_rng(seed))
+    test = digit_canvases(ev.x, ev.y, SEGMENTATION_EVAL, size, np.random.default_rng(seed + 1))
+    labels = mask_labels(train.labels)
+    what = f"{size}×{size} canvases of 1–3 digits"
+    return Prepared(
+        task="segmentation",
+        fit=datasets.Dataset(fit.images, fit.masks, labels, f"{SEGMENTATION_TRAIN} {what} from {train.source}"),
+        validation=datasets.Dataset(test.images, test.masks, labels, f"{SEGMENTATION_EVAL} {what} from {ev.source}"),
+        calibration=fit.images[:CALIBRATION_SAMPLES],
+        check=test.images[:CHECK_SAMPLES],
+        labels=labels,
+        eval_arrays={"x": test.images, "y": test.masks, "labels": np.array(labels)},
+        train_source=f"{SEGMENTATION_TRAIN} {what} from {train.source}",
+        eval_source=f"{SEGMENTATION_EVAL} {what} from {ev.source}",
+        eval_size=SEGMENTATION_EVAL,
+        fingerprint=content_hash(fit.images, fit.masks, test.images, test.masks, seed),
+    )
+
+
+DETECTION_EVAL = 500  # canvases built from the evaluation digits
+
+
+def detection(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
+    """Canvases of 1–5 embedded MNIST digits at sides of 20–36 px with their boxes and classes
+    (``canvases``), and the detector's training targets (``detection.targets``)."""
+    from .canvases import digit_canvases
+    from .detection import targets
+
+    if data is not None or eval_data is not None:
+        raise UserError("detection trains on canvases made from the embedded MNIST digits; drop --data/--eval-data")
+    if len(image_shape) != 3 or image_shape[0] is None or image_shape[0] != image_shape[1]:
+        raise UserError(f"detection canvases are square; the model takes {image_shape}")
+    train, ev = datasets.mnist_default()
+    size, stride = int(image_shape[0]), 4
+    fit = digit_canvases(train.x, train.y, SEGMENTATION_TRAIN, size, np.random.default_rng(seed), per_canvas=(1, 5))
+    test = digit_canvases(ev.x, ev.y, DETECTION_EVAL, size, np.random.default_rng(seed + 1), per_canvas=(1, 5))
+    classes = len(train.labels)
+    what = f"{size}×{size} canvases of 1–5 digits"
+    owner = np.concatenate([np.full(len(b), i) for i, b in enumerate(test.boxes)])
+    return Prepared(
+        task="detection",
+        fit=datasets.Dataset(fit.images, targets(fit.boxes, fit.classes, size, stride, classes), train.labels,
+                             f"{len(fit.images)} {what} from {train.source}"),  # fmt: skip
+        validation=datasets.Dataset(test.images, targets(test.boxes, test.classes, size, stride, classes),
+                                    train.labels, f"{DETECTION_EVAL} {what} from {ev.source}"),  # fmt: skip
+        calibration=fit.images[:CALIBRATION_SAMPLES],
+        check=test.images[:CHECK_SAMPLES],
+        labels=train.labels,
+        eval_arrays={"x": test.images, "boxes": np.concatenate(test.boxes), "box_classes": np.concatenate(test.classes),
+                     "box_image": owner, "labels": np.array(train.labels)},  # fmt: skip
+        train_source=f"{len(fit.images)} {what} from {train.source}",
+        eval_source=f"{DETECTION_EVAL} {what} from {ev.source}",
+        eval_size=DETECTION_EVAL,
+        fingerprint=content_hash(fit.images, test.images, np.concatenate(test.boxes), seed),
+    )
+
+
 SEQUENCE_EVAL = 500  # sequences built from the evaluation digits
 
 
@@ -240,12 +312,26 @@ def _classification(data, eval_data, image_shape: tuple, noise, batch_size: int,
     return classification(data, eval_data, image_shape, seed)
 
 
+def _segmentation(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
+    return segmentation(data, eval_data, image_shape, seed)
+
+
+def _detection(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
+    return detection(data, eval_data, image_shape, seed)
+
+
+def _centernet_loss(model):
+    from .detection import centernet_loss
+
+    return centernet_loss(int(model.outputs[0].shape[-1]) - 4)
+
+
 @dataclass(frozen=True)
 class HostTask:
     """What the host trains a task's models with; ``runtime.tasks.Task`` holds the rest."""
 
     name: str
-    loss: str  # a Keras loss; generic: fine-tuned towards the original's outputs, every output alike
+    loss: object  # a Keras loss, or model -> loss; generic: fine-tuned towards the original's outputs alike
     keras_metrics: tuple = ()
     # (data, eval_data, image_shape, noise, batch_size, seed) -> Prepared; None: the data comes with the model
     prepare: Optional[Callable] = None
@@ -259,6 +345,10 @@ HOST_TASKS = {
         HostTask("classification", "sparse_categorical_crossentropy", ("accuracy",), prepare=_classification,
                  normalized_inputs=True),  # fmt: skip
         HostTask("denoising", "mse", prepare=_denoising, noisy=True),
+        # Per pixel, as the classifier per image; inputs in [0, 1] (the canvases are made, not photographed).
+        HostTask("segmentation", "sparse_categorical_crossentropy", ("accuracy",),
+                 prepare=_segmentation),
+        HostTask("detection", _centernet_loss, prepare=_detection),
         HostTask("generic", "mse"),
     )
 }

@@ -100,7 +100,8 @@ def compile_for_task(model, task: str, learning_rate: float) -> None:
     from .tasks import host_task
 
     host = host_task(task)
-    model.compile(optimizer=keras().optimizers.Adam(learning_rate), loss=host.loss, metrics=list(host.keras_metrics))
+    loss = host.loss if isinstance(host.loss, str) else host.loss(model)  # a loss shaped by the model's outputs
+    model.compile(optimizer=keras().optimizers.Adam(learning_rate), loss=loss, metrics=list(host.keras_metrics))
 
 
 def _fit_inputs(data) -> dict:

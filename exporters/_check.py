@@ -22,9 +22,10 @@ DECISIVE_MARGIN = 0.05
 
 
 def top1_agreement(got: np.ndarray, expected: np.ndarray) -> float:
-    """Share of inputs whose top-1 class the artifact keeps, among those the model decides clearly."""
-    top2 = np.sort(expected, axis=-1)[:, -2:]
-    decisive = (top2[:, 1] - top2[:, 0]) > DECISIVE_MARGIN
+    """Share of inputs (or of pixels, for scores per pixel) whose top-1 class the artifact keeps, among those
+    the model decides clearly."""
+    top2 = np.sort(expected, axis=-1)[..., -2:]
+    decisive = (top2[..., 1] - top2[..., 0]) > DECISIVE_MARGIN
     if not decisive.any():
         return 1.0
     return float(np.mean(got.argmax(-1)[decisive] == expected.argmax(-1)[decisive]))

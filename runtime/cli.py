@@ -153,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=64, help="inputs per interpreter call (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.add_argument("--save-outputs", metavar="DIR", help="write every output of every input as .npy files")
-    p.add_argument("--out", help="denoisers: folder for the denoised images (same names) and summary.json")
+    p.add_argument("--out", help="denoisers: folder for the denoised images (same names) and summary.json; "
+                                 "segmenters: for the masks (palette PNGs the size of each input)")  # fmt: skip
     p.add_argument("--tile", type=int, default=512, help="denoisers: tile size for large images (default 512)")
     add_model_args(p)
     return p
@@ -265,8 +266,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if run_files is not None:  # a task that answers with files of its own (a denoiser's images)
             return run_files(model, files, args)
         if args.out:
-            raise UserError("--out is for denoisers; other models' results go to stdout (--json for a document, "
-                            "--save-outputs DIR for the arrays)")  # fmt: skip
+            raise UserError("--out is for denoisers and segmenters; other models' results go to stdout (--json "
+                            "for a document, --save-outputs DIR for the arrays)")  # fmt: skip
         names, x = load_inputs(files, model.metadata, options)
         outs = outputs.per_input(model, x, args.batch)
         docs = outputs.results(model.metadata, names, outs, args.top)

@@ -63,6 +63,39 @@ def denoising_metrics(clean: list, restored: list) -> dict:
     }
 
 
+def confusion(masks: list, predicted: list, classes: int) -> np.ndarray:
+    """(classes, classes) pixel counts: row the true class, column the predicted one, over every mask."""
+    counts = np.zeros((classes, classes), np.int64)
+    for truth, guess in zip(masks, predicted):
+        truth, guess = np.asarray(truth).reshape(-1).astype(np.int64), np.asarray(guess).reshape(-1).astype(np.int64)
+        if truth.shape != guess.shape:
+            raise ValueError(f"a mask of {truth.size} pixels for a prediction of {guess.size}")
+        if truth.size and (truth.min() < 0 or truth.max() >= classes):
+            raise ValueError(f"mask classes must be in [0, {classes}), got {truth.min()}…{truth.max()}")
+        counts += np.bincount(truth * classes + guess, minlength=classes * classes).reshape(classes, classes)
+    return counts
+
+
+def class_iou(counts: np.ndarray) -> np.ndarray:
+    """Each class's intersection over union, TP / (TP + FP + FN), from a confusion matrix; NaN for a class
+    absent from both the masks and the predictions."""
+    tp = np.diag(counts).astype(np.float64)
+    union = counts.sum(0) + counts.sum(1) - tp
+    return np.divide(tp, union, out=np.full(len(tp), np.nan), where=union > 0)
+
+
+def segmentation_metrics(masks: list, scores: list) -> dict:
+    """mIoU (the mean over the classes present of each class's IoU, pixels pooled over the whole set, as
+    PASCAL VOC and Cityscapes count), pixel accuracy, and every class's IoU as ``iou_<index>``."""
+    scores = list(scores)
+    classes = np.shape(scores[0])[-1]
+    counts = confusion(masks, [np.argmax(s, axis=-1) for s in scores], classes)
+    iou = class_iou(counts)
+    per_class = {f"iou_{c}": float(v) for c, v in enumerate(iou) if np.isfinite(v)}
+    return {"miou": float(np.nanmean(iou)), "pixel_accuracy": float(np.trace(counts) / max(1, counts.sum())),
+            **per_class}  # fmt: skip
+
+
 SNR_CAP_DB = 200.0  # identical outputs: the SNR is infinite, which JSON cannot hold
 
 

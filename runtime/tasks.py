@@ -36,6 +36,7 @@ class Task:
     per_sample: Optional[Callable[[list, list, object, list], dict]] = None  # + sample names -> report fields
     sample_name: Callable[[int, object], str] = lambda i, target: f"{i:02d}.png"  # a bundled sample's file
     run_files: Optional[Callable] = None  # (model, files, args) -> exit code: edgedl-run's own handling
+    out_folder: str = ""  # what edgedl-run --out writes, as a bundle's README names the folder
 
     @property
     def scored(self) -> bool:
@@ -75,6 +76,56 @@ def _denoising_per_sample(reference: list, outputs: list, targets, names: list) 
             "worst_sample": names[int(np.argmin(deltas))]}  # fmt: skip
 
 
+def _segmentation_tail(reference: list, outputs: list, targets) -> dict:
+    """``iou_drop_max``: the largest fall of one class's IoU against the original's (points)."""
+    classes = np.shape(reference[0])[-1]
+    ious = [metrics.class_iou(metrics.confusion(targets, [np.argmax(s, axis=-1) for s in scores], classes))
+            for scores in (reference, outputs)]  # fmt: skip
+    drops = np.nan_to_num(ious[0] - ious[1], nan=0.0)
+    return {"iou_drop_max": float(max(0.0, drops.max()) * 100.0)}
+
+
+def _boxes(data: dict) -> tuple:
+    """Images, and per image its ground truth: boxes in pixels, classes, and the image's size."""
+    x = data["x"].astype(np.float32)
+    owner, boxes, classes = data["box_image"], data["boxes"], data["box_classes"]
+    truths = [{"boxes": boxes[owner == i], "classes": classes[owner == i], "size": x.shape[1:3]} for i in range(len(x))]
+    return x, truths
+
+
+def _decoded(outputs: list, truths: list) -> tuple:
+    from .detect import decode
+
+    classes = np.shape(outputs[0])[-1] - 4
+    found = [decode(o, t["size"], classes) for o, t in zip(outputs, truths)]
+    return found, [(t["boxes"], t["classes"]) for t in truths], classes
+
+
+def _detection_score(outputs: list, truths: list) -> dict:
+    from .detect import detection_metrics
+
+    return detection_metrics(*_decoded(outputs, truths))
+
+
+def _detection_tail(reference: list, outputs: list, truths: list) -> dict:
+    """``ap50_drop_max``: the largest fall of one class's AP@0.5 against the original's (points)."""
+    ref, got = _detection_score(reference, truths), _detection_score(outputs, truths)
+    drops = [ref[k] - got.get(k, 0.0) for k in ref if k.startswith("ap50_")]
+    return {"ap50_drop_max": float(max(0.0, *drops) * 100.0)}
+
+
+def _detect_files(model, files, args) -> int:
+    from .detect import detect_files  # draws boxes: loaded only for a detector
+
+    return detect_files(model, files, args)
+
+
+def _segment_files(model, files, args) -> int:
+    from .segment import segment_files  # writes masks: loaded only for a segmenter
+
+    return segment_files(model, files, args)
+
+
 def _denoise_files(model, files, args) -> int:
     from .denoise import denoise_files  # writes images: loaded only for a denoiser
 
@@ -107,7 +158,17 @@ register_task(Task(
     read_eval=_pairs,
     score=lambda outputs, targets: metrics.denoising_metrics(targets, outputs),
     tail=_denoising_tail, per_sample=_denoising_per_sample,
-    sample_name=_denoising_sample_name, run_files=_denoise_files,
+    sample_name=_denoising_sample_name, run_files=_denoise_files, out_folder="denoised/",
+))  # fmt: skip
+register_task(Task(
+    "segmentation", metric="miou", budget=1.0, class_scores=True,  # a score per class at every pixel
+    read_eval=_labelled,  # x: images, y: masks of class indices
+    score=lambda outputs, targets: metrics.segmentation_metrics(targets, outputs),
+    tail=_segmentation_tail, run_files=_segment_files, out_folder="masks/",
+))  # fmt: skip
+register_task(Task(
+    "detection", metric="map50", budget=1.0, class_scores=False,  # its output is a grid, not a score vector
+    read_eval=_boxes, score=_detection_score, tail=_detection_tail, run_files=_detect_files, out_folder="boxes/",
 ))  # fmt: skip
 register_task(Task("generic", metric=None, budget=1.0))
 

@@ -49,3 +49,61 @@ def test_seq_denoiser_report_carries_the_per_frame_baseline(tmp_path):
     assert metrics["psnr"] > noisy_psnr + 1 and metrics["psnr_per_frame_baseline"] > noisy_psnr + 1
     assert (tmp_path / "run" / "baseline" / "model.keras").exists()
     assert report["variants"][1]["precision"] == "int8"
+
+
+def test_unet_lite_segments_canvases_scores_miou_and_edgedl_run_writes_masks(tmp_path):
+    from PIL import Image
+
+    report = _pipeline(tmp_path, "--model", "unet_lite", "--epochs", "1", "--variants", "tflite_int8")
+    assert report["task"] == "segmentation" and report["metric"] == "miou"
+    original, i8 = report["variants"]
+    assert original["metrics"]["pixel_accuracy"] > 0.9  # the background alone is about 95 % of the pixels
+    assert 0 < original["metrics"]["miou"] <= 1 and original["metrics"]["iou_0"] > 0.9
+    assert "iou_drop_max" in i8["metrics"] and i8["metric_delta"] is not None
+    # The int8 artifact runs on the builtin kernels, and edgedl-run gives a mask the size of the picture.
+    artifact = tmp_path / "run" / "artifacts" / "tflite_int8.tflite"
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=str(artifact),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)  # fmt: skip
+    ops = {op["op_name"] for op in interp._get_ops_details()}
+    assert "RESIZE_NEAREST_NEIGHBOR" in ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    picture = np.zeros((48, 80), np.uint8)
+    picture[8:40, 30:50] = 255
+    Image.fromarray(picture).save(tmp_path / "scene.png")
+    proc = run_cli("edgedl-run", str(artifact), str(tmp_path / "scene.png"), "--out", str(tmp_path / "masks"), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["results"][0]
+    assert result["shape"] == [48, 80] and "background" in result["classes"]
+    with Image.open(tmp_path / "masks" / "scene.png") as mask:
+        assert mask.mode == "P" and mask.size == (80, 48)
+    # select's budget, when none is given, is the task's (1 point of mIoU).
+    proc = run_cli("edgedl", "select", str(tmp_path / "run" / "report.json"))
+    fits = -i8["metric_delta"] <= 1.0
+    assert (proc.returncode == 0) == fits and ("within 1.0 points" in proc.stdout + proc.stderr), proc.stderr
+
+
+def test_centernet_lite_detects_digits_on_canvases_scores_map_and_edgedl_run_gives_boxes(tmp_path):
+    from PIL import Image
+
+    report = _pipeline(tmp_path, "--model", "centernet_lite", "--epochs", "1", "--variants", "tflite_int8")
+    assert report["task"] == "detection" and report["metric"] == "map50"
+    original, i8 = report["variants"]
+    assert 0 <= original["metrics"]["map"] <= original["metrics"]["map50"] <= 1
+    assert {f"ap50_{c}" for c in range(10)} <= set(original["metrics"])
+    assert "ap50_drop_max" in i8["metrics"] and i8["metric_delta"] is not None
+    artifact = tmp_path / "run" / "artifacts" / "tflite_int8.tflite"
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=str(artifact),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)  # fmt: skip
+    ops = {op["op_name"] for op in interp._get_ops_details()}
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    Image.fromarray((np.load(tmp_path / "run" / "eval.npz")["x"][0, :, :, 0] * 255).astype(np.uint8)).save(
+        tmp_path / "canvas.png")  # fmt: skip
+    proc = run_cli("edgedl-run", str(artifact), str(tmp_path / "canvas.png"), "--json", "--out",
+                   str(tmp_path / "drawn"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["results"][0]
+    assert result["shape"] == [96, 96] and isinstance(result["detections"], list)
+    assert (tmp_path / "drawn" / "canvas.png").exists()

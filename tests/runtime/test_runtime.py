@@ -25,8 +25,8 @@ def test_metadata_round_trips_through_json():
 
 def test_metadata_rejects_unknown_task_and_newer_schema():
     spec = TensorSpec("x", (None, 4), "float32")
-    with pytest.raises(UserError, match="task 'detection' is unknown"):
-        ModelMetadata(task="detection", format="onnx", precision="float32", inputs=(spec,), outputs=(spec,))
+    with pytest.raises(UserError, match="task 'pose' is unknown"):
+        ModelMetadata(task="pose", format="onnx", precision="float32", inputs=(spec,), outputs=(spec,))
     d = ModelMetadata(task="classification", format="onnx", precision="float32", inputs=(spec,), outputs=(spec,)).to_dict()
     d["schema_version"] = 99
     with pytest.raises(UserError, match="upgrade edgedl"):
