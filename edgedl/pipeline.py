@@ -332,11 +332,13 @@ class Pipeline:
                             f"{len(data.labels)} classes; give matching data")  # fmt: skip
         eval_path = self.out / "eval.npz"
         data.save_eval(eval_path)
+        decode_with = tasks.host_task(task).decoding  # what the device decides by (an embedder's threshold)
         info = ModelInfo(
             task=task,
             labels=data.labels,
             normalization=norm,
             source_sha256=weights_sha256(original),
+            decoding=tuple(sorted(decode_with(original, data).items())) if decode_with else (),
         )
         variants = [Variant("original", "keras", "float32", original_path, (), measurer="edgedl.measure_keras",
                             extra=model_stats(original))]  # fmt: skip

@@ -35,7 +35,7 @@ class Recipe:
     configs: tuple
     exports: tuple
     # generic: fine-tuned towards the original; segmentation: on its masks, as a classifier on its labels
-    tasks: tuple = ("classification", "denoising", "segmentation", "generic")
+    tasks: tuple = ("classification", "denoising", "segmentation", "detection", "embedding", "generic")
     parent: Optional[str] = None
     label: Optional[tuple] = None
     default: bool = True  # built when no variant is named; a control only when asked for (``control``)

@@ -41,6 +41,7 @@ class Prepared:
     eval_source: str
     eval_size: int
     fingerprint: str = ""  # sha256 of the training and evaluation arrays and the noise: what the data *is*
+    held_out: object = None  # a Dataset of the training classes kept out of training (an embedder's threshold)
 
     def normalized(self, norm) -> "Prepared":
         """This data as a model under ``norm`` takes it (classification images; denoisers keep [0, 1])."""
@@ -202,6 +203,42 @@ def detection(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
     )
 
 
+SEEN_CLASSES = 7  # an embedder trains on digits 0–6 and is evaluated on pairs of 7–9, which it never saw
+THRESHOLD_FRACTION = 0.1  # of the training digits, kept out to choose the stored threshold on
+
+
+def embedding(data, eval_data, image_shape: tuple, batch_size: int, seed: int) -> Prepared:
+    """The embedded MNIST split by class: digits 0–6 of the training part to train on, in batches of two
+    views of each picture (``embedding.two_view_batches``; a tenth held out for the threshold), digits 7–9
+    of the evaluation part to verify on."""
+    from .embedding import two_view_batches
+
+    if data is not None or eval_data is not None:
+        raise UserError("the embedder trains on the embedded MNIST digits 0–6 and is verified on 7–9; "
+                        "drop --data/--eval-data")  # fmt: skip
+    train, ev = datasets.mnist_default()
+    seen = np.flatnonzero(train.y < SEEN_CLASSES)
+    seen = seen[np.random.default_rng(seed).permutation(len(seen))]
+    cut = int(len(seen) * THRESHOLD_FRACTION)
+    fit, held = train.take(np.sort(seen[cut:])), train.take(np.sort(seen[:cut]))
+    unseen = ev.take(np.flatnonzero(ev.y >= SEEN_CLASSES), f"{ev.source}, digits {SEEN_CLASSES}–9")
+    return Prepared(
+        task="embedding",
+        fit=two_view_batches(fit.x, fit.y, batch_size, seed),
+        validation=unseen,
+        calibration=fit.x[:CALIBRATION_SAMPLES],
+        check=unseen.x[:CHECK_SAMPLES],
+        labels=None,
+        eval_arrays={"x": unseen.x, "y": unseen.y},
+        train_source=f"{len(fit)} digits 0–{SEEN_CLASSES - 1} of {train.source} ({len(held)} more held out for "
+                     "the threshold)",  # fmt: skip
+        eval_source=f"every pair of {len(unseen)} digits {SEEN_CLASSES}–9 of {ev.source}, unseen in training",
+        eval_size=len(unseen),
+        fingerprint=content_hash(fit.x, fit.y, unseen.x, unseen.y, seed),
+        held_out=held,
+    )
+
+
 SEQUENCE_EVAL = 500  # sequences built from the evaluation digits
 
 
@@ -320,6 +357,22 @@ def _detection(data, eval_data, image_shape: tuple, noise, batch_size: int, seed
     return detection(data, eval_data, image_shape, seed)
 
 
+def _embedding(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
+    return embedding(data, eval_data, image_shape, batch_size, seed)
+
+
+def _contrastive_loss(model):
+    from .embedding import contrastive_loss
+
+    return contrastive_loss()
+
+
+def _threshold(model, prepared: Prepared) -> dict:
+    from .embedding import stored_threshold
+
+    return stored_threshold(model, prepared.held_out.x, prepared.held_out.y)
+
+
 def _centernet_loss(model):
     from .detection import centernet_loss
 
@@ -337,6 +390,8 @@ class HostTask:
     prepare: Optional[Callable] = None
     normalized_inputs: bool = False  # its inputs take the model's normalization (else they stay in [0, 1])
     noisy: bool = False  # trained on noise the run draws: the noise is part of what its model was trained on
+    # (trained model, Prepared) -> the decoding parameters its artifacts carry (runtime.metadata's decoding)
+    decoding: Optional[Callable] = None
 
 
 HOST_TASKS = {
@@ -349,6 +404,7 @@ HOST_TASKS = {
         HostTask("segmentation", "sparse_categorical_crossentropy", ("accuracy",),
                  prepare=_segmentation),
         HostTask("detection", _centernet_loss, prepare=_detection),
+        HostTask("embedding", _contrastive_loss, prepare=_embedding, decoding=_threshold),
         HostTask("generic", "mse"),
     )
 }

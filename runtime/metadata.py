@@ -184,6 +184,8 @@ class ModelMetadata:
     artifact_sha256: str = ""
     origin: str = "edgedl"
     notes: tuple = ()  # what was assumed rather than read (a foreign model's normalisation, say)
+    # The task's decoding parameters, as (name, number) pairs: an embedder's same/different threshold, say.
+    decoding: tuple = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
@@ -210,10 +212,18 @@ class ModelMetadata:
         for name in ("source_sha256", "artifact_sha256", "build_key"):
             _str(getattr(self, name), name, r"(|[0-9a-f]{64})")
         _str(self.edgedl_version, "edgedl_version", limit=64)
+        if not isinstance(self.decoding, tuple) or len(self.decoding) > 64 or not all(
+                isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and len(p[0]) <= 64
+                and isinstance(p[1], (int, float)) and math.isfinite(p[1]) for p in self.decoding):  # fmt: skip
+            raise _fail("decoding", "must map short names to finite numbers")
         for name in ("techniques", "notes"):
             values = getattr(self, name)
             if not isinstance(values, tuple) or not all(isinstance(t, str) and len(t) <= 512 for t in values):
                 raise _fail(name, "must be a list of strings")
+
+    def decoding_value(self, name: str, default: Optional[float] = None) -> Optional[float]:
+        """A decoding parameter the exporter recorded, or ``default``."""
+        return dict(self.decoding).get(name, default)
 
     # -- single-input/-output conveniences (the zoo's models) ---------------------------------------
 
@@ -256,6 +266,7 @@ class ModelMetadata:
         d["labels"] = list(self.labels) if self.labels is not None else None
         d["techniques"] = list(self.techniques)
         d["notes"] = list(self.notes)
+        d["decoding"] = dict(self.decoding)
         return d
 
     def to_json(self) -> str:
@@ -283,6 +294,9 @@ class ModelMetadata:
         labels = d.get("labels")
         if labels is not None and not isinstance(labels, list):
             raise _fail("labels", "must be a list")
+        decoding = d.get("decoding") or {}
+        if not isinstance(decoding, dict):
+            raise _fail("decoding", "must be an object")
         techniques, notes = d.get("techniques", []), d.get("notes", [])
         if not isinstance(techniques, list) or not isinstance(notes, list):
             raise _fail("techniques/notes", "must be lists")
@@ -302,6 +316,7 @@ class ModelMetadata:
             artifact_sha256=d.get("artifact_sha256", ""),
             origin=_str(d.get("origin", "edgedl"), "origin", r"[a-z-]{1,32}"),
             notes=tuple(notes),
+            decoding=tuple(sorted(decoding.items())),
             schema_version=SCHEMA_VERSION,
         )
 

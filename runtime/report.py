@@ -40,7 +40,7 @@ def fidelity_metric(variants: list[dict]) -> Optional[str]:
 
 
 # Fractions (accuracy, agreement with the original, cosine similarity) differ in points; the rest in dB.
-IN_POINTS = ("accuracy", "top1_agreement", "cosine", "miou", "pixel_accuracy", "map50", "map")
+IN_POINTS = ("accuracy", "top1_agreement", "cosine", "miou", "pixel_accuracy", "map50", "map", "roc_auc", "tar_far1")
 
 
 def metric_delta(value: float, reference: float, metric: str) -> float:

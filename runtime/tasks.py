@@ -120,6 +120,18 @@ def _detect_files(model, files, args) -> int:
     return detect_files(model, files, args)
 
 
+def _embed_files(model, files, args) -> int:
+    from .embed import embed_files  # one picture: its embedding; two: their similarity
+
+    return embed_files(model, files, args)
+
+
+def _verification(outputs: list, labels) -> dict:
+    from .embed import verification_metrics
+
+    return verification_metrics(np.asarray(outputs), labels)
+
+
 def _segment_files(model, files, args) -> int:
     from .segment import segment_files  # writes masks: loaded only for a segmenter
 
@@ -169,6 +181,10 @@ register_task(Task(
 register_task(Task(
     "detection", metric="map50", budget=1.0, class_scores=False,  # its output is a grid, not a score vector
     read_eval=_boxes, score=_detection_score, tail=_detection_tail, run_files=_detect_files, out_folder="boxes/",
+))  # fmt: skip
+register_task(Task(
+    "embedding", metric="roc_auc", budget=1.0,  # verification on classes the model never saw in training
+    read_eval=_labelled, score=_verification, run_files=_embed_files,
 ))  # fmt: skip
 register_task(Task("generic", metric=None, budget=1.0))
 

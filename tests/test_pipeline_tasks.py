@@ -107,3 +107,25 @@ def test_centernet_lite_detects_digits_on_canvases_scores_map_and_edgedl_run_giv
     result = json.loads(proc.stdout)["results"][0]
     assert result["shape"] == [96, 96] and isinstance(result["detections"], list)
     assert (tmp_path / "drawn" / "canvas.png").exists()
+
+
+def test_the_embedder_is_verified_on_unseen_digits_and_its_artifact_carries_the_threshold(tmp_path):
+    from PIL import Image
+
+    import runtime
+
+    report = _pipeline(tmp_path, "--model", "embedder", "--epochs", "1", "--variants", "tflite_int8")
+    assert report["task"] == "embedding" and report["metric"] == "roc_auc"
+    original, i8 = report["variants"]
+    assert 0.5 < original["metrics"]["roc_auc"] <= 1 and 0 <= original["metrics"]["tar_far1"] <= 1
+    assert "digits 7–9" in report["data"]["eval_source"]
+    artifact = tmp_path / "run" / "artifacts" / "tflite_int8.tflite"
+    threshold = runtime.load(artifact).metadata.decoding_value("threshold")
+    assert threshold is not None and -1 <= threshold <= 1
+    x = np.load(tmp_path / "run" / "eval.npz")["x"]
+    for i in (0, 1):
+        Image.fromarray((x[i, :, :, 0] * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    proc = run_cli("edgedl-run", str(artifact), str(tmp_path / "0.png"), str(tmp_path / "1.png"), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert doc["threshold"] == threshold and doc["same"] == (doc["similarity"] > threshold)
