@@ -21,7 +21,7 @@ def test_every_task_with_a_metric_scores_targets_and_generic_has_neither():
 
 def test_an_unknown_task_is_refused_in_one_line_naming_the_known_ones():
     with pytest.raises(UserError, match=r"unknown task 'pose'; edgedl knows classification, denoising, segmentation, "
-                                        r"detection, generic"):  # fmt: skip
+                                        r"detection, embedding, generic"):  # fmt: skip
         get_task("pose")
     with pytest.raises(UserError, match="has no metric"):
         score("generic", [np.zeros(3)], None)
@@ -34,7 +34,7 @@ def test_metadata_accepts_exactly_the_registered_tasks():
     for name in TASKS:
         assert ModelMetadata(task=name, format="tflite", precision="float32", inputs=spec, outputs=spec).task == name
     with pytest.raises(UserError, match="task"):
-        ModelMetadata(task="embedding", format="tflite", precision="float32", inputs=spec, outputs=spec)
+        ModelMetadata(task="pose", format="tflite", precision="float32", inputs=spec, outputs=spec)
 
 
 def test_scores_follow_the_task():
