@@ -161,7 +161,8 @@ def tail_plot(rows: list[dict]) -> Optional[bytes]:
     rows = [r for r in rows if is_ok(r) and r["format"] != "keras"]
     for key, label in (("flips", "evaluation inputs whose prediction flips vs the original"),
                        ("psnr_delta_min", "worst single image's PSNR change vs the original (dB)"),
-                       ("iou_drop_max", "largest fall of one class's IoU vs the original (points)")):  # fmt: skip
+                       ("iou_drop_max", "largest fall of one class's IoU vs the original (points)"),
+                       ("ap50_drop_max", "largest fall of one class's AP@0.5 vs the original (points)")):  # fmt: skip
         mine = [r for r in rows if key in r["metrics"]]
         if mine:
             break

@@ -43,6 +43,7 @@ COLUMNS = (
     ("flips", lambda r: r["metrics"].get("flips", "")),
     ("recall drop max (points)", lambda r: _rounded(r["metrics"].get("recall_drop_max"), 2)),
     ("IoU drop max (points)", lambda r: _rounded(r["metrics"].get("iou_drop_max"), 2)),
+    ("AP@0.5 drop max (points)", lambda r: _rounded(r["metrics"].get("ap50_drop_max"), 2)),
     ("PSNR Δ p5 (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_p5"))),
     ("PSNR Δ min (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_min"))),
     ("worst image", lambda r: r.get("worst_sample", "") if r["format"] != "keras" else ""),
@@ -59,7 +60,7 @@ TEXT_COLUMNS = ("machine", "variant", "format", "precision", "techniques", "wors
 
 # Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
 OPTIONAL = ("Δ control", "top-1 agree", "SNR (dB)", "flips", "recall drop max (points)", "IoU drop max (points)",
-            "PSNR Δ p5 (dB)", "PSNR Δ min (dB)", "worst image")  # fmt: skip
+            "AP@0.5 drop max (points)", "PSNR Δ p5 (dB)", "PSNR Δ min (dB)", "worst image")  # fmt: skip
 
 
 def _rounded(value, digits: int):

@@ -23,19 +23,20 @@ def write_report(path: Path, report: dict) -> Path:
     return write_json(path, report)
 
 
-TAIL = ("flips", "recall_drop_max", "psnr_delta_min", "iou_drop_max")  # the worst change (runtime.tasks' tail)
+# The worst change against the original (runtime.tasks' tail), by task.
+TAIL = ("flips", "recall_drop_max", "psnr_delta_min", "iou_drop_max", "ap50_drop_max")
 SHOWN = {"snr_db": "{:.1f}", "flips": "{:d}", "recall_drop_max": "{:.2f}", "psnr_delta_min": "{:+.2f}",
-         "iou_drop_max": "{:.2f}"}  # fmt: skip
+         "iou_drop_max": "{:.2f}", "ap50_drop_max": "{:.2f}"}  # fmt: skip
 # The terminal table's columns in the order shown, each with its short header and its rank when the terminal
 # is too narrow for all: the highest ranks are left out first (variant, metric, Δ, p50 and sizes stay).
 # The variant's name holds its format and precision; every column is in report.md and report.csv.
 RANK = {"variant": 0, "metric": 1, "delta": 2, "p50": 3, "gzip": 4, "size": 5, "control": 6, "flips": 7,
-        "psnr_delta_min": 7, "iou_drop_max": 7, "recall_drop_max": 8, "ssim": 9, "top1_agreement": 9, "snr_db": 10,
-        "p90": 11,
+        "psnr_delta_min": 7, "iou_drop_max": 7, "ap50_drop_max": 7, "recall_drop_max": 8, "ssim": 9,
+        "top1_agreement": 9, "snr_db": 10, "p90": 11,
         "p99": 12, "mean": 13, "format": 14, "precision": 15}  # fmt: skip
 HEADERS = {"ssim": "SSIM", "top1_agreement": "top-1 agree", "snr_db": "SNR dB", "flips": "flips",
            "recall_drop_max": "recall↓ pts", "psnr_delta_min": "worst Δ dB",
-           "iou_drop_max": "IoU↓ pts"}  # fmt: skip
+           "iou_drop_max": "IoU↓ pts", "ap50_drop_max": "AP↓ pts"}  # fmt: skip
 
 
 def _cell(metrics: dict, name: str) -> str:

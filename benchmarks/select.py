@@ -31,10 +31,10 @@ class Selection:
 
 
 def tail_drop(variant: dict) -> Optional[float]:
-    """The worst loss against the original (``runtime.tasks``' tail): the largest fall of one class's recall
-    or IoU in points, or the worst single image's PSNR loss in dB; None when not measured."""
+    """The worst loss against the original (``runtime.tasks``' tail): the largest fall of one class's recall,
+    IoU or AP@0.5 in points, or the worst single image's PSNR loss in dB; None when not measured."""
     metrics = variant.get("metrics", {})
-    for loss in ("recall_drop_max", "iou_drop_max"):
+    for loss in ("recall_drop_max", "iou_drop_max", "ap50_drop_max"):
         if loss in metrics:
             return metrics[loss]
     return -metrics["psnr_delta_min"] if "psnr_delta_min" in metrics else None
@@ -124,7 +124,7 @@ def add_select_args(p) -> None:
 
 def add_tail_arg(p) -> None:
     p.add_argument("--max-tail-drop", type=float,
-                   help="also the largest worst-case loss: one class's recall or IoU (points), or one image's "
+                   help="also the largest worst-case loss: one class's recall, IoU or AP (points), or one image's "
                         "PSNR (dB)")  # fmt: skip
 
 

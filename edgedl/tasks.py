@@ -373,6 +373,12 @@ def _threshold(model, prepared: Prepared) -> dict:
     return stored_threshold(model, prepared.held_out.x, prepared.held_out.y)
 
 
+def _detection_parameters(model, prepared: Prepared) -> dict:
+    from runtime.detect import decoding_parameters
+
+    return decoding_parameters()
+
+
 def _centernet_loss(model):
     from .detection import centernet_loss
 
@@ -403,7 +409,7 @@ HOST_TASKS = {
         # Per pixel, as the classifier per image; inputs in [0, 1] (the canvases are made, not photographed).
         HostTask("segmentation", "sparse_categorical_crossentropy", ("accuracy",),
                  prepare=_segmentation),
-        HostTask("detection", _centernet_loss, prepare=_detection),
+        HostTask("detection", _centernet_loss, prepare=_detection, decoding=_detection_parameters),
         HostTask("embedding", _contrastive_loss, prepare=_embedding, decoding=_threshold),
         HostTask("generic", "mse"),
     )

@@ -65,8 +65,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float =
     return np.array(keep, np.int64)
 
 
+def decoding_parameters() -> dict:
+    """What an edgedl detector's artifacts carry in their metadata, and ``decode`` reads back."""
+    return {"top_k": TOP_K, "score_threshold": SCORE_THRESHOLD, "nms_iou": NMS_IOU, "show_threshold": SHOW_THRESHOLD}
+
+
 def decode(output: np.ndarray, input_size: tuple, classes: int, top_k: int = TOP_K,
-           threshold: float = SCORE_THRESHOLD) -> Detections:  # fmt: skip
+           threshold: float = SCORE_THRESHOLD, nms_iou: float = NMS_IOU) -> Detections:  # fmt: skip
     """One input's output (H/s, W/s, classes + 4) as boxes in the input's pixels."""
     output = np.asarray(output, np.float32)
     if output.ndim != 3 or output.shape[-1] != classes + 4:
@@ -81,7 +86,7 @@ def decode(output: np.ndarray, input_size: tuple, classes: int, top_k: int = TOP
     cx, cy = (xs + offset[ys, xs, 0]) * stride_x, (ys + offset[ys, xs, 1]) * stride_y
     w, h = size[ys, xs, 0] * input_size[1], size[ys, xs, 1] * input_size[0]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1).astype(np.float32).reshape(-1, 4)
-    keep = nms(boxes, scores, cs)
+    keep = nms(boxes, scores, cs, nms_iou)
     return Detections(boxes[keep], cs[keep].astype(np.int64), scores[keep].astype(np.float32))
 
 
@@ -165,9 +170,10 @@ def detect_files(model, files, args) -> int:
         with Image.open(f) as picture:
             height, width = picture.height, picture.width
         start = time.perf_counter()
-        found = decode(model.predict(x)[0], x.shape[1:3], classes)
+        found = decode(model.predict(x)[0], x.shape[1:3], classes, int(meta.decoding_value("top_k", TOP_K)),
+                       meta.decoding_value("score_threshold", SCORE_THRESHOLD), meta.decoding_value("nms_iou", NMS_IOU))
         ms = (time.perf_counter() - start) * 1e3
-        shown = found.scores >= SHOW_THRESHOLD
+        shown = found.scores >= meta.decoding_value("show_threshold", SHOW_THRESHOLD)
         scale = np.float32([width / x.shape[2], height / x.shape[1]] * 2)
         found = Detections(found.boxes[shown] * scale, found.classes[shown], found.scores[shown])
         boxes = [{"label": meta.labels[c], "class_index": int(c), "score": round(float(s), 4),

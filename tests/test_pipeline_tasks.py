@@ -107,6 +107,20 @@ def test_centernet_lite_detects_digits_on_canvases_scores_map_and_edgedl_run_giv
     result = json.loads(proc.stdout)["results"][0]
     assert result["shape"] == [96, 96] and isinstance(result["detections"], list)
     assert (tmp_path / "drawn" / "canvas.png").exists()
+    # The decoding parameters travel in the artifact: the device needs nothing else.
+    import runtime
+    from runtime.detect import decoding_parameters
+
+    meta = runtime.load(artifact).metadata
+    assert dict(meta.decoding) == decoding_parameters() and len(meta.labels) == 10
+    # On the device: the bundle for a Pi, and bench scoring the artifact on the run's data.
+    proc = run_cli("edgedl", "bundle", str(tmp_path / "run"), "--target", "rpi-arm64", "--variant", "tflite_int8",
+                   "--out", str(tmp_path / "det.tar.gz"))  # fmt: skip
+    assert proc.returncode == 0 and (tmp_path / "det.tar.gz").exists(), proc.stderr[-2000:]
+    proc = run_cli("edgedl-run", "bench", str(artifact), "--runs", "5", "--json", str(tmp_path / "device.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    device = json.loads((tmp_path / "device.json").read_text())["variants"][0]
+    assert device["metrics"]["map50"] == pytest.approx(i8["metrics"]["map50"], abs=1e-6)
 
 
 def test_the_embedder_is_verified_on_unseen_digits_and_its_artifact_carries_the_threshold(tmp_path):
@@ -118,7 +132,7 @@ def test_the_embedder_is_verified_on_unseen_digits_and_its_artifact_carries_the_
     assert report["task"] == "embedding" and report["metric"] == "roc_auc"
     original, i8 = report["variants"]
     assert 0.5 < original["metrics"]["roc_auc"] <= 1 and 0 <= original["metrics"]["tar_far1"] <= 1
-    assert "digits 7–9" in report["data"]["eval_source"]
+    assert "digits 7–9" in report["data"]["eval"]
     artifact = tmp_path / "run" / "artifacts" / "tflite_int8.tflite"
     threshold = runtime.load(artifact).metadata.decoding_value("threshold")
     assert threshold is not None and -1 <= threshold <= 1
@@ -129,3 +143,9 @@ def test_the_embedder_is_verified_on_unseen_digits_and_its_artifact_carries_the_
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert doc["threshold"] == threshold and doc["same"] == (doc["similarity"] > threshold)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=str(artifact),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)  # fmt: skip
+    ops = {op["op_name"] for op in interp._get_ops_details()}
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops

@@ -63,12 +63,31 @@ def _steps_per_epoch(data, batch: int) -> int:
     return int(np.ceil(len(data) / batch)) if isinstance(data, Dataset) else len(data)
 
 
+def _prunable(technique: str, model, **kwargs):
+    """tfmot's whole-model pruning wrapper; for a model with a weightless layer tfmot does not know (an
+    embedder's UnitNormalization), every layer with weights wrapped on its own and the rest left as they are.
+    A layer with weights that tfmot cannot prune is still a one-line error naming it."""
+    sparsity = tfmot().sparsity.keras
+    try:
+        return sparsity.prune_low_magnitude(model, **kwargs)
+    except ValueError:
+        if all(layer.weights for layer in model.layers if type(layer).__name__ in OUTPUT_ONLY):
+            raise
+
+    def wrap(layer):
+        if isinstance(layer, keras().layers.InputLayer) or not layer.weights:
+            return layer
+        return _wrap(technique, sparsity.prune_low_magnitude, layer, **kwargs)
+
+    return keras().models.clone_model(model, clone_function=wrap)
+
+
 def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
     require_tf_keras(model, "pruning")
     sparsity = tfmot().sparsity.keras
     steps_per_epoch = _steps_per_epoch(data, config.batch_size)
     if config.structure == "2:4":
-        wrapped = _wrap("2:4 sparsity", sparsity.prune_low_magnitude, model, sparsity_m_by_n=(2, 4))
+        wrapped = _wrap("2:4 sparsity", _prunable, "2:4 sparsity", model, sparsity_m_by_n=(2, 4))
     else:
         schedule = sparsity.PolynomialDecay(
             initial_sparsity=0.0,
@@ -77,7 +96,7 @@ def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
             end_step=max(1, steps_per_epoch * max(1, config.epochs // 2)),
             frequency=max(1, steps_per_epoch // 4),
         )
-        wrapped = _wrap("pruning", sparsity.prune_low_magnitude, model, pruning_schedule=schedule)
+        wrapped = _wrap("pruning", _prunable, "pruning", model, pruning_schedule=schedule)
     _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size,
                [sparsity.UpdatePruningStep()])  # fmt: skip
     return sparsity.strip_pruning(wrapped)
@@ -111,9 +130,10 @@ def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tupl
 
 
 # Layers without weights that tfmot's default 8-bit scheme has no configuration for (it has Add and
-# Concatenate): a residual denoiser's Subtract. Annotated with ``output_quantize_config`` instead, their
-# output is quantized as tfmot quantizes an Add's, so the whole model trains with its int8 rounding.
-OUTPUT_ONLY = ("Subtract", "Multiply", "Maximum", "Minimum", "Average")
+# Concatenate): a residual denoiser's Subtract, an embedder's UnitNormalization. Annotated with
+# ``output_quantize_config`` instead, their output is quantized as tfmot quantizes an Add's, so the whole
+# model trains with its int8 rounding; pruning leaves them as they are.
+OUTPUT_ONLY = ("Subtract", "Multiply", "Maximum", "Minimum", "Average", "UnitNormalization")
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,7 +15,7 @@ def _one_error_line(proc) -> str:
 
 
 def test_models_and_variants_print_aligned_columns():
-    for command, first in (("models", "cnn"), ("variants", "tflite_float32")):
+    for command, first in (("models", "centernet_lite"), ("variants", "tflite_float32")):
         proc = run_cli("edgedl", command)
         header, *rows = proc.stdout.splitlines()
         assert proc.returncode == 0 and rows[0].split()[0] == first and len(rows) > 5
@@ -46,7 +46,7 @@ def test_without_the_host_side_edgedl_says_which_extra_to_install():
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["pipeline", "--model", "resnet9000", "--out", "{tmp}/o"], "unknown model 'resnet9000'; known models: cnn"),
+        (["pipeline", "--model", "resnet9000", "--out", "{tmp}/o"], "unknown model 'resnet9000'; known models: centernet_lite, cnn,"),
         (["pipeline", "--out", "{tmp}/o", "--variants", "tflite_int4"], "unknown variant 'tflite_int4' for this classification model; known: post, prune"),
         (["pipeline", "--out", "{tmp}/o", "--epochs", "0"], "epochs must be at least 1"),
         (["pipeline", "--out", "{tmp}/o", "--data", "{tmp}/nothing"], "nothing: no such data file or folder"),
