@@ -28,7 +28,7 @@ class Task:
     name: str
     metric: Optional[str]  # what variants are ranked by (higher is better); None: their fidelity to the original
     budget: float  # select's default: the most the metric may fall below the original's (points or dB)
-    class_scores: bool = False  # output 0 holds one score per class, named by the metadata's labels
+    class_scores: bool = False  # output 0 ends in one score per class (per input, or per pixel), named by labels
     # eval.npz arrays -> (inputs, targets); None when the set holds inputs alone
     read_eval: Optional[Callable[[dict], tuple]] = None
     score: Optional[Callable[[list, object], dict]] = None  # (outputs, targets) -> metrics over the set
