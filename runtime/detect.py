@@ -9,7 +9,6 @@ device needs nothing but the metadata.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,8 +153,8 @@ def detect_files(model, files, args) -> int:
     drawn on a copy under the picture's name, with ``summary.json``."""
     from PIL import Image
 
-    from .files import write_json
     from .images import _decode, load_image
+    from .outputs import answer
 
     meta = model.metadata
     classes = len(meta.labels or ())
@@ -184,13 +183,9 @@ def detect_files(model, files, args) -> int:
             draw(_decode(f, 3, "black"), found, meta.labels, out / f"{f.stem}.png")
             doc["output"] = str(out / f"{f.stem}.png")
         results.append(doc)
-    summary = {"model": args.model, "task": meta.task, "results": results}
-    if out is not None:
-        write_json(out / "summary.json", summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for r in results:
-            found = ", ".join(f"{d['label']} {d['score']:.2f} at {d['box']}" for d in r["detections"]) or "nothing"
-            print(f"{r['input']}: {found} ({r['ms']:.1f} ms)")
-    return 0
+
+    def line(r: dict) -> str:
+        found = ", ".join(f"{d['label']} {d['score']:.2f} at {d['box']}" for d in r["detections"]) or "nothing"
+        return f"{r['input']}: {found} ({r['ms']:.1f} ms)"
+
+    return answer(args, meta.task, results, out, line)

@@ -2,7 +2,6 @@
 palette PNG the size of the input picture, and summarised as the share of the picture each class covers."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -57,8 +56,8 @@ def segment_files(model, files, args) -> int:
     ``summary.json``; each input's class coverage printed (``--json``: as one document)."""
     from PIL import Image
 
-    from .files import write_json
     from .images import load_array, load_image
+    from .outputs import answer
 
     meta = model.metadata
     out = Path(args.out) if args.out else None
@@ -87,14 +86,10 @@ def segment_files(model, files, args) -> int:
                 save_mask(mask, out / name)
                 doc["output"] = str(out / name)
             results.append(doc)
-    summary = {"model": args.model, "task": meta.task, "results": results}
-    if out is not None:
-        write_json(out / "summary.json", summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for r in results:
-            shown = ", ".join(f"{name} {share:.1%}" for name, share in list(r["classes"].items())[:4])
-            where = f"  ->  {r['output']}" if "output" in r else ""
-            print(f"{r['input']}{where}  ({shown}; {r['ms']:.1f} ms)")
-    return 0
+
+    def line(r: dict) -> str:
+        shown = ", ".join(f"{name} {share:.1%}" for name, share in list(r["classes"].items())[:4])
+        where = f"  ->  {r['output']}" if "output" in r else ""
+        return f"{r['input']}{where}  ({shown}; {r['ms']:.1f} ms)"
+
+    return answer(args, meta.task, results, out, line)
