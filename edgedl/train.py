@@ -20,7 +20,6 @@ from ._tf import keras, tf
 from .datasets import Dataset
 
 
-
 def check_training(epochs: int, learning_rate: float, batch_size: int, what: str = "") -> None:
     """The checks every training config makes (``what`` prefixes the message, e.g. "fine-tuning ")."""
     if epochs < 1:
