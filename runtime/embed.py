@@ -66,7 +66,8 @@ def embed_files(model, files, args) -> int:
     meta = model.metadata
     vectors = [np.asarray(model.predict(load_image(f, meta)[None])[0], np.float64).reshape(-1) for f in files]
     if len(files) == 2:
-        similarity = float(unit(np.stack(vectors))[0] @ unit(np.stack(vectors))[1])
+        first, second = unit(np.stack(vectors))
+        similarity = float(first @ second)
         threshold = meta.decoding_value("threshold")
         doc = {"inputs": [str(f) for f in files], "similarity": round(similarity, 6), "threshold": threshold,
                "same": None if threshold is None else bool(similarity > threshold)}  # fmt: skip

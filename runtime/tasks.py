@@ -14,6 +14,7 @@ ranked by their fidelity to the original.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -42,6 +43,16 @@ class Task:
     def scored(self) -> bool:
         """Whether its evaluation sets carry targets to score a model on."""
         return self.read_eval is not None
+
+
+def _lazy(module: str, name: str) -> Callable:
+    """``runtime.<module>.<name>``, imported when first called: a task's own handling (drawing boxes, writing
+    masks) loads only for a model of that task."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(f".{module}", __package__), name)(*args, **kwargs)
+
+    return call
 
 
 def _labelled(data: dict) -> tuple:
@@ -114,36 +125,6 @@ def _detection_tail(reference: list, outputs: list, truths: list) -> dict:
     return {"ap50_drop_max": float(max(0.0, *drops) * 100.0)}
 
 
-def _detect_files(model, files, args) -> int:
-    from .detect import detect_files  # draws boxes: loaded only for a detector
-
-    return detect_files(model, files, args)
-
-
-def _embed_files(model, files, args) -> int:
-    from .embed import embed_files  # one picture: its embedding; two: their similarity
-
-    return embed_files(model, files, args)
-
-
-def _verification(outputs: list, labels) -> dict:
-    from .embed import verification_metrics
-
-    return verification_metrics(np.asarray(outputs), labels)
-
-
-def _segment_files(model, files, args) -> int:
-    from .segment import segment_files  # writes masks: loaded only for a segmenter
-
-    return segment_files(model, files, args)
-
-
-def _denoise_files(model, files, args) -> int:
-    from .denoise import denoise_files  # writes images: loaded only for a denoiser
-
-    return denoise_files(model, files, args)
-
-
 def _denoising_sample_name(i: int, target) -> str:
     return f"{i:02d}_noisy.png" if np.ndim(target) <= 3 else f"{i:02d}_noisy_frames.npy"
 
@@ -170,21 +151,22 @@ register_task(Task(
     read_eval=_pairs,
     score=lambda outputs, targets: metrics.denoising_metrics(targets, outputs),
     tail=_denoising_tail, per_sample=_denoising_per_sample,
-    sample_name=_denoising_sample_name, run_files=_denoise_files, out_folder="denoised/",
+    sample_name=_denoising_sample_name, run_files=_lazy("denoise", "denoise_files"), out_folder="denoised/",
 ))  # fmt: skip
 register_task(Task(
     "segmentation", metric="miou", budget=1.0, class_scores=True,  # a score per class at every pixel
     read_eval=_labelled,  # x: images, y: masks of class indices
     score=lambda outputs, targets: metrics.segmentation_metrics(targets, outputs),
-    tail=_segmentation_tail, run_files=_segment_files, out_folder="masks/",
+    tail=_segmentation_tail, run_files=_lazy("segment", "segment_files"), out_folder="masks/",
 ))  # fmt: skip
 register_task(Task(
     "detection", metric="map50", budget=1.0, class_scores=False,  # its output is a grid, not a score vector
-    read_eval=_boxes, score=_detection_score, tail=_detection_tail, run_files=_detect_files, out_folder="boxes/",
+    read_eval=_boxes, score=_detection_score, tail=_detection_tail,
+    run_files=_lazy("detect", "detect_files"), out_folder="boxes/",
 ))  # fmt: skip
 register_task(Task(
     "embedding", metric="roc_auc", budget=1.0,  # verification on classes the model never saw in training
-    read_eval=_labelled, score=_verification, run_files=_embed_files,
+    read_eval=_labelled, score=_lazy("embed", "verification_metrics"), run_files=_lazy("embed", "embed_files"),
 ))  # fmt: skip
 register_task(Task("generic", metric=None, budget=1.0))
 
