@@ -22,7 +22,6 @@ _EXPORTS = {
     "mnist_default": ".datasets",
     "TrainConfig": ".train",
     "train": ".train",
-    "choose_strategy": ".train",
     "load_keras_model": ".train",
     "PipelineConfig": ".pipeline",
     "run_pipeline": ".pipeline",

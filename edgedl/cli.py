@@ -18,7 +18,8 @@ from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.tasks import TASKS, get_task
 
-from .cli_inputs import add_data_args, add_normalization_args, add_train_args, prepare, prepare_model, train_config
+from .cli_inputs import (add_data_args, add_normalization_args, add_strategy_args, add_train_args, log_name, prepare,
+                         prepare_model, setup_distribution, train_config)  # fmt: skip
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
@@ -51,25 +52,66 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _in_cluster(command):
+    """A command that a worker of a cluster runs: losing a peer is one line and ``WORKER_LOST``, which the
+    ``--workers`` launcher (or a cluster manager) answers by restarting the workers from their backups."""
+
+    def run(args) -> int:
+        from .cluster import WORKER_LOST, lost_peer
+
+        try:
+            return command(args)
+        except Exception as exc:  # noqa: BLE001 - only a lost peer is handled here
+            if not lost_peer(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            print(f"edgedl: lost a worker of the cluster ({type(exc).__name__}: {first}); restart the workers: "
+                  f"they resume from {args.out}", file=sys.stderr)  # fmt: skip
+            return WORKER_LOST
+
+    return run
+
+
+def _launched(args) -> Optional[int]:
+    """With ``--workers N``: the exit code of the same command run as N local workers; else None."""
+    if args.workers is None:
+        return None
+    from .cluster import launch
+
+    return launch(args.argv, args.workers, args.out)
+
+
 def cmd_train(args) -> int:
     from .terminal import Terminal
 
+    if (code := _launched(args)) is not None:
+        return code
     terminal = Terminal(quiet=args.quiet, verbose=args.verbose)
     # TensorFlow is imported inside: its start-up lines and Keras's bars go to OUT/log.txt, a line per epoch here.
-    with terminal.capture(args.out, f"edgedl train --model {args.model} --out {args.out}"):
+    with terminal.capture(args.out, f"edgedl train --model {args.model} --out {args.out}", log_name()):
         from .models import build_for_task, model_entry
         from .train import train
 
+        dist = setup_distribution(args)
         entry = model_entry(args.model)
         config = train_config(args, args.model)
         data = prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
-        terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}")
+        terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}, {_where(dist, config)}")
         model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config,
                       args.out, on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
         terminal.steps.finish()
-        terminal.out.print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)",
-                           soft_wrap=True)  # fmt: skip
+        if dist.is_chief:
+            terminal.out.print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)",
+                               soft_wrap=True)  # fmt: skip
     return 0
+
+
+def _where(dist, config) -> str:
+    """Where a run trains, in words: "2 workers × 1 replica, global batch 128"."""
+    c = dist.choice
+    workers = f"{c.workers} workers, " if c.workers > 1 else ""
+    extras = "".join((", mixed precision" if c.mixed_precision else "", ", XLA" if c.xla else ""))
+    return f"{c.kind} strategy, {workers}{dist.replicas} replica(s), global batch {config.batch_size * dist.replicas}{extras}"
 
 
 def _add_output_args(p) -> None:
@@ -136,11 +178,16 @@ def cmd_compress(args) -> int:
     from .train import load_keras_model, save_model
 
     configs = _compress_configs(args)
+    if (code := _launched(args)) is not None:
+        return code
+    dist = setup_distribution(args)  # before the model loads: a multi-worker strategy must come first
     model = load_keras_model(args.model)
     task = task_of(model)
     data = prepare_model(args, model, task, model_normalization(model)[0])
-    result = compress(model, configs, data.fit, task)
     out = Path(args.out)
+    result = compress(model, configs, data.fit, task, workdir=out / "backup")
+    if not dist.is_chief:  # the chief alone writes what the cluster made
+        return 0
     precision = args.precision or ("int8" if result.quantized else "float32")
     info = ModelInfo(task=task, labels=data.labels, techniques=result.techniques, source_sha256=weights_sha256(model))
     name = "_".join(result.techniques)
@@ -201,6 +248,12 @@ def cmd_pipeline(args) -> int:
     with terminal.capture(args.out, f"edgedl pipeline --model {args.model} --out {args.out}"):
         from .denoising import Noise
         from .pipeline import PipelineConfig, run_pipeline
+
+        dist = setup_distribution(args)
+        if dist.choice.workers > 1:
+            raise UserError("the pipeline runs on one machine (its strategy: one, mirrored or auto without "
+                            "TF_CONFIG); train on the cluster with 'edgedl train', then 'edgedl pipeline --model "
+                            "OUT/model.keras'")  # fmt: skip
 
         config = PipelineConfig(
             model=args.model,
@@ -271,8 +324,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, model.keras, history.json")
     add_data_args(p)
     add_train_args(p)
+    add_strategy_args(p)
     _add_output_args(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=_in_cluster(cmd_train))
 
     p = sub.add_parser("export", help="export a saved Keras model to one artifact")
     p.add_argument("model", help="a saved Keras model (.keras, .h5 or SavedModel folder)")
@@ -306,7 +360,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--precision", help="precision of the .tflite (default int8 after qat, float32 otherwise)")
     p.add_argument("--sigma", default="25", help="denoisers: noise σ for fine-tuning (default 25)")
     add_data_args(p)
-    p.set_defaults(func=cmd_compress)
+    add_strategy_args(p, training=False)
+    p.set_defaults(func=_in_cluster(cmd_compress))
 
     p = sub.add_parser("variants", help="list the variants the pipeline can build")
     p.add_argument("--task", default="classification", choices=tuple(TASKS))
@@ -358,6 +413,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
     p.add_argument("--target", help="with --max-drop: select among the variants this device runs (see 'edgedl bundle')")
     add_normalization_args(p)
+    add_strategy_args(p)
     _add_output_args(p)
     p.set_defaults(func=cmd_pipeline)
     return parser
@@ -369,7 +425,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"edgedl: the host side is not installed ({missing} is missing): pip install 'edgedl[train]'",
               file=sys.stderr)  # fmt: skip
         return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what --workers runs in each worker
     # TensorFlow's C++ INFO/WARNING lines drown the progress display; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return run_cli(lambda: args.func(args))

@@ -26,6 +26,39 @@ def add_train_args(p) -> None:
     p.add_argument("--sigma", default="25", help="denoisers: noise σ on the 0-255 scale, or 'blind' (default 25)")
 
 
+def add_strategy_args(p, training: bool = True) -> None:
+    """Where training runs (``edgedl.distribute``); with ``training``, how it computes too."""
+    from .distribute import MIXED_PRECISION, STRATEGIES
+
+    p.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                   help="auto (default): a cluster when TF_CONFIG names one, else every GPU, else the CPU; one: "
+                        "one device; mirrored: every GPU here; multiworker: the cluster of TF_CONFIG")  # fmt: skip
+    p.add_argument("--workers", type=int,
+                   help="run as N local workers on loopback (multi-worker, TF_CONFIG made for each; a killed "
+                        "worker restarts them all from their backups)")  # fmt: skip
+    if training:
+        p.add_argument("--mixed-precision", default="auto", choices=MIXED_PRECISION,
+                       help="float16 compute with float32 weights (auto, the default: on with GPUs)")
+        p.add_argument("--xla", action="store_true", help="compile training steps with XLA (jit_compile)")
+
+
+def setup_distribution(args):
+    """This process's strategy, made before TensorFlow runs anything (a multi-worker one must come first)."""
+    from .distribute import setup
+
+    return setup(args.strategy, getattr(args, "mixed_precision", "off"), getattr(args, "xla", False))
+
+
+def log_name() -> str:
+    """The chief's log is ``log.txt``; another worker of a cluster writes ``log-worker-I.txt``."""
+    import os
+
+    from .distribute import read_cluster
+
+    rank = read_cluster(os.environ.get("TF_CONFIG")).rank
+    return "log.txt" if rank == 0 else f"log-worker-{rank}.txt"
+
+
 def train_config(args, model: str):
     """The model's own training defaults (a zoo model's), overridden by what the user gave."""
     from .models import list_models, model_entry

@@ -80,6 +80,22 @@ def one_line(exc: BaseException) -> str:
     return line[:300] if isinstance(exc, UserError) else f"{type(exc).__name__}: {line}"[:300]
 
 
+def _computed() -> dict:
+    """What of the distribution changes the trained weights: the replicas (the global batch), the precision."""
+    from . import distribute
+
+    dist = distribute.current()
+    return {"replicas": dist.replicas, "mixed_precision": dist.choice.mixed_precision, "xla": dist.choice.xla}
+
+
+def _records(marker: Path, wanted: dict) -> bool:
+    """Whether a run's ``train_config.json`` says it trained as ``wanted`` says (it says more: where, how long)."""
+    if not marker.exists():
+        return False
+    recorded = json.loads(marker.read_text())
+    return {key: recorded.get(key) for key in wanted} == wanted
+
+
 def task_of(keras_model) -> str:
     """The task of a user's model, from its shape: one input and a vector of scores (classification), one
     input and an output of the input's shape (denoising), anything else (several inputs or outputs, boxes,
@@ -149,8 +165,8 @@ class Pipeline:
         saved, marker = self.out / "model.keras", self.out / "train_config.json"
         noise = asdict(cfg.noise) if tasks.host_task(data.task).noisy else None
         wanted = {"model": str(cfg.model), "train": asdict(self.train_config), "data": data.fingerprint,
-                  "labels": list(data.labels or ()), "noise": noise}
-        if saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
+                  "labels": list(data.labels or ()), "noise": noise, "computed": _computed()}
+        if saved.exists() and _records(marker, wanted):
             self.log(f"model: reusing {saved} (trained with the same settings)")
             return load_keras_model(saved), saved
         if user_model is None:
@@ -160,8 +176,7 @@ class Pipeline:
             build = lambda: load_keras_model(cfg.model)  # noqa: E731
         self.log(f"train: {cfg.model}, {self.train_config.epochs} epochs")
         model = train(build, data.task, data.fit, data.validation, self.train_config, self.out,
-                      on_epoch=self.terminal.epochs(self.train_config.epochs, "train"))  # fmt: skip
-        write_json(marker, wanted)
+                      on_epoch=self.terminal.epochs(self.train_config.epochs, "train"), record=wanted)  # fmt: skip
         return model, saved
 
     def baseline_metrics(self, name: str, data: tasks.Prepared, eval_path: Path) -> dict:
@@ -172,12 +187,13 @@ class Pipeline:
         suffix = name[len(prefix):] if name.startswith(prefix) else name
         out = self.out / "baseline"
         saved, marker = out / "model.keras", out / "train_config.json"
-        wanted = {"model": name, "train": asdict(self.train_config), "noise": asdict(self.config.noise)}
-        if not (saved.exists() and marker.exists() and json.loads(marker.read_text()) == wanted):
+        wanted = {"model": name, "train": asdict(self.train_config), "noise": asdict(self.config.noise),
+                  "computed": _computed()}
+        if not (saved.exists() and _records(marker, wanted)):
             self.log(f"train: {name} (the baseline), {self.train_config.epochs} epochs")
             train(lambda: build_for_task(entry, data.labels), data.task, data.fit, data.validation,
-                  self.train_config, out, on_epoch=self.terminal.epochs(self.train_config.epochs, "baseline"))
-            write_json(marker, wanted)
+                  self.train_config, out, on_epoch=self.terminal.epochs(self.train_config.epochs, "baseline"),
+                  record=wanted)  # fmt: skip
         self.step(f"benchmark: {name} (baseline)")
         record = measure_variant(Variant(name, "keras", "float32", saved, measurer="edgedl.measure_keras"),
                                  eval_path, self.config.bench, self.out)  # fmt: skip
@@ -197,7 +213,8 @@ class Pipeline:
             student = next((c.student for c in configs if hasattr(c, "student")), None)
             self.log(f"compress: {recipe_name} ({', '.join(type(c).__name__ for c in configs)}"
                      f"{f', student {student}' if student else ''})")  # fmt: skip
-            result = compress(base, configs, data.fit, data.task, seed=self.train_config.seed, before=before)
+            result = compress(base, configs, data.fit, data.task, seed=self.train_config.seed, before=before,
+                              workdir=self.out / "compressed" / "backup" / recipe_name)  # fmt: skip
             self._compressed[recipe_name] = result
         return self._compressed[recipe_name]
 

@@ -166,8 +166,8 @@ class Terminal:
         self.err.print(f"[bold cyan]edgedl[/] {message}")
 
     @contextlib.contextmanager
-    def capture(self, out_dir: Path, header: str) -> Iterator["Terminal"]:
-        """Run a command with descriptors 1 and 2 in a log, moved to ``out_dir/log.txt`` at the end (appended
+    def capture(self, out_dir: Path, header: str, log_name: str = "log.txt") -> Iterator["Terminal"]:
+        """Run a command with descriptors 1 and 2 in a log, moved to ``out_dir/log_name`` at the end (appended
         to a previous run's). A failed run that created ``out_dir`` and left nothing in it removes it."""
         out_dir = Path(out_dir)
         existed = out_dir.exists()
@@ -201,7 +201,7 @@ class Terminal:
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
             for fd_ in saved:
                 os.close(fd_)
-            self._keep_log(out_dir, failed, failed and not existed)
+            self._keep_log(out_dir / log_name, failed, failed and not existed)
 
     @contextlib.contextmanager
     def _steps(self, enabled: bool) -> Iterator[None]:
@@ -209,7 +209,8 @@ class Terminal:
         with self.steps:
             yield
 
-    def _keep_log(self, out_dir: Path, failed: bool, remove_if_empty: bool) -> None:
+    def _keep_log(self, where: Path, failed: bool, remove_if_empty: bool) -> None:
+        out_dir = where.parent
         log, self.log_path = self.log_path, None
         if remove_if_empty:
             _remove_if_empty(out_dir, existed=False)
@@ -217,13 +218,12 @@ class Terminal:
             log.unlink(missing_ok=True)
             return
         text = log.read_text(errors="replace")
-        with open(out_dir / "log.txt", "a", encoding="utf-8") as target:
+        with open(where, "a", encoding="utf-8") as target:
             target.write(text)
         log.unlink(missing_ok=True)
         if failed:  # the error is the one line the user gets; the log is there for whoever looks
             return
         count, kinds = summarize(text)
-        where = out_dir / "log.txt"
         if count:
             shown = "; ".join(f"{kind} (×{n})" if n > 1 else kind for kind, n in kinds)
             self.err.print(f"[bold cyan]edgedl[/] [yellow]{count} warning(s)[/] from TensorFlow and the converters, "

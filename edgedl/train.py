@@ -1,23 +1,23 @@
 """Training on whatever devices are present, resumable, reproducible.
 
-Several GPUs: ``MirroredStrategy`` over all of them, mixed precision.
-One GPU: that device, mixed precision. No GPU: the default (CPU) strategy in
-float32. A run writes checkpoints that a re-run resumes from
-(``BackupAndRestore``), then the trained model and its history.
+Where it runs (one device, every GPU, several workers) is ``edgedl.distribute``'s
+choice; mixed precision is on by default on GPUs. Every worker writes
+checkpoints that a re-run resumes from (``BackupAndRestore``); the chief alone
+writes the trained model, its history and ``train_config.json``.
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 from runtime.errors import UserError
 from runtime.files import atomic_path, write_json
 
 from ._tf import keras, tf
-from .datasets import Dataset
 
 
 def check_training(epochs: int, learning_rate: float, batch_size: int, what: str = "") -> None:
@@ -49,41 +49,6 @@ class TrainConfig:
             raise UserError(f"lr_drop_at must be in (0, 1], got {self.lr_drop_at}")
 
 
-@dataclass(frozen=True)
-class StrategyChoice:
-    """Which ``tf.distribute`` strategy to use, and whether to train in mixed precision."""
-
-    kind: str  # "mirrored", "one_device" or "default"
-    devices: tuple
-    mixed_precision: bool
-
-
-def choose_strategy(gpus: Sequence[str]) -> StrategyChoice:
-    """The strategy for a list of visible GPU device names (pure: testable without a GPU)."""
-    gpus = tuple(gpus)
-    if len(gpus) > 1:
-        return StrategyChoice("mirrored", gpus, True)
-    if len(gpus) == 1:
-        return StrategyChoice("one_device", gpus, True)
-    return StrategyChoice("default", ("/cpu:0",), False)
-
-
-def make_strategy(choice: StrategyChoice):
-    """Build the ``tf.distribute`` strategy and set the Keras precision policy for ``choice``."""
-    t, k = tf(), keras()
-    k.mixed_precision.set_global_policy("mixed_float16" if choice.mixed_precision else "float32")
-    if choice.kind == "mirrored":
-        return t.distribute.MirroredStrategy(devices=list(choice.devices))
-    if choice.kind == "one_device":
-        return t.distribute.OneDeviceStrategy(choice.devices[0])
-    return t.distribute.get_strategy()
-
-
-def detect_strategy() -> StrategyChoice:
-    """The choice for the GPUs this process can see."""
-    return choose_strategy([d.name for d in tf().config.list_logical_devices("GPU")])
-
-
 def fit_verbosity() -> int:
     """Keras's progress bar on a terminal, one line per epoch in a log."""
     return 1 if sys.stdout.isatty() else 2
@@ -94,101 +59,99 @@ def set_seeds(seed: int) -> None:
     keras().utils.set_random_seed(seed)
 
 
-def compile_for_task(model, task: str, learning_rate: float) -> None:
-    """Compile with the loss and metric that fit ``task``."""
+def compile_for_task(model, task: str, learning_rate: float, jit_compile: bool = False) -> None:
+    """Compile with the loss and metric that fit ``task`` (``jit_compile``: XLA)."""
     from .tasks import host_task
 
     host = host_task(task)
     loss = host.loss if isinstance(host.loss, str) else host.loss(model)  # a loss shaped by the model's outputs
-    model.compile(optimizer=keras().optimizers.Adam(learning_rate), loss=loss, metrics=list(host.keras_metrics))
-
-
-def _fit_inputs(data) -> dict:
-    """``model.fit`` arguments: a ``Dataset`` is (images, labels); anything else is already a sequence of
-    (input, target) batches (a denoiser's noisy patches)."""
-    if isinstance(data, Dataset):
-        return {"x": data.x, "y": data.y}
-    return {"x": data}
-
-
-def _validation(data):
-    if data is None or not isinstance(data, Dataset):
-        return data
-    return (data.x, data.y)
+    model.compile(optimizer=keras().optimizers.Adam(learning_rate), loss=loss, metrics=list(host.keras_metrics),
+                  jit_compile=jit_compile)  # fmt: skip
 
 
 def train(build: Callable[[], object], task: str, train_data, eval_data, config: TrainConfig, out_dir: Path,
-          on_epoch: Optional[Callable[[int, dict], None]] = None):  # fmt: skip
-    """Build a model under the right strategy, train it, save ``model.keras`` and ``history.json``.
-    ``on_epoch(epoch, logs)`` is called after each epoch (a progress display).
+          on_epoch: Optional[Callable[[int, dict], None]] = None, record: Optional[dict] = None):  # fmt: skip
+    """Build a model under this process's strategy, train it; the chief saves ``model.keras``,
+    ``history.json`` and ``train_config.json`` (``record`` and where and how it trained). Returns the trained
+    model (in every worker). ``on_epoch(epoch, logs)`` is called after each epoch (a progress display).
 
     ``train_data`` is a ``Dataset`` (images and labels) or a Keras ``Sequence``
-    of (input, target) batches; ``eval_data`` likewise, a tuple of arrays, or
-    None. ``build`` is called inside the strategy's scope (variables must be
-    created there). Interrupted runs resume from ``out_dir/backup``.
+    of (input, target) batches of ``config.batch_size`` (per replica); ``eval_data`` a ``Dataset``, a tuple
+    of arrays, or None. ``build`` is called inside the strategy's scope (variables must be created there).
+    Interrupted runs resume from ``out_dir/backup``.
     """
+    from . import distribute
+
     out_dir = Path(out_dir)
+    dist = distribute.current()
     out_dir.mkdir(parents=True, exist_ok=True)
     set_seeds(config.seed)
     if config.deterministic:
         tf().config.experimental.enable_op_determinism()
-    choice = detect_strategy()
-    strategy = make_strategy(choice)
-    with strategy.scope():
-        model = build()
-        compile_for_task(model, task, config.learning_rate)
     k = keras()
-    callbacks = [k.callbacks.BackupAndRestore(str(out_dir / "backup"))]
-    if on_epoch is not None:
-        callbacks.append(k.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, logs or {})))
-    if config.lr_drop_at < 1.0:
-        drop = int(config.epochs * config.lr_drop_at)
-        callbacks.append(k.callbacks.LearningRateScheduler(
-            lambda epoch, lr: config.learning_rate * (0.1 if epoch >= drop else 1.0)))  # fmt: skip
-    inputs = _fit_inputs(train_data)
-    if "y" in inputs:
-        inputs["batch_size"] = config.batch_size * strategy.num_replicas_in_sync
-    history = model.fit(
-        **inputs,
-        validation_data=_validation(eval_data),
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=fit_verbosity(),
-    )
-    # Save in float32 whatever the training policy was, so exports are float32.
-    keras().mixed_precision.set_global_policy("float32")
-    save_model(model, out_dir / "model.keras")
-    write_json(
-        out_dir / "history.json",
-        {
-            "config": asdict(config),
-            "strategy": asdict(choice),
-            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-        },
-    )
+    k.mixed_precision.set_global_policy("mixed_float16" if dist.choice.mixed_precision else "float32")
+    try:
+        with dist.strategy.scope():
+            model = build()
+            compile_for_task(model, task, config.learning_rate, jit_compile=dist.choice.xla)
+        started, epoch_seconds = [], []  # this attempt's epochs (a resumed run's first ones were another's)
+        callbacks = [k.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
+            on_epoch_end=lambda epoch, logs: epoch_seconds.append(time.perf_counter() - started[-1]))]
+        if on_epoch is not None and dist.is_chief:
+            callbacks.append(k.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch, logs or {})))
+        if config.lr_drop_at < 1.0:
+            drop = int(config.epochs * config.lr_drop_at)
+            callbacks.append(k.callbacks.LearningRateScheduler(
+                lambda epoch, lr: config.learning_rate * (0.1 if epoch >= drop else 1.0)))  # fmt: skip
+        backup = out_dir / "backup"
+        history = distribute.fit(model, train_data, batch_size=config.batch_size, epochs=config.epochs,
+                                 seed=config.seed, validation=eval_data, callbacks=callbacks, backup=backup)
+    finally:
+        k.mixed_precision.set_global_policy("float32")  # whatever training used, exports are float32
+    model = distribute.detached(model)  # every worker: reading synchronised variables is a collective
+    if dist.is_chief:
+        runs = {**distribute.steps_run(distribute.steps_folder(backup)),
+                "epoch_seconds": [round(t, 3) for t in epoch_seconds]}
+        history_record = {name: [float(v) for v in vals] for name, vals in history.history.items()}
+        save_model(model, out_dir / "model.keras")
+        write_json(out_dir / "history.json", {"config": asdict(config), "distribution": dist.record(config.batch_size),
+                                               "history": history_record})  # fmt: skip
+        write_json(out_dir / "train_config.json", {**(record or {}), "config": asdict(config),
+                                                    "distribution": dist.record(config.batch_size), "run": runs})
     return model
+
+
+def plain_copy(model):
+    """A copy of ``model`` (architecture and weights) in variables of no strategy; a QAT model's in tfmot's
+    scope."""
+    k = keras()
+    if any("Quantize" in type(layer).__name__ for layer in model.layers):
+        from .compress._techniques import qat_custom_objects, tfmot
+
+        with tfmot().quantization.keras.quantize_scope(qat_custom_objects()):
+            clean = k.models.clone_model(model)
+    else:
+        clean = k.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    return clean
 
 
 def save_model(model, path: Path) -> None:
     """Save the weights and architecture only, atomically: the optimizer state is training's business
     (``BackupAndRestore`` keeps it) and would triple the size the report compares against."""
-    k = keras()
-    if any("Quantize" in type(layer).__name__ for layer in model.layers):  # QAT: saved in tfmot's scope
-        from .compress._techniques import qat_custom_objects, tfmot
-
-        if Path(path).suffix != ".h5":  # the .keras format loses variables of tfmot's QuantizeLayer
-            raise ValueError(f"{path}: save a quantization-aware-trained model as .h5")
-
-        with tfmot().quantization.keras.quantize_scope(qat_custom_objects()):
-            clean = k.models.clone_model(model)
-            clean.set_weights(model.get_weights())
-            with atomic_path(path) as tmp:
-                clean.save(tmp)
-        return
-    clean = k.models.clone_model(model)
-    clean.set_weights(model.get_weights())
+    quantized = any("Quantize" in type(layer).__name__ for layer in model.layers)
+    if quantized and Path(path).suffix != ".h5":  # the .keras format loses variables of tfmot's QuantizeLayer
+        raise ValueError(f"{path}: save a quantization-aware-trained model as .h5")
+    clean = plain_copy(model)
     with atomic_path(path) as tmp:
-        clean.save(tmp)
+        if quantized:  # saved in tfmot's scope
+            from .compress._techniques import qat_custom_objects, tfmot
+
+            with tfmot().quantization.keras.quantize_scope(qat_custom_objects()):
+                clean.save(tmp)
+        else:
+            clean.save(tmp)
 
 
 def load_keras_model(path: str | Path):

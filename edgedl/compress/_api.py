@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 from runtime.errors import UserError
 
@@ -71,15 +72,17 @@ def _check_order(names: list) -> None:
         raise UserError("distillation must come first: it trains a new (student) model")
 
 
-def compress(
-    model, configs: Sequence, data: Dataset, task: str = "classification", seed: int = 0, before: tuple = ()
-) -> CompressResult:
-    """Apply each technique of ``configs`` in order (``before``: what was already applied to ``model``).
+def compress(model, configs: Sequence, data: Dataset, task: str = "classification", seed: int = 0,
+             before: tuple = (), workdir: Optional[Path] = None) -> CompressResult:  # fmt: skip
+    """Apply each technique of ``configs`` in order (``before``: what was already applied to ``model``),
+    each fine-tuned under this process's strategy and, with ``workdir``, checkpointed in
+    ``workdir/<technique>`` (a re-run resumes the technique it was in). Every worker of a cluster calls it.
 
     >>> result = compress(model, [PruneConfig(0.8), QATConfig()], train_data)   # doctest: +SKIP
     >>> result.techniques, result.stats["sparsity"]                             # doctest: +SKIP
     (('prune', 'qat'), 0.8)
     """
+    from .. import distribute
     from ..train import set_seeds
 
     if not configs:
@@ -87,12 +90,15 @@ def compress(
     names = [technique_name(c) for c in configs]
     _check_order(list(before) + names)
     done: tuple = tuple(before)
-    # tfmot wraps the very layer objects it is given, so pruning would zero the caller's weights too.
-    model = _stats.copy_model(model)
+    dist = distribute.current()
     widths: dict = {}
     for name, config in zip(names, configs):
         set_seeds(seed)
-        thinner = TECHNIQUES[name](model, config, data, task, done)
+        backup = None if workdir is None else Path(workdir) / name
+        with dist.strategy.scope():  # the technique's variables (wrappers, a student) are the strategy's
+            # A copy: tfmot wraps the very layer objects it is given, so pruning would zero the caller's weights.
+            thinner = TECHNIQUES[name](_stats.copy_model(model), config, data, task, done, backup=backup)
+        thinner = distribute.detached(thinner)
         if name == "filter_prune":
             widths = _filters.layer_widths(model, thinner)
         model, done = thinner, done + (name,)

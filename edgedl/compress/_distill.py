@@ -18,11 +18,18 @@ from runtime.errors import UserError
 
 from .._tf import keras, tf
 from ..datasets import Dataset
-from ..train import compile_for_task, fit_verbosity
+from .. import distribute
+from ..train import compile_for_task
 from ._configs import DistillConfig
 from ._techniques import require_tf_keras
 
 EPS = 1e-7
+
+
+def _share(loss):
+    """This replica's share of the loss: the optimizer sums the replicas' gradients, so a mean over the
+    global batch is each replica's mean divided by the number of replicas (Keras's compiled losses do this)."""
+    return loss / tf().distribute.get_replica_context().num_replicas_in_sync
 
 
 def _distiller_class():
@@ -57,7 +64,8 @@ def _distiller_class():
                     soft_s = t.nn.softmax(t.math.log(p_student + EPS) / temp)
                     loss += (1.0 - self.alpha) * temp**2 * k.losses.kl_divergence(soft_t, soft_s)
                 loss = t.reduce_mean(loss)
-            grads = tape.gradient(loss, self.student.trainable_variables)
+                share = _share(loss)
+            grads = tape.gradient(share, self.student.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
             return {"loss": loss}
 
@@ -86,7 +94,8 @@ def _denoising_distiller_class():
                 if self.alpha < 1.0:
                     taught = t.stop_gradient(self.teacher(noisy, training=False))
                     loss += (1.0 - self.alpha) * t.reduce_mean(t.square(out - taught))
-            grads = tape.gradient(loss, self.student.trainable_variables)
+                share = _share(loss)
+            grads = tape.gradient(share, self.student.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
             return {"loss": loss}
 
@@ -178,7 +187,7 @@ def build_student(teacher, config: DistillConfig, num_classes: int):
     return student
 
 
-def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tuple):
+def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tuple, backup=None):
     """Train a student from ``teacher`` on ``data`` (``alpha=1`` in the config: without it).
 
     Random state (the student's initial weights, the shifts) comes from the
@@ -190,33 +199,32 @@ def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tu
         how = DISTILLERS[task]
     except KeyError:
         raise UserError(f"distillation is implemented for {', '.join(DISTILLERS)} models, not {task}") from None
-    return how(teacher, config, data)
+    return how(teacher, config, data, backup)
 
 
-def _towards_outputs(teacher, config: DistillConfig, data):
+def _towards_outputs(teacher, config: DistillConfig, data, backup):
     """No labels: the student learns the teacher's outputs, every one (``data``: see ``tasks.generic``)."""
     student = build_student(teacher, config, num_classes=None)
     compile_for_task(student, "generic", config.learning_rate)
-    student.fit(data, epochs=config.epochs, verbose=fit_verbosity())
+    distribute.fit(student, data, batch_size=config.batch_size, epochs=config.epochs, backup=backup)
     return student
 
 
-def _denoiser(teacher, config: DistillConfig, data):
+def _denoiser(teacher, config: DistillConfig, data, backup):
     """Noisy patches in, the clean image and the teacher's output as targets."""
     student = build_student(teacher, config, num_classes=None)
     distiller = _denoising_distiller_class()(student, teacher, config.alpha)
     distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))
-    distiller.fit(data, epochs=config.epochs, verbose=fit_verbosity())
+    distribute.fit(distiller, data, batch_size=config.batch_size, epochs=config.epochs, backup=backup)
     return student
 
 
-def _classifier(teacher, config: DistillConfig, data: Dataset):
+def _classifier(teacher, config: DistillConfig, data: Dataset, backup):
     """Labelled images: the labels and the teacher's softened scores (Hinton et al., 2015)."""
     student = build_student(teacher, config, num_classes=int(teacher.outputs[0].shape[-1]))
     distiller = _distiller_class()(student, teacher, config.temperature, config.alpha, config.shift)
     distiller.compile(optimizer=keras().optimizers.Adam(config.learning_rate))
-    distiller.fit(data.x, np.asarray(data.y), epochs=config.epochs, batch_size=config.batch_size,
-                  verbose=fit_verbosity())  # fmt: skip
+    distribute.fit(distiller, data, batch_size=config.batch_size, epochs=config.epochs, backup=backup)
     return student
 
 

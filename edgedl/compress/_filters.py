@@ -164,7 +164,7 @@ def filter_pruned(model, ratio: float, heads: set):
     return thin, {name: [int(len(kept[r])), int(width[r])] for name, r in own.items()}
 
 
-def filter_prune(model, config, data, task: str, before: tuple):
+def filter_prune(model, config, data, task: str, before: tuple, backup=None):
     """The technique (see ``compress``): thin the model, then fine-tune it; a classifier is distilled from the
     original (same data, its soft answers), a denoiser or generic model fine-tuned on its targets."""
     from ._configs import DistillConfig
@@ -177,7 +177,7 @@ def filter_prune(model, config, data, task: str, before: tuple):
         teacher = DistillConfig(student_model=thin, epochs=config.epochs, learning_rate=config.learning_rate,
                                 batch_size=config.batch_size)  # fmt: skip
         return distill(model, teacher, data, task, before)
-    _fine_tune(thin, data, task, config.learning_rate, config.epochs, config.batch_size)
+    _fine_tune(thin, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return thin
 
 

@@ -15,7 +15,8 @@ from runtime.errors import UserError
 
 from .._tf import keras, tf
 from ..datasets import Dataset
-from ..train import compile_for_task, fit_verbosity
+from .. import distribute
+from ..train import compile_for_task
 from ._configs import ClusterConfig, PruneConfig, QATConfig
 
 
@@ -52,15 +53,15 @@ def _wrap(technique: str, fn, *args, **kwargs):
         raise UserError(f"{technique}: {first}") from None
 
 
-def _fine_tune(model, data, task: str, lr: float, epochs: int, batch: int, callbacks=()) -> None:
-    """Fine-tune on a ``Dataset`` (images, labels) or a ``Sequence`` of (input, target) batches."""
+def _fine_tune(model, data, task: str, lr: float, epochs: int, batch: int, callbacks=(), backup=None) -> None:
+    """Fine-tune on a ``Dataset`` (images, labels) or a ``Sequence`` of (input, target) batches, under this
+    process's strategy (``model`` was built in its scope), checkpointed in ``backup``."""
     compile_for_task(model, task, lr)
-    inputs = {"x": data.x, "y": data.y, "batch_size": batch} if isinstance(data, Dataset) else {"x": data}
-    model.fit(**inputs, epochs=epochs, callbacks=list(callbacks), verbose=fit_verbosity())
+    distribute.fit(model, data, batch_size=batch, epochs=epochs, callbacks=callbacks, backup=backup)
 
 
 def _steps_per_epoch(data, batch: int) -> int:
-    return int(np.ceil(len(data) / batch)) if isinstance(data, Dataset) else len(data)
+    return distribute.steps_per_epoch(distribute.batch_source(data, batch, 0), distribute.current().replicas)
 
 
 def _prunable(technique: str, model, **kwargs):
@@ -82,7 +83,7 @@ def _prunable(technique: str, model, **kwargs):
     return keras().models.clone_model(model, clone_function=wrap)
 
 
-def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
+def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple, backup=None):
     require_tf_keras(model, "pruning")
     sparsity = tfmot().sparsity.keras
     steps_per_epoch = _steps_per_epoch(data, config.batch_size)
@@ -98,15 +99,15 @@ def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple):
         )
         wrapped = _wrap("pruning", _prunable, "pruning", model, pruning_schedule=schedule)
     _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size,
-               [sparsity.UpdatePruningStep()])  # fmt: skip
+               [sparsity.UpdatePruningStep()], backup)  # fmt: skip
     return sparsity.strip_pruning(wrapped)
 
 
-def finetune(model, config, data, task: str, before: tuple):
+def finetune(model, config, data, task: str, before: tuple, backup=None):
     """The control: the same extra training a technique gets, without the technique."""
     if config.freeze_batch_norms:
         _freeze_batch_norms(model)
-    _fine_tune(model, data, task, config.learning_rate, config.epochs, config.batch_size)
+    _fine_tune(model, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return model
 
 
@@ -114,7 +115,7 @@ def _pruned(before: tuple) -> bool:
     return any(t in ("prune", "prune_2_4") for t in before)
 
 
-def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tuple):
+def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tuple, backup=None):
     require_tf_keras(model, "clustering")
     clustering = tfmot().clustering.keras
     wrapped = _wrap(
@@ -125,7 +126,7 @@ def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tupl
         cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
         preserve_sparsity=_pruned(before),  # sparsity-preserving clustering after pruning
     )
-    _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size)
+    _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return clustering.strip_clustering(wrapped)
 
 
@@ -187,7 +188,7 @@ def _annotate(model):
     return keras().models.clone_model(model, clone_function=annotate)
 
 
-def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple):
+def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple, backup=None):
     """Quantization-aware training; preserves sparsity after pruning and clusters after clustering."""
     require_tf_keras(model, "quantization-aware training")
     q = tfmot().quantization.keras
@@ -203,7 +204,7 @@ def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple):
         quantized = _wrap("quantization-aware training", q.quantize_apply, annotated, *([scheme] if scheme else []))
     _start_ranges_from_data(quantized, model, data)
     _freeze_batch_norms(quantized)
-    _fine_tune(quantized, data, task, config.learning_rate, config.epochs, config.batch_size)
+    _fine_tune(quantized, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return quantized
 
 

@@ -4,20 +4,13 @@ import numpy as np
 import pytest
 
 from edgedl.models import create_model
-from edgedl.train import TrainConfig, choose_strategy, load_keras_model, train
+from edgedl.train import TrainConfig, load_keras_model, train
 from runtime.errors import UserError
 
 
-def test_strategy_follows_the_devices_present():
-    assert choose_strategy([]).kind == "default" and not choose_strategy([]).mixed_precision
-    one = choose_strategy(["/device:GPU:0"])
-    assert (one.kind, one.devices, one.mixed_precision) == ("one_device", ("/device:GPU:0",), True)
-    many = choose_strategy(["/device:GPU:0", "/device:GPU:1", "/device:GPU:2"])
-    assert many.kind == "mirrored" and len(many.devices) == 3 and many.mixed_precision
-
-
 def test_mirrored_strategy_trains_over_several_devices():
-    """The multi-GPU path, on two virtual CPU devices (a fresh process: they must exist before TF starts)."""
+    """The multi-GPU path, on two virtual CPU devices (a fresh process: they must exist before TF starts):
+    two replicas, mixed precision with float32 outputs, and a stream of per-replica batches taken two a step."""
     from tests.conftest import run_python
 
     proc = run_python(
@@ -27,23 +20,30 @@ def test_mirrored_strategy_trains_over_several_devices():
         from exporters.tfkeras import tf, keras
         cpu = tf().config.list_physical_devices("CPU")[0]
         tf().config.set_logical_device_configuration(cpu, [tf().config.LogicalDeviceConfiguration()] * 2)
-        from edgedl.train import choose_strategy, make_strategy, compile_for_task
+        from edgedl import distribute
+        from edgedl.train import compile_for_task
         from edgedl.models import create_model
-        choice = choose_strategy(["/cpu:0", "/cpu:1"])
-        strategy = make_strategy(choice)
-        with strategy.scope():
+        dist = distribute.Distribution(distribute.choose("mirrored", ["/cpu:0", "/cpu:1"], mixed_precision="on"))
+        keras().mixed_precision.set_global_policy("mixed_float16")
+        distribute._CURRENT = dist
+        with dist.strategy.scope():
             model = create_model("cnn")
             compile_for_task(model, "classification", 1e-3)
-        hist = model.fit(np.zeros((8, 28, 28, 1), np.float32), np.zeros(8), epochs=1, batch_size=4, verbose=0)
-        print(json.dumps({"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-                          "policy": keras().mixed_precision.global_policy().name,
+        class Batches(keras().utils.Sequence):  # 6 batches of 4: 3 steps of 2 replicas
+            def __len__(self): return 6
+            def __getitem__(self, i): return np.zeros((4, 28, 28, 1), np.float32), np.zeros(4)
+        seen = []
+        count = keras().callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(b))
+        hist = distribute.fit(model, Batches(), batch_size=4, epochs=1, callbacks=[count], verbose=0)
+        print(json.dumps({"strategy": type(dist.strategy).__name__, "replicas": dist.replicas,
+                          "policy": keras().mixed_precision.global_policy().name, "steps": len(seen),
                           "out_dtype": model.layers[-1].compute_dtype,
                           "loss_finite": bool(np.isfinite(hist.history["loss"][0]))}))
         """
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"strategy": "MirroredStrategy", "replicas": 2, "policy": "mixed_float16",
+    assert result == {"strategy": "MirroredStrategy", "replicas": 2, "policy": "mixed_float16", "steps": 3,
                       "out_dtype": "float32", "loss_finite": True}
 
 
@@ -62,7 +62,7 @@ def test_training_saves_model_and_history_and_is_reproducible(mnist, tmp_path):
     for w1, w2 in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(w1, w2)  # op determinism: the same bits
     history = json.loads((tmp_path / "a" / "history.json").read_text())
-    assert history["strategy"]["kind"] == "default" and len(history["history"]["loss"]) == 1
+    assert history["distribution"]["kind"] == "default" and len(history["history"]["loss"]) == 1
     reloaded = load_keras_model(tmp_path / "a" / "model.keras")
     np.testing.assert_allclose(reloaded.predict(small_eval.x[:8], verbose=0), a.predict(small_eval.x[:8], verbose=0),
                                atol=1e-6)  # fmt: skip
