@@ -53,14 +53,18 @@ def cmd_models(args) -> int:
 
 
 def _in_cluster(command):
-    """A command that a worker of a cluster runs: losing a peer is one line and ``WORKER_LOST``, which the
-    ``--workers`` launcher (or a cluster manager) answers by restarting the workers from their backups."""
+    """A command that a worker of a cluster runs: the workers end together; losing a peer is one line and
+    ``WORKER_LOST``, which the ``--workers`` launcher (or a cluster manager) answers by restarting the workers
+    from their backups."""
 
     def run(args) -> int:
         from .cluster import WORKER_LOST, lost_peer
+        from .distribute import barrier
 
         try:
-            return command(args)
+            code = command(args)
+            barrier()  # the workers end together, once the chief has written
+            return code
         except Exception as exc:  # noqa: BLE001 - only a lost peer is handled here
             if not lost_peer(exc):
                 raise
@@ -70,6 +74,14 @@ def _in_cluster(command):
             return WORKER_LOST
 
     return run
+
+
+def _on_cluster(args) -> bool:
+    """Whether the command runs as several workers (``--workers``, or the cluster of TF_CONFIG)."""
+    from .distribute import read_cluster
+
+    named = read_cluster(os.environ.get("TF_CONFIG")).workers > 1 and args.strategy in ("auto", "multiworker")
+    return args.workers is not None or named
 
 
 def _launched(args) -> Optional[int]:
@@ -237,6 +249,9 @@ def cmd_pipeline(args) -> int:
         from .targets import get_target
 
         get_target(args.target)  # an unknown name stops here, listing the known ones
+    if args.max_drop is not None and not args.no_search and _on_cluster(args):
+        raise UserError("the search for thinner variants goes by latency the chief alone measures: give --no-search "
+                        "with --max-drop on a cluster")  # fmt: skip
     if not 0 < args.search_seconds <= 86400:
         raise UserError(f"--search-seconds must be in (0, 86400], got {args.search_seconds}")
     if args.by not in CRITERIA:
@@ -245,15 +260,13 @@ def cmd_pipeline(args) -> int:
     mean, std = parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std")
     terminal = Terminal(quiet=args.quiet, verbose=args.verbose)
     # TensorFlow is imported inside: its start-up lines go to the run's log.txt with the rest of its output.
-    with terminal.capture(args.out, f"edgedl pipeline --model {args.model} --out {args.out}"):
+    if (code := _launched(args)) is not None:
+        return code
+    with terminal.capture(args.out, f"edgedl pipeline --model {args.model} --out {args.out}", log_name()):
         from .denoising import Noise
         from .pipeline import PipelineConfig, run_pipeline
 
-        dist = setup_distribution(args)
-        if dist.choice.workers > 1:
-            raise UserError("the pipeline runs on one machine (its strategy: one, mirrored or auto without "
-                            "TF_CONFIG); train on the cluster with 'edgedl train', then 'edgedl pipeline --model "
-                            "OUT/model.keras'")  # fmt: skip
+        setup_distribution(args)
 
         config = PipelineConfig(
             model=args.model,
@@ -272,6 +285,8 @@ def cmd_pipeline(args) -> int:
             std=std,
         )
         report = run_pipeline(config, terminal)
+        if report is None:  # another worker than the chief: its share is done
+            return 0
         if args.max_drop is not None:
             from benchmarks.select import copy_selected, select
 
@@ -415,7 +430,7 @@ def build_parser() -> OneLineParser:
     add_normalization_args(p)
     add_strategy_args(p)
     _add_output_args(p)
-    p.set_defaults(func=cmd_pipeline)
+    p.set_defaults(func=_in_cluster(cmd_pipeline))
     return parser
 
 

@@ -148,6 +148,24 @@ def current() -> Distribution:
     return _CURRENT if _CURRENT is not None else setup()
 
 
+def barrier() -> None:
+    """Wait here until every worker of the cluster is here too (one all-reduce); nothing in one process.
+    A worker that ends first would otherwise be reported "unhealthy" to the chief still at work."""
+    if _CURRENT is None or _CURRENT.choice.workers < 2:
+        return
+    from ._tf import tf
+
+    t, strategy = tf(), _CURRENT.strategy
+
+    def one():
+        return t.constant(1.0)
+
+    def all_of_them():
+        return strategy.reduce(t.distribute.ReduceOp.SUM, strategy.run(one), axis=None)
+
+    t.function(all_of_them, autograph=False)()
+
+
 # -- input --------------------------------------------------------------------------------------------------
 
 
@@ -256,6 +274,8 @@ def fit(model, data, *, batch_size: int, epochs: int, seed: int = 0, validation=
     source = batch_source(data, batch_size, seed)
     steps = steps_per_epoch(source, dist.replicas)
     callbacks = list(callbacks)
+    if not model.built:  # a subclassed model (a distiller): BackupAndRestore checkpoints built models only
+        model(_as_tuples(source[0])[0], training=False)
     if backup is not None:
         every = "epoch" if steps <= CHECKPOINT_STEPS else CHECKPOINT_STEPS
         callbacks.insert(0, k.callbacks.BackupAndRestore(str(backup), save_freq=every))

@@ -14,9 +14,9 @@ artifact still built from it with the same techniques.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import NamedTuple, Optional
 
 from benchmarks.render import render
 from benchmarks import BenchConfig, Variant, make_report, measure_all, measure_variant, print_table, write_report
@@ -32,10 +32,11 @@ from .compress._techniques import is_tf_keras, require_tf_keras
 from .denoising import Noise
 from .preprocessing import DEFAULT, model_normalization
 from .provenance import built_with
-from .models import build_for_task, list_models, model_entry
+from .models import list_models, model_entry
+from .pipeline_models import TrainedModels
 from .recipes import RECIPES, control_deltas, select_variants
 from .terminal import Terminal
-from .train import TrainConfig, load_keras_model, train
+from .train import TrainConfig, load_keras_model
 
 
 
@@ -80,22 +81,6 @@ def one_line(exc: BaseException) -> str:
     return line[:300] if isinstance(exc, UserError) else f"{type(exc).__name__}: {line}"[:300]
 
 
-def _computed() -> dict:
-    """What of the distribution changes the trained weights: the replicas (the global batch), the precision."""
-    from . import distribute
-
-    dist = distribute.current()
-    return {"replicas": dist.replicas, "mixed_precision": dist.choice.mixed_precision, "xla": dist.choice.xla}
-
-
-def _records(marker: Path, wanted: dict) -> bool:
-    """Whether a run's ``train_config.json`` says it trained as ``wanted`` says (it says more: where, how long)."""
-    if not marker.exists():
-        return False
-    recorded = json.loads(marker.read_text())
-    return {key: recorded.get(key) for key in wanted} == wanted
-
-
 def task_of(keras_model) -> str:
     """The task of a user's model, from its shape: one input and a vector of scores (classification), one
     input and an output of the input's shape (denoising), anything else (several inputs or outputs, boxes,
@@ -109,7 +94,20 @@ def task_of(keras_model) -> str:
     return "generic"
 
 
-class Pipeline:
+class Started(NamedTuple):
+    """What ``Pipeline.start`` gives: the zoo entry (None for a user's model), the task, the variants to build,
+    the data, the original model and its path, and what every artifact records of it."""
+
+    entry: object
+    task: str
+    specs: tuple
+    data: tasks.Prepared
+    original: object
+    original_path: Path
+    info: ModelInfo
+
+
+class Pipeline(TrainedModels):
     """The stages of one job, run in order by ``run``."""
 
     def __init__(self, config: PipelineConfig, terminal: Optional[Terminal] = None):
@@ -156,44 +154,12 @@ class Pipeline:
                  "every variant is compared with the original")  # fmt: skip
         return prepared
 
-    def original(self, data: tasks.Prepared, user_model=None):
-        """A user's saved model as it is, or a zoo model trained (or reused) in OUT."""
-        cfg = self.config
-        if user_model is not None and not cfg.retrain:
-            self.log(f"model: {cfg.model} (loaded, not retrained)")
-            return user_model, Path(cfg.model)
-        saved, marker = self.out / "model.keras", self.out / "train_config.json"
-        noise = asdict(cfg.noise) if tasks.host_task(data.task).noisy else None
-        wanted = {"model": str(cfg.model), "train": asdict(self.train_config), "data": data.fingerprint,
-                  "labels": list(data.labels or ()), "noise": noise, "computed": _computed()}
-        if saved.exists() and _records(marker, wanted):
-            self.log(f"model: reusing {saved} (trained with the same settings)")
-            return load_keras_model(saved), saved
-        if user_model is None:
-            entry = model_entry(cfg.model)
-            build: Callable = lambda: build_for_task(entry, data.labels)  # noqa: E731
-        else:
-            build = lambda: load_keras_model(cfg.model)  # noqa: E731
-        self.log(f"train: {cfg.model}, {self.train_config.epochs} epochs")
-        model = train(build, data.task, data.fit, data.validation, self.train_config, self.out,
-                      on_epoch=self.terminal.epochs(self.train_config.epochs, "train"), record=wanted)  # fmt: skip
-        return model, saved
-
     def baseline_metrics(self, name: str, data: tasks.Prepared, eval_path: Path) -> dict:
         """Train the registry's baseline for this model the same way (epochs, seed, data) and measure it on
         the same evaluation set: its metrics join the original's as ``<metric>_<baseline suffix>``."""
-        entry = model_entry(name)
         prefix = f"{self.config.model}_"  # seq_denoiser_per_frame -> psnr_per_frame_baseline
         suffix = name[len(prefix):] if name.startswith(prefix) else name
-        out = self.out / "baseline"
-        saved, marker = out / "model.keras", out / "train_config.json"
-        wanted = {"model": name, "train": asdict(self.train_config), "noise": asdict(self.config.noise),
-                  "computed": _computed()}
-        if not (saved.exists() and _records(marker, wanted)):
-            self.log(f"train: {name} (the baseline), {self.train_config.epochs} epochs")
-            train(lambda: build_for_task(entry, data.labels), data.task, data.fit, data.validation,
-                  self.train_config, out, on_epoch=self.terminal.epochs(self.train_config.epochs, "baseline"),
-                  record=wanted)  # fmt: skip
+        saved = self.baseline_model(name, data)
         self.step(f"benchmark: {name} (baseline)")
         record = measure_variant(Variant(name, "keras", "float32", saved, measurer="edgedl.measure_keras"),
                                  eval_path, self.config.bench, self.out)  # fmt: skip
@@ -226,19 +192,10 @@ class Pipeline:
 
         Returns the variants to measure and the failed records.
         """
-        from .provenance import build_key, library_versions
-        from .tasks import content_hash
-
         base_stats = model_stats(original)
-        calibration = content_hash(data.calibration, data.check)
-        versions = library_versions()
         variants, failed = [], []
         for spec in specs:
-            path = self.out / "artifacts" / f"{spec.name}{get_exporter(spec.format).suffix}"
-            stats_path = self.out / "compressed" / f"{spec.recipe}.json"
-            key = build_key(info.source_sha256, spec.recipe, spec.format, spec.precision, calibration,
-                            data.fingerprint, self.train_config.seed, versions,
-                            settings=self._settings(spec.recipe))  # fmt: skip
+            path, stats_path, key = self.planned(spec, info, data)
             try:
                 stats = self._build_one(spec, path, stats_path, key, original, base_stats, data, info)
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
@@ -252,8 +209,24 @@ class Pipeline:
             variants.append(Variant(spec.name, spec.format, spec.precision, path, spec.techniques, extra=stats))
         return variants, failed
 
+    def planned(self, spec, info: ModelInfo, data: tasks.Prepared) -> tuple:
+        """(the artifact's path, its recipe's record, its build key) for ``spec``."""
+        from .provenance import build_key, library_versions
+        from .tasks import content_hash
+
+        path = self.out / "artifacts" / f"{spec.name}{get_exporter(spec.format).suffix}"
+        stats_path = self.out / "compressed" / f"{spec.recipe}.json"
+        key = build_key(info.source_sha256, spec.recipe, spec.format, spec.precision,
+                        content_hash(data.calibration, data.check), data.fingerprint, self.train_config.seed,
+                        library_versions(), settings=self._settings(spec.recipe))  # fmt: skip
+        return path, stats_path, key
+
+    def reusable(self, spec, path: Path, stats_path: Path, key: str) -> bool:
+        """Whether ``spec``'s artifact (and its recipe's record) were built as this run would build them."""
+        return self._intact(path, key) and (spec.recipe is None or stats_path.exists())
+
     def _build_one(self, spec, path: Path, stats_path: Path, key: str, original, base_stats, data, info) -> dict:
-        if self._intact(path, key) and (spec.recipe is None or stats_path.exists()):
+        if self.reusable(spec, path, stats_path, key):
             self.step(f"export: {spec.name} (reused)")
             return base_stats if spec.recipe is None else json.loads(stats_path.read_text())
         model, stats = original, base_stats
@@ -312,11 +285,12 @@ class Pipeline:
 
     # -- the whole job ----------------------------------------------------------------------------
 
-    def run(self) -> dict:
+    def start(self) -> "Started":
+        """The model, its variants, its data and the original (trained, or reused): what every worker of a
+        run does alike before the chief builds and measures the variants."""
         from ._tf import weights_sha256
 
         cfg = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
         user_model = load_keras_model(cfg.model) if self.is_user_model else None
         entry = None if user_model is not None else model_entry(cfg.model)
         task = task_of(user_model) if user_model is not None else entry.task
@@ -347,8 +321,6 @@ class Pipeline:
         if get_task(task).class_scores and classes != len(data.labels):
             raise UserError(f"{cfg.model}: the model has {classes} outputs but the data has "
                             f"{len(data.labels)} classes; give matching data")  # fmt: skip
-        eval_path = self.out / "eval.npz"
-        data.save_eval(eval_path)
         decode_with = tasks.host_task(task).decoding  # what the device decides by (an embedder's threshold)
         info = ModelInfo(
             task=task,
@@ -357,6 +329,14 @@ class Pipeline:
             source_sha256=weights_sha256(original),
             decoding=tuple(sorted(decode_with(original, data).items())) if decode_with else (),
         )
+        return Started(entry, task, specs, data, original, original_path, info)
+
+    def run(self) -> dict:
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        entry, task, specs, data, original, original_path, info = self.start()
+        eval_path = self.out / "eval.npz"
+        data.save_eval(eval_path)
         variants = [Variant("original", "keras", "float32", original_path, (), measurer="edgedl.measure_keras",
                             extra=model_stats(original))]  # fmt: skip
         built, failed = self.build_variants(specs, original, data, info)
@@ -393,10 +373,18 @@ class Pipeline:
         return report
 
 
-def run_pipeline(config: PipelineConfig, terminal: Optional[Terminal] = None) -> dict:
-    """Run the whole job and return the report (also written to ``OUT/report.json``)."""
+def run_pipeline(config: PipelineConfig, terminal: Optional[Terminal] = None) -> Optional[dict]:
+    """Run the whole job and return the report (also written to ``OUT/report.json``); another worker than
+    the chief of a cluster does its share of the training and compression, and returns None."""
+    from . import distribute
+
     pipeline = Pipeline(config, terminal)
-    if Path(config.model).suffix.lower() in MODEL_FILES:
+    artifact = Path(config.model).suffix.lower() in MODEL_FILES  # another tool's model: measured, not trained
+    if not distribute.current().is_chief:
+        from .pipeline_worker import follow
+
+        return None if artifact else follow(pipeline)
+    if artifact:
         from . import artifact_pipeline
 
         return artifact_pipeline.run(config, pipeline.terminal)

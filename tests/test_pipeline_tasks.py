@@ -31,7 +31,7 @@ def test_dncnn_lite_on_noisy_digits_reports_psnr_and_ssim(tmp_path):
 
 
 def test_lstm_classifier_goes_through_with_its_own_recipes(tmp_path):
-    report = _pipeline(tmp_path, "--model", "lstm", "--epochs", "1", "--variants", "tflite_int8,onnx_float32")
+    report = _pipeline(tmp_path, "--model", "lstm", "--epochs", "2", "--variants", "tflite_int8,onnx_float32")
     names = [v["name"] for v in report["variants"]]
     assert names == ["original", "tflite_int8", "onnx_float32"]
     assert report["variants"][0]["metrics"]["accuracy"] > 0.8

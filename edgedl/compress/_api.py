@@ -72,11 +72,20 @@ def _check_order(names: list) -> None:
         raise UserError("distillation must come first: it trains a new (student) model")
 
 
+def _backup_name(name: str, config, before: tuple, seed: int) -> str:
+    """A technique's checkpoint folder, named by what it does: a re-run with other settings starts afresh
+    instead of resuming from checkpoints of different work."""
+    import hashlib
+
+    return f"{name}-{hashlib.sha256(repr((config, before, seed)).encode()).hexdigest()[:10]}"
+
+
 def compress(model, configs: Sequence, data: Dataset, task: str = "classification", seed: int = 0,
              before: tuple = (), workdir: Optional[Path] = None) -> CompressResult:  # fmt: skip
     """Apply each technique of ``configs`` in order (``before``: what was already applied to ``model``),
     each fine-tuned under this process's strategy and, with ``workdir``, checkpointed in
-    ``workdir/<technique>`` (a re-run resumes the technique it was in). Every worker of a cluster calls it.
+    ``workdir/<technique>-<hash of its settings>`` (a re-run resumes the technique it was in). Every worker
+    of a cluster calls it.
 
     >>> result = compress(model, [PruneConfig(0.8), QATConfig()], train_data)   # doctest: +SKIP
     >>> result.techniques, result.stats["sparsity"]                             # doctest: +SKIP
@@ -94,7 +103,7 @@ def compress(model, configs: Sequence, data: Dataset, task: str = "classificatio
     widths: dict = {}
     for name, config in zip(names, configs):
         set_seeds(seed)
-        backup = None if workdir is None else Path(workdir) / name
+        backup = None if workdir is None else Path(workdir) / _backup_name(name, config, done, seed)
         with dist.strategy.scope():  # the technique's variables (wrappers, a student) are the strategy's
             # A copy: tfmot wraps the very layer objects it is given, so pruning would zero the caller's weights.
             thinner = TECHNIQUES[name](_stats.copy_model(model), config, data, task, done, backup=backup)

@@ -12,13 +12,12 @@ smaller receptive field, one it can reach.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from runtime.errors import UserError
 
+from .. import distribute
 from .._tf import keras, tf
 from ..datasets import Dataset
-from .. import distribute
 from ..train import compile_for_task
 from ._configs import DistillConfig
 from ._techniques import require_tf_keras

@@ -176,7 +176,7 @@ def filter_prune(model, config, data, task: str, before: tuple, backup=None):
     if get_task(task).class_scores and config.teacher:
         teacher = DistillConfig(student_model=thin, epochs=config.epochs, learning_rate=config.learning_rate,
                                 batch_size=config.batch_size)  # fmt: skip
-        return distill(model, teacher, data, task, before)
+        return distill(model, teacher, data, task, before, backup)
     _fine_tune(thin, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return thin
 

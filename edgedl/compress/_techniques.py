@@ -13,9 +13,9 @@ import numpy as np
 
 from runtime.errors import UserError
 
+from .. import distribute
 from .._tf import keras, tf
 from ..datasets import Dataset
-from .. import distribute
 from ..train import compile_for_task
 from ._configs import ClusterConfig, PruneConfig, QATConfig
 

@@ -122,5 +122,36 @@ def test_pruning_under_two_workers_reaches_the_requested_sparsity(tmp_path, trai
     for name, sparsity in layer_sparsity(load_keras_model(out / "model.keras")).items():
         assert sparsity == pytest.approx(0.6, abs=0.01), name
     assert summary["after"]["accuracy"] > 0.8
-    (steps,) = (out / "backup" / "prune_steps").glob("worker-1-*.json")  # the second worker fine-tuned too
+    (steps,) = (out / "backup").glob("prune-*_steps/worker-1-*.json")  # the second worker fine-tuned too
     assert json.loads(steps.read_text())["done"]
+
+
+def test_a_pipeline_on_two_workers_trains_and_compresses_together(tmp_path, small_npz):
+    """The other worker repeats the chief's training and compression; the chief alone exports and measures."""
+    out = tmp_path / "run"
+    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--data", str(small_npz), "--epochs", "1", "--variants",
+                   "prune", "--runs", "5", "--warmup", "1", "--out", str(out), "--quiet", "--workers", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    pruned = {v["name"]: v for v in report["variants"]}["prune_tflite_int8"]
+    assert pruned["status"] == "ok" and pruned["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert json.loads((out / "train_config.json").read_text())["distribution"]["replicas"] == 2
+    (steps,) = (out / "compressed" / "backup" / "prune").glob("prune-*_steps/worker-1-*.json")
+    assert json.loads(steps.read_text())["done"]  # the second worker fine-tuned the pruned model too
+    assert "export:" not in (out / "log-worker-1.txt").read_text()  # its log: training alone
+    assert "unhealthy" not in (out / "log.txt").read_text()  # the workers ended together
+
+
+def test_one_device_mixed_precision_and_xla_are_a_gpu_runs_options_recorded_in_its_config(tmp_path, small_npz):
+    """On the CPU here: the run goes through, says what it computed with, and saves a float32 model."""
+    from edgedl.train import load_keras_model
+
+    out = tmp_path / "run"
+    proc = run_cli("edgedl", "train", "--model", "cnn", "--data", str(small_npz), "--epochs", "1", "--out", str(out),
+                   "--quiet", "--strategy", "one", "--mixed-precision", "on", "--xla")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = json.loads((out / "train_config.json").read_text())["distribution"]
+    assert (recorded["kind"], recorded["mixed_precision"], recorded["xla"], recorded["replicas"]) == \
+        ("one", True, True, 1)  # fmt: skip
+    model = load_keras_model(out / "model.keras")
+    assert {w.dtype.name for w in model.weights} == {"float32"} and model.layers[1].dtype_policy.name == "float32"
