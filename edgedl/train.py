@@ -123,18 +123,25 @@ def train(build: Callable[[], object], task: str, train_data, eval_data, config:
 
 
 def plain_copy(model):
-    """A copy of ``model`` (architecture and weights) in variables of no strategy; a QAT model's in tfmot's
-    scope."""
+    """A copy of ``model`` (architecture and weights) in variables of no strategy, computing in float32
+    whatever precision it trained in; a QAT model's in tfmot's scope."""
     k = keras()
     if any("Quantize" in type(layer).__name__ for layer in model.layers):
         from .compress._techniques import qat_custom_objects, tfmot
 
         with tfmot().quantization.keras.quantize_scope(qat_custom_objects()):
             clean = k.models.clone_model(model)
+    elif any(layer.dtype_policy.name != "float32" for layer in model.layers):  # trained in mixed precision
+        clean = k.models.clone_model(model, clone_function=_in_float32)
     else:
         clean = k.models.clone_model(model)
     clean.set_weights(model.get_weights())
     return clean
+
+
+def _in_float32(layer):
+    """A new layer like ``layer`` that computes in float32 (mixed precision keeps float32 weights already)."""
+    return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 
 
 def save_model(model, path: Path) -> None:
