@@ -18,8 +18,9 @@ from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.tasks import TASKS, get_task
 
-from .cli_inputs import (add_data_args, add_normalization_args, add_strategy_args, add_train_args, log_name, prepare,
-                         prepare_model, setup_distribution, train_config)  # fmt: skip
+from .cli_inputs import (add_data_args, add_normalization_args, add_strategy_args, add_train_args, compress_configs,
+                         log_name, prepare, prepare_model, setup_distribution, train_config)  # fmt: skip
+from .cluster import in_cluster, launched, on_cluster
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
@@ -52,51 +53,10 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _in_cluster(command):
-    """A command that a worker of a cluster runs: the workers end together; losing a peer is one line and
-    ``WORKER_LOST``, which the ``--workers`` launcher (or a cluster manager) answers by restarting the workers
-    from their backups."""
-
-    def run(args) -> int:
-        from .cluster import WORKER_LOST, lost_peer
-        from .distribute import barrier
-
-        try:
-            code = command(args)
-            barrier()  # the workers end together, once the chief has written
-            return code
-        except Exception as exc:  # noqa: BLE001 - only a lost peer is handled here
-            if not lost_peer(exc):
-                raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            print(f"edgedl: lost a worker of the cluster ({type(exc).__name__}: {first}); restart the workers: "
-                  f"they resume from {args.out}", file=sys.stderr)  # fmt: skip
-            return WORKER_LOST
-
-    return run
-
-
-def _on_cluster(args) -> bool:
-    """Whether the command runs as several workers (``--workers``, or the cluster of TF_CONFIG)."""
-    from .distribute import read_cluster
-
-    named = read_cluster(os.environ.get("TF_CONFIG")).workers > 1 and args.strategy in ("auto", "multiworker")
-    return args.workers is not None or named
-
-
-def _launched(args) -> Optional[int]:
-    """With ``--workers N``: the exit code of the same command run as N local workers; else None."""
-    if args.workers is None:
-        return None
-    from .cluster import launch
-
-    return launch(args.argv, args.workers, args.out)
-
-
 def cmd_train(args) -> int:
     from .terminal import Terminal
 
-    if (code := _launched(args)) is not None:
+    if (code := launched(args)) is not None:
         return code
     terminal = Terminal(quiet=args.quiet, verbose=args.verbose)
     # TensorFlow is imported inside: its start-up lines and Keras's bars go to OUT/log.txt, a line per epoch here.
@@ -108,7 +68,7 @@ def cmd_train(args) -> int:
         entry = model_entry(args.model)
         config = train_config(args, args.model)
         data = prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
-        terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}, {_where(dist, config)}")
+        terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}, {dist.describe(config.batch_size)}")
         model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config,
                       args.out, on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
         terminal.steps.finish()
@@ -116,14 +76,6 @@ def cmd_train(args) -> int:
             terminal.out.print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)",
                                soft_wrap=True)  # fmt: skip
     return 0
-
-
-def _where(dist, config) -> str:
-    """Where a run trains, in words: "2 workers × 1 replica, global batch 128"."""
-    c = dist.choice
-    workers = f"{c.workers} workers, " if c.workers > 1 else ""
-    extras = "".join((", mixed precision" if c.mixed_precision else "", ", XLA" if c.xla else ""))
-    return f"{c.kind} strategy, {workers}{dist.replicas} replica(s), global batch {config.batch_size * dist.replicas}{extras}"
 
 
 def _add_output_args(p) -> None:
@@ -155,27 +107,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _compress_configs(args) -> list:
-    from .compress import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
-
-    epochs = {"epochs": args.epochs} if args.epochs is not None else {}
-    builders = {
-        "prune": lambda: PruneConfig(target_sparsity=args.sparsity, **epochs),
-        "prune_2_4": lambda: PruneConfig(structure="2:4", **epochs),
-        "filter_prune": lambda: FilterPruneConfig(ratio=args.ratio, **epochs),
-        "cluster": lambda: ClusterConfig(clusters=args.clusters, **epochs),
-        "qat": lambda: QATConfig(**epochs),
-        "distill": lambda: DistillConfig(student=args.student, temperature=args.temperature, alpha=args.alpha,
-                                         **epochs),  # fmt: skip
-    }
-    configs = []
-    for name in args.technique.split(","):
-        if name not in builders:
-            raise UserError(f"unknown technique {name!r}; known: {', '.join(builders)} (combine with commas)")
-        configs.append(builders[name]())
-    return configs
-
-
 def cmd_compress(args) -> int:
     """Compress a saved model, export it, and write what the compression did and what it cost."""
     import numpy as np
@@ -189,8 +120,8 @@ def cmd_compress(args) -> int:
     from .preprocessing import model_normalization
     from .train import load_keras_model, save_model
 
-    configs = _compress_configs(args)
-    if (code := _launched(args)) is not None:
+    configs = compress_configs(args)
+    if (code := launched(args)) is not None:
         return code
     dist = setup_distribution(args)  # before the model loads: a multi-worker strategy must come first
     model = load_keras_model(args.model)
@@ -249,7 +180,7 @@ def cmd_pipeline(args) -> int:
         from .targets import get_target
 
         get_target(args.target)  # an unknown name stops here, listing the known ones
-    if args.max_drop is not None and not args.no_search and _on_cluster(args):
+    if args.max_drop is not None and not args.no_search and on_cluster(args):
         raise UserError("the search for thinner variants goes by latency the chief alone measures: give --no-search "
                         "with --max-drop on a cluster")  # fmt: skip
     if not 0 < args.search_seconds <= 86400:
@@ -260,7 +191,7 @@ def cmd_pipeline(args) -> int:
     mean, std = parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std")
     terminal = Terminal(quiet=args.quiet, verbose=args.verbose)
     # TensorFlow is imported inside: its start-up lines go to the run's log.txt with the rest of its output.
-    if (code := _launched(args)) is not None:
+    if (code := launched(args)) is not None:
         return code
     with terminal.capture(args.out, f"edgedl pipeline --model {args.model} --out {args.out}", log_name()):
         from .denoising import Noise
@@ -341,7 +272,7 @@ def build_parser() -> OneLineParser:
     add_train_args(p)
     add_strategy_args(p)
     _add_output_args(p)
-    p.set_defaults(func=_in_cluster(cmd_train))
+    p.set_defaults(func=in_cluster(cmd_train))
 
     p = sub.add_parser("export", help="export a saved Keras model to one artifact")
     p.add_argument("model", help="a saved Keras model (.keras, .h5 or SavedModel folder)")
@@ -376,7 +307,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--sigma", default="25", help="denoisers: noise σ for fine-tuning (default 25)")
     add_data_args(p)
     add_strategy_args(p, training=False)
-    p.set_defaults(func=_in_cluster(cmd_compress))
+    p.set_defaults(func=in_cluster(cmd_compress))
 
     p = sub.add_parser("variants", help="list the variants the pipeline can build")
     p.add_argument("--task", default="classification", choices=tuple(TASKS))
@@ -430,7 +361,7 @@ def build_parser() -> OneLineParser:
     add_normalization_args(p)
     add_strategy_args(p)
     _add_output_args(p)
-    p.set_defaults(func=_in_cluster(cmd_pipeline))
+    p.set_defaults(func=in_cluster(cmd_pipeline))
     return parser
 
 

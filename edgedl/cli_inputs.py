@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from runtime.errors import UserError
+
 
 def add_data_args(p) -> None:
     p.add_argument("--data", type=Path, help="training data: MNIST IDX file/folder, .npz, or a folder per class "
@@ -89,3 +91,25 @@ def prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int 
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     return tasks.generic(model, describe_keras(model, norm), Path(args.model).name, None, args.data, batch_size,
                          seed, log)  # fmt: skip
+
+
+def compress_configs(args) -> list:
+    """The techniques of ``--technique`` (comma-separated) with their options."""
+    from .compress import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
+
+    epochs = {"epochs": args.epochs} if args.epochs is not None else {}
+    builders = {
+        "prune": lambda: PruneConfig(target_sparsity=args.sparsity, **epochs),
+        "prune_2_4": lambda: PruneConfig(structure="2:4", **epochs),
+        "filter_prune": lambda: FilterPruneConfig(ratio=args.ratio, **epochs),
+        "cluster": lambda: ClusterConfig(clusters=args.clusters, **epochs),
+        "qat": lambda: QATConfig(**epochs),
+        "distill": lambda: DistillConfig(student=args.student, temperature=args.temperature, alpha=args.alpha,
+                                         **epochs),  # fmt: skip
+    }
+    configs = []
+    for name in args.technique.split(","):
+        if name not in builders:
+            raise UserError(f"unknown technique {name!r}; known: {', '.join(builders)} (combine with commas)")
+        configs.append(builders[name]())
+    return configs

@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from runtime.errors import UserError
+
+from .distribute import read_cluster
 
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 10
@@ -136,3 +138,43 @@ def _wait(processes: list):
         if all(c == 0 for c in codes):
             return None
         time.sleep(POLL_SECONDS)
+
+
+# -- the commands' side ---------------------------------------------------------------------------------
+
+
+def in_cluster(command):
+    """A command that a worker of a cluster runs: the workers end together; losing a peer is one line and
+    ``WORKER_LOST``, which the ``--workers`` launcher (or a cluster manager) answers by restarting the workers
+    from their backups."""
+
+    def run(args) -> int:
+        from .distribute import barrier
+
+        try:
+            code = command(args)
+            barrier()  # the workers end together, once the chief has written
+            return code
+        except Exception as exc:  # noqa: BLE001 - only a lost peer is handled here
+            if not lost_peer(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            print(f"edgedl: lost a worker of the cluster ({type(exc).__name__}: {first}); restart the workers: "
+                  f"they resume from {args.out}", file=sys.stderr)  # fmt: skip
+            return WORKER_LOST
+
+    return run
+
+
+def on_cluster(args) -> bool:
+    """Whether the command runs as several workers (``--workers``, or the cluster of TF_CONFIG)."""
+
+    named = read_cluster(os.environ.get("TF_CONFIG")).workers > 1 and args.strategy in ("auto", "multiworker")
+    return args.workers is not None or named
+
+
+def launched(args) -> Optional[int]:
+    """With ``--workers N``: the exit code of the same command run as N local workers; else None."""
+    if args.workers is None:
+        return None
+    return launch(args.argv, args.workers, args.out)

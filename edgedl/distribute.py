@@ -114,6 +114,14 @@ class Distribution:
     def is_chief(self) -> bool:
         return bool(self.strategy.extended.should_checkpoint)
 
+    def describe(self, per_replica_batch: int) -> str:
+        """Where a run trains, in words: "multiworker strategy, 2 workers, 2 replica(s), global batch 128"."""
+        c = self.choice
+        workers = f"{c.workers} workers, " if c.workers > 1 else ""
+        extras = "".join((", mixed precision" if c.mixed_precision else "", ", XLA" if c.xla else ""))
+        return f"{c.kind} strategy, {workers}{self.replicas} replica(s), global batch " \
+               f"{per_replica_batch * self.replicas}{extras}"  # fmt: skip
+
     def record(self, per_replica_batch: int) -> dict:
         """What train_config.json says of where and how the run trained."""
         return {
