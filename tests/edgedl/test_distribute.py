@@ -46,12 +46,11 @@ def test_training_shards_are_disjoint_and_hold_the_training_rows_alone():
     from edgedl.distribute import ArrayBatches, dataset_fn
 
     rows = np.arange(640)
-    source = ArrayBatches(np.repeat(rows[:, None].astype(np.float32), 3, axis=1), rows, batch_size=32, seed=0)
-    make = dataset_fn(source)
     shards = []
-    for worker in range(2):
+    for worker in range(2):  # each worker its own source, seeded alike (each its own process)
+        source = ArrayBatches(np.repeat(rows[:, None].astype(np.float32), 3, axis=1), rows, batch_size=32, seed=0)
         context = tf().distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2)
-        batches = list(make(context).take(len(source) // 2))
+        batches = list(dataset_fn(source)(context).take(len(source) // 2))
         assert all(x.shape == (32, 3) for x, _ in batches)  # per-replica batches
         assert all(np.array_equal(x.numpy()[:, 0], y.numpy()) for x, y in batches)  # inputs with their targets
         shards.append({int(i) for _, y in batches for i in y.numpy()})
