@@ -177,4 +177,6 @@ def launched(args) -> Optional[int]:
     """With ``--workers N``: the exit code of the same command run as N local workers; else None."""
     if args.workers is None:
         return None
+    if args.strategy not in ("auto", "multiworker"):
+        raise UserError(f"--workers runs a multi-worker strategy, not --strategy {args.strategy}: drop one of them")
     return launch(args.argv, args.workers, args.out)

@@ -1,10 +1,11 @@
 """Where training runs, decided without GPUs or a cluster (fast tier: nothing here imports TensorFlow)."""
+import argparse
 import json
 
 import numpy as np
 import pytest
 
-from edgedl.cluster import free_ports, restartable, tf_config, without_workers
+from edgedl.cluster import free_ports, launched, restartable, tf_config, without_workers
 from edgedl.distribute import ArrayBatches, Cluster, choose, pipeline_batches, read_cluster, steps_per_epoch
 from runtime.errors import UserError
 
@@ -81,3 +82,7 @@ def test_the_launcher_runs_the_same_command_in_each_worker_on_free_loopback_port
     ports = free_ports(3)
     assert len(set(ports)) == 3 and all(1024 <= p < 65536 for p in ports)
     assert restartable(-9) and restartable(75) and not restartable(2) and not restartable(1)
+    with pytest.raises(UserError, match="--workers runs a multi-worker strategy, not --strategy one"):
+        launched(argparse.Namespace(workers=2, strategy="one", argv=[], out="x"))
+    with pytest.raises(UserError, match="--workers 1: give 2 to 64"):
+        launched(argparse.Namespace(workers=1, strategy="auto", argv=[], out="x"))
