@@ -150,13 +150,16 @@ def save_model(model, path: Path) -> None:
     quantized = any("Quantize" in type(layer).__name__ for layer in model.layers)
     if quantized and Path(path).suffix != ".h5":  # the .keras format loses variables of tfmot's QuantizeLayer
         raise ValueError(f"{path}: save a quantization-aware-trained model as .h5")
-    clean = plain_copy(model)
+    try:
+        clean = plain_copy(model)
+    except ValueError:  # cluster-preserving QAT: tfmot's clone drops its variables; saved as it is
+        clean = model
     with atomic_path(path) as tmp:
         if quantized:  # saved in tfmot's scope
             from .compress._techniques import qat_custom_objects, tfmot
 
             with tfmot().quantization.keras.quantize_scope(qat_custom_objects()):
-                clean.save(tmp)
+                clean.save(tmp, include_optimizer=False)
         else:
             clean.save(tmp)
 

@@ -65,10 +65,14 @@ def test_a_width_scaled_student_is_the_teachers_architecture_thinner(trained_cnn
         compress(trained_cnn, [DistillConfig(student="resnet9000", epochs=1)], small_train)
 
 
-def test_cluster_preserving_qat_counts_only_the_deployed_parameters(trained_cnn, small_train):
+def test_cluster_preserving_qat_counts_only_the_deployed_parameters(trained_cnn, small_train, tmp_path):
+    from edgedl.train import save_model
+
     clustered = compress(trained_cnn, [ClusterConfig(clusters=8, epochs=1)], small_train)
     cqat = compress(clustered.model, [QATConfig(epochs=1)], small_train, before=clustered.techniques)
     assert cqat.stats["params"] == trained_cnn.count_params()  # not its centroids, indices and weight copies
+    save_model(cqat.model, tmp_path / "cqat.h5")  # tfmot's clone drops its variables: saved as it is
+    assert (tmp_path / "cqat.h5").stat().st_size > 100_000
 
 
 def test_pqat_gives_an_int8_artifact_that_keeps_the_sparsity(trained_cnn, small_train, mnist, model_info, tmp_path):
