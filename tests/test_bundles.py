@@ -238,7 +238,7 @@ def test_a_bundle_installs_from_its_own_requirements_and_runs_like_the_host(bund
     # Within two of the 2,000 images: an older interpreter (tflite-runtime 2.14 on rpi-armv7) rounds a
     # borderline int8 logit the other way now and then (seen: 0.943 on the device, 0.942 on the host).
     assert record["metrics"]["accuracy"] == pytest.approx(host_record["metrics"]["accuracy"], abs=0.0015)
-    assert record["metric_delta"] == pytest.approx(host_record["metric_delta"], abs=0.1)
+    assert record["metric_delta"] == pytest.approx(host_record["metric_delta"], abs=0.15)  # points: 2 images
     versions = doc["machine"]["versions"]
     interpreter = {"rpi-arm64": "ai-edge-litert", "rpi-armv7": "tflite-runtime", "jetson": "onnxruntime"}[target]
     assert interpreter in versions and "tensorflow" not in versions
