@@ -68,7 +68,8 @@ def cmd_train(args) -> int:
         entry = model_entry(args.model)
         config = train_config(args, args.model)
         data = prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
-        terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}, {dist.describe(config.batch_size)}")
+        where = dist.describe(config.batch_size)
+        terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}, {where}")
         model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config,
                       args.out, on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
         terminal.steps.finish()

@@ -13,6 +13,7 @@ once per process, before TensorFlow runs anything (a multi-worker strategy must 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -50,7 +51,8 @@ def read_cluster(text: Optional[str]) -> Cluster:
         rank = 0 if task.get("type") == "chief" else index + (1 if cluster.get("chief") else 0)
         return Cluster(max(1, workers), rank)
     except (ValueError, AttributeError, TypeError) as exc:
-        raise UserError(f"TF_CONFIG is not a cluster description ({exc}); see the README's 'several machines'") from None
+        raise UserError(f"TF_CONFIG is not a cluster description ({exc}); see the README, 'several machines'") \
+            from None
 
 
 @dataclass(frozen=True)
@@ -307,13 +309,14 @@ def detached(model):
     return model if current().choice.kind == "default" else plain_copy(model)
 
 
+@functools.lru_cache(maxsize=None)
 def _step_log_class():
     from ._tf import keras
 
     class _StepLog(keras().callbacks.Callback):
-        """Writes after every step how far this process took the run: ``attempts/worker-I-PID.json`` holds
-        the optimizer step it started at and the last it reached, so that the steps run over every attempt
-        (a worker killed and restarted) are counted, not estimated."""
+        """Writes after every step how far this process took the run: ``<backup>_steps/worker-I-PID.json``
+        holds the optimizer step it started at and the last it reached, so that the steps run over every
+        attempt (a worker killed and restarted) are counted, not estimated."""
 
         def __init__(self, folder: Path, worker: int):
             super().__init__()

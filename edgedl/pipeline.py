@@ -120,6 +120,7 @@ class Pipeline(TrainedModels):
             entry = model_entry(config.model)
             select_variants(config.variants, entry.task, entry.recipes)
         self._compressed: dict = {}
+        self._key_parts: Optional[tuple] = None  # (calibration hash, library versions) of the build keys
         self._data_fingerprint: Optional[str] = None
         defaults = {} if self.is_user_model else model_entry(config.model).train_defaults
         self.train_config = config.train or TrainConfig(**defaults)
@@ -214,11 +215,14 @@ class Pipeline(TrainedModels):
         from .provenance import build_key, library_versions
         from .tasks import content_hash
 
+        if self._key_parts is None:  # one run, one data: hashed and looked up once
+            self._key_parts = content_hash(data.calibration, data.check), library_versions()
+        calibration, versions = self._key_parts
         path = self.out / "artifacts" / f"{spec.name}{get_exporter(spec.format).suffix}"
         stats_path = self.out / "compressed" / f"{spec.recipe}.json"
-        key = build_key(info.source_sha256, spec.recipe, spec.format, spec.precision,
-                        content_hash(data.calibration, data.check), data.fingerprint, self.train_config.seed,
-                        library_versions(), settings=self._settings(spec.recipe))  # fmt: skip
+        key = build_key(info.source_sha256, spec.recipe, spec.format, spec.precision, calibration,
+                        data.fingerprint, self.train_config.seed, versions,
+                        settings=self._settings(spec.recipe))  # fmt: skip
         return path, stats_path, key
 
     def reusable(self, spec, path: Path, stats_path: Path, key: str) -> bool:
