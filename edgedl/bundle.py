@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from exporters import EDGEDL_VERSION
+from runtime.answers import file_answer
 from runtime.bundle import KIND, MANIFEST
 from runtime.errors import UserError
 from runtime.files import atomic_path, sha256_file, write_json
@@ -169,7 +170,8 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
     first = artifacts[0]["path"]
     sample = f"samples/{samples[0]}" if samples else "YOUR_IMAGE.png"
     run = f"edgedl-run {first} {sample}"
-    out_folder = get_task(artifacts[0].get("task", "generic")).out_folder
+    answer = file_answer(artifacts[0].get("task", "generic"))
+    out_folder = answer.out_folder if answer is not None else ""
     if out_folder:  # a task that answers with files (denoised images, masks)
         run += f" --out {out_folder}"
     bench = f"edgedl-run bench {first} --json device.json"  # without data: timed on synthetic inputs

@@ -249,8 +249,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from pathlib import Path
 
         from . import outputs
+        from .answers import file_answer
         from .images import expand_inputs, load_inputs
-        from .tasks import get_task
 
         if args.top < 1 or args.batch < 1 or not 64 <= args.tile <= 16384:
             raise UserError("--top and --batch must be at least 1, --tile from 64 to 16384")
@@ -262,9 +262,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(describe(model, options))
             if not files:
                 return 0
-        run_files = get_task(model.metadata.task).run_files
-        if run_files is not None:  # a task that answers with files of its own (a denoiser's images)
-            return run_files(model, files, args)
+        answer = file_answer(model.metadata.task)
+        if answer is not None:  # a task that answers with files of its own (a denoiser's images)
+            return answer.run(model, files, args)
         if args.out:
             raise UserError("--out is for denoisers and segmenters; other models' results go to stdout (--json "
                             "for a document, --save-outputs DIR for the arrays)")  # fmt: skip

@@ -1,5 +1,5 @@
 """Object detection on the device: a CenterNet-style output decoded into boxes, non-maximum suppression, the
-COCO metrics, and ``edgedl-run``'s answer (boxes in the input picture's pixels, drawn with ``--out``).
+COCO metrics (``answers`` prints and draws the boxes).
 
 edgedl's detectors (Zhou et al., 2019, "Objects as Points") give one tensor of (H/s, W/s, classes + 4) for
 an input of H×W: per cell, a heat-map score for each class, the box's width and height as fractions of the
@@ -129,63 +129,3 @@ def detection_metrics(detections: list, truths: list, classes: int) -> dict:
         raise UserError("the evaluation set holds no boxes: nothing to measure a detector on")
     per_class = {f"ap50_{c}": float(table[c, 0]) for c in np.flatnonzero(present)}
     return {"map50": float(table[present, 0].mean()), "map": float(table[present].mean()), **per_class}
-
-
-def draw(picture: np.ndarray, found: Detections, labels, path: Path) -> None:
-    """The picture (H, W, C) with its boxes and class names drawn, atomically."""
-    from PIL import Image, ImageDraw
-
-    from .files import atomic_path
-
-    pixels = np.clip(picture, 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).convert("RGB")
-    pen = ImageDraw.Draw(image)
-    for box, cls, score in zip(found.boxes, found.classes, found.scores):
-        name = labels[cls] if labels is not None and cls < len(labels) else str(cls)
-        pen.rectangle([float(v) for v in box], outline=(255, 64, 64), width=max(1, image.width // 200))
-        pen.text((float(box[0]) + 2, float(box[1]) + 1), f"{name} {score:.2f}", fill=(255, 255, 0))
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-
-
-def detect_files(model, files, args) -> int:
-    """Each picture's boxes (in its own pixels), printed (``--json``: one document) and, with ``--out``,
-    drawn on a copy under the picture's name, with ``summary.json``."""
-    from PIL import Image
-
-    from .images import _decode, load_image
-    from .outputs import answer
-
-    meta = model.metadata
-    classes = len(meta.labels or ())
-    if not classes:
-        raise UserError(f"{args.model}: a detector's metadata names its classes (labels); this one names none")
-    out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
-    results = []
-    for f in files:
-        x = load_image(f, meta)[None]
-        with Image.open(f) as picture:
-            height, width = picture.height, picture.width
-        start = time.perf_counter()
-        found = decode(model.predict(x)[0], x.shape[1:3], classes, int(meta.decoding_value("top_k", TOP_K)),
-                       meta.decoding_value("score_threshold", SCORE_THRESHOLD), meta.decoding_value("nms_iou", NMS_IOU))
-        ms = (time.perf_counter() - start) * 1e3
-        shown = found.scores >= meta.decoding_value("show_threshold", SHOW_THRESHOLD)
-        scale = np.float32([width / x.shape[2], height / x.shape[1]] * 2)
-        found = Detections(found.boxes[shown] * scale, found.classes[shown], found.scores[shown])
-        boxes = [{"label": meta.labels[c], "class_index": int(c), "score": round(float(s), 4),
-                  "box": [round(float(v), 1) for v in b]} for b, c, s in zip(found.boxes, found.classes, found.scores)]
-        doc = {"input": str(f), "shape": [height, width], "ms": round(ms, 3), "detections": boxes}
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            draw(_decode(f, 3, "black"), found, meta.labels, out / f"{f.stem}.png")
-            doc["output"] = str(out / f"{f.stem}.png")
-        results.append(doc)
-
-    def line(r: dict) -> str:
-        found = ", ".join(f"{d['label']} {d['score']:.2f} at {d['box']}" for d in r["detections"]) or "nothing"
-        return f"{r['input']}: {found} ({r['ms']:.1f} ms)"
-
-    return answer(args, meta.task, results, out, line)

@@ -3,8 +3,6 @@ verification metrics, and ``edgedl-run``'s answer: the embedding, or for two pic
 the same/different decision at the threshold stored in the model's metadata."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from .errors import UserError
@@ -54,34 +52,3 @@ def verification_metrics(embeddings, labels) -> dict:
     genuine, impostor = pair_scores(np.asarray(embeddings), labels)
     threshold = threshold_at(impostor)
     return {"roc_auc": roc_auc(genuine, impostor), "tar_far1": float(np.mean(genuine > threshold))}
-
-
-def embed_files(model, files, args) -> int:
-    """One picture: its embedding. Two: their cosine similarity, and same or different at the model's stored
-    threshold. More: every embedding."""
-    from .images import load_image
-
-    if not files:
-        raise UserError("give one picture (its embedding) or two (their similarity)")
-    meta = model.metadata
-    vectors = [np.asarray(model.predict(load_image(f, meta)[None])[0], np.float64).reshape(-1) for f in files]
-    if len(files) == 2:
-        first, second = unit(np.stack(vectors))
-        similarity = float(first @ second)
-        threshold = meta.decoding_value("threshold")
-        doc = {"inputs": [str(f) for f in files], "similarity": round(similarity, 6), "threshold": threshold,
-               "same": None if threshold is None else bool(similarity > threshold)}  # fmt: skip
-        if args.json:
-            print(json.dumps(doc, indent=2))
-        else:
-            verdict = "no threshold stored" if threshold is None else ("same" if doc["same"] else "different")
-            print(f"similarity {similarity:.4f}: {verdict}" + (f" (threshold {threshold:.4f})" if threshold else ""))
-        return 0
-    docs = [{"input": str(f), "embedding": [round(float(v), 6) for v in vec]} for f, vec in zip(files, vectors)]
-    if args.json:
-        print(json.dumps({"model": args.model, "task": meta.task, "results": docs}, indent=2))
-    else:
-        for d in docs:
-            shown = " ".join(f"{v:+.3f}" for v in d["embedding"][:8])
-            print(f"{d['input']}: {len(d['embedding'])} values [{shown}{' …' if len(d['embedding']) > 8 else ''}]")
-    return 0

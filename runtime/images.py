@@ -76,7 +76,7 @@ def _normalize(pixels: np.ndarray, meta: ModelMetadata) -> np.ndarray:
     return pixels.astype(np.float32) * scale + offset
 
 
-def _decode(path: Path, channels: Optional[int], background: str):
+def decode_picture(path: Path, channels: Optional[int], background: str):
     """The picture as float pixels in [0, 255] (H, W, C)."""
     from PIL import Image
 
@@ -114,7 +114,7 @@ def load_image(path: Path, meta: ModelMetadata, keep_size: bool = False,
     (fully convolutional models; also whenever the model's size is free)."""
     channels = options.channels or (meta.image_shape + (None, None, None))[2]
     try:
-        pixels = _decode(check_regular(path, "image"), channels, options.background)
+        pixels = decode_picture(check_regular(path, "image"), channels, options.background)
     except UserError:
         raise
     except MemoryError:

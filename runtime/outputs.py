@@ -148,21 +148,3 @@ def save_outputs(folder: Path, names: list[str], per_input: list[dict]) -> list[
                 np.save(tmp, value)
             written.append(target)
     return written
-
-
-def answer(args, task: str, results: list[dict], out: Optional[Path], line) -> int:
-    """``edgedl-run``'s answer for a task that writes files of its own (denoised images, masks, drawn boxes):
-    ``summary.json`` in ``out`` when there is one, then one JSON document (``--json``) or ``line(result)``
-    for each input."""
-    import json
-
-    from .files import write_json
-
-    summary = {"model": args.model, "task": task, "results": results}
-    if out is not None:
-        write_json(out / "summary.json", summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print("\n".join(line(r) for r in results))
-    return 0

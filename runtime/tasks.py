@@ -4,9 +4,9 @@ A task says what the rest of edgedl would otherwise decide by comparing its
 name: the metric a report ranks variants by and the budget ``select`` allows
 by default, how its evaluation set is laid out in an ``eval.npz`` and scored,
 the worst of a variant's changes that a mean would hide, what a sample file
-of it is called, whether its first output holds one score per class, and how
-``edgedl-run`` treats its inputs. The host's half (loss, training data) is in
-``edgedl/tasks.py``; a new task is one entry here and one there.
+of it is called, and whether its first output holds one score per class. How
+``edgedl-run`` answers for a task with files of its own is in ``answers``; the
+host's half (loss, training data, distiller, recipes) is in ``edgedl/tasks/``.
 
 "generic" is the task of any model edgedl has no targets for (a detector or
 embedder made by another tool): it is run as it is and its variants are
@@ -14,13 +14,14 @@ ranked by their fidelity to the original.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 from . import metrics
+from .detect import decode, detection_metrics
+from .embed import verification_metrics
 from .errors import UserError
 
 
@@ -36,23 +37,11 @@ class Task:
     tail: Optional[Callable[[list, list, object], dict]] = None  # (original's, variant's, targets) -> worst change
     per_sample: Optional[Callable[[list, list, object, list], dict]] = None  # + sample names -> report fields
     sample_name: Callable[[int, object], str] = lambda i, target: f"{i:02d}.png"  # a bundled sample's file
-    run_files: Optional[Callable] = None  # (model, files, args) -> exit code: edgedl-run's own handling
-    out_folder: str = ""  # what edgedl-run --out writes, as a bundle's README names the folder
 
     @property
     def scored(self) -> bool:
         """Whether its evaluation sets carry targets to score a model on."""
         return self.read_eval is not None
-
-
-def _lazy(module: str, name: str) -> Callable:
-    """``runtime.<module>.<name>``, imported when first called: a task's own handling (drawing boxes, writing
-    masks) loads only for a model of that task."""
-
-    def call(*args, **kwargs):
-        return getattr(importlib.import_module(f".{module}", __package__), name)(*args, **kwargs)
-
-    return call
 
 
 def _labelled(data: dict) -> tuple:
@@ -105,16 +94,12 @@ def _boxes(data: dict) -> tuple:
 
 
 def _decoded(outputs: list, truths: list) -> tuple:
-    from .detect import decode
-
     classes = np.shape(outputs[0])[-1] - 4
     found = [decode(o, t["size"], classes) for o, t in zip(outputs, truths)]
     return found, [(t["boxes"], t["classes"]) for t in truths], classes
 
 
 def _detection_score(outputs: list, truths: list) -> dict:
-    from .detect import detection_metrics
-
     return detection_metrics(*_decoded(outputs, truths))
 
 
@@ -151,22 +136,21 @@ register_task(Task(
     read_eval=_pairs,
     score=lambda outputs, targets: metrics.denoising_metrics(targets, outputs),
     tail=_denoising_tail, per_sample=_denoising_per_sample,
-    sample_name=_denoising_sample_name, run_files=_lazy("denoise", "denoise_files"), out_folder="denoised/",
+    sample_name=_denoising_sample_name,
 ))  # fmt: skip
 register_task(Task(
     "segmentation", metric="miou", budget=1.0, class_scores=True,  # a score per class at every pixel
     read_eval=_labelled,  # x: images, y: masks of class indices
     score=lambda outputs, targets: metrics.segmentation_metrics(targets, outputs),
-    tail=_segmentation_tail, run_files=_lazy("segment", "segment_files"), out_folder="masks/",
+    tail=_segmentation_tail,
 ))  # fmt: skip
 register_task(Task(
     "detection", metric="map50", budget=1.0, class_scores=False,  # its output is a grid, not a score vector
     read_eval=_boxes, score=_detection_score, tail=_detection_tail,
-    run_files=_lazy("detect", "detect_files"), out_folder="boxes/",
 ))  # fmt: skip
 register_task(Task(
     "embedding", metric="roc_auc", budget=1.0,  # verification on classes the model never saw in training
-    read_eval=_labelled, score=_lazy("embed", "verification_metrics"), run_files=_lazy("embed", "embed_files"),
+    read_eval=_labelled, score=verification_metrics,
 ))  # fmt: skip
 register_task(Task("generic", metric=None, budget=1.0))
 

@@ -97,7 +97,7 @@ def test_the_numpy_map_agrees_with_pycocotools():
 
 
 def test_edgedl_run_gives_boxes_in_the_pictures_pixels_and_draws_them(tmp_path, capsys):
-    from runtime.detect import detect_files
+    from runtime.answers import detect_files
     from runtime.metadata import ModelMetadata, TensorSpec
 
     class Detector:

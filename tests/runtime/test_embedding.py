@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.embed import embed_files, pair_scores, roc_auc, threshold_at, verification_metrics
+from runtime.answers import embed_files
+from runtime.embed import pair_scores, roc_auc, threshold_at, verification_metrics
 from runtime.metadata import ModelMetadata, TensorSpec
 
 

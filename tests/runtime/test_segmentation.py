@@ -68,7 +68,7 @@ class _Segmenter:
 
 
 def test_edgedl_run_writes_palette_masks_the_size_of_each_input(tmp_path, capsys):
-    from runtime.segment import segment_files
+    from runtime.answers import segment_files
 
     picture = np.zeros((50, 70), np.uint8)
     picture[10:30, 20:50] = 255  # a bright block: class 1
