@@ -10,8 +10,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from runtime.errors import UserError
-from runtime.files import file_sizes
+from runtime.errors import UserError, one_line
+from runtime.report import variant_record
+from runtime.runfolder import read_eval_arrays, stored_path
 
 
 @dataclass(frozen=True)
@@ -75,24 +76,14 @@ def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}, no output"]
         tail = next((ln for ln in reversed(lines) if ln.startswith("error: ")), lines[-1])
-        raise MeasurementError(f"measuring {variant.name} failed: {tail.removeprefix('error: ')[:300]}")
+        raise MeasurementError(f"measuring {variant.name} failed: {one_line(tail.removeprefix('error: '))}")
     try:
         figures = json.loads(proc.stdout)
     except ValueError:
         raise MeasurementError(f"measuring {variant.name} failed: its measurer printed no JSON") from None
-    size, gz = file_sizes(variant.path)
-    shown = variant.path.relative_to(root) if root and variant.path.is_relative_to(root) else variant.path
-    return {
-        "name": variant.name,
-        "format": variant.format,
-        "precision": variant.precision,
-        "techniques": list(variant.techniques),
-        "path": str(shown),
-        "size_bytes": size,
-        "gzip_bytes": gz,
-        **variant.extra,
-        **figures,
-    }
+    shown = stored_path(variant.path, root) if root else str(variant.path)
+    return variant_record(variant.name, variant.format, variant.precision, variant.techniques, variant.path, shown,
+                          figures, variant.extra)  # fmt: skip
 
 
 def _fingerprint(variant: Variant, eval_path: Path, config: BenchConfig, reference: Optional[Path] = None) -> str:
@@ -109,10 +100,10 @@ def _fingerprint(variant: Variant, eval_path: Path, config: BenchConfig, referen
     parts.append(sha256_file(reference) if reference is not None and reference.exists() else "no reference")
     for part in parts:
         digest.update(part.encode())
-    with np.load(eval_path, allow_pickle=False) as data:  # the arrays, not the file: .npz stores write times
-        for name in sorted(data.files):
-            digest.update(name.encode())
-            digest.update(np.ascontiguousarray(data[name]).tobytes())
+    arrays = read_eval_arrays(eval_path)  # the arrays, not the file: .npz stores write times
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
     return digest.hexdigest()
 
 

@@ -251,12 +251,17 @@ def _about(reports: list[dict], rows: list[dict], selection, budget: float) -> l
 
 
 def render(report_paths: list[Path], out: Path) -> dict:
-    """Write report.md, report.csv, report.html and the PNG plots into ``out``; return their paths.
+    """Write report.md, report.csv, report.html and the PNG plots into ``out`` from ``report.json`` files;
+    return their paths."""
+    return render_reports([read_report(p) for p in report_paths], [Path(p).parent for p in report_paths], out)
+
+
+def render_reports(reports: list[dict], run_dirs: list[Path], out: Path) -> dict:
+    """``render`` for reports in memory (``run_dirs``: each one's run folder, where its artifacts are).
     The page and the plots mark the variant ``edgedl select`` picks, within the run's budget
     (``budget`` in the report, from ``edgedl pipeline --max-drop``) or the task's (``select.default_budget``)."""
     from .select import default_budget, select
 
-    reports = [read_report(p) for p in report_paths]
     rows = merge(reports)
     models = ", ".join(dict.fromkeys(r["model"] for r in reports))
     title = f"edgedl: {models} ({reports[0]['task']})"
@@ -274,8 +279,8 @@ def render(report_paths: list[Path], out: Path) -> dict:
     if tail is not None:
         plots["tail.png"] = tail
     out.mkdir(parents=True, exist_ok=True)
-    run_dirs = {machine_label(rep): path.parent for rep, path in zip(reports, report_paths)}
-    links = [_link(r, run_dirs.get(r["_machine"]), out) for r in rows]
+    folders = {machine_label(rep): folder for rep, folder in zip(reports, run_dirs)}
+    links = [_link(r, folders.get(r["_machine"]), out) for r in rows]
     chosen = [r["name"] == selected and r["_machine"] == rows[0]["_machine"] for r in rows]
     written = {"md": out / "report.md", "csv": out / "report.csv", "html": out / "report.html"}
     _write(written["md"], to_markdown(title, header, body))

@@ -1,4 +1,4 @@
-"""edgedl's host side: data, the model zoo, training, the pipeline.
+"""edgedl's host side: data, the model zoo, training, compression, the pipeline.
 
 Names are imported on first use, so ``import edgedl`` stays cheap and
 TensorFlow loads only when a function that needs it is called.
@@ -9,22 +9,52 @@ TensorFlow loads only when a function that needs it is called.
 """
 from __future__ import annotations
 
-import importlib
-
 from exporters import EDGEDL_VERSION as __version__  # noqa: E402  (read from the package metadata)
 
+
+def _models():
+    from . import models
+
+    return models
+
+
+def _datasets():
+    from .data import datasets
+
+    return datasets
+
+
+def _train():
+    from .training import train
+
+    return train
+
+
+def _model_io():
+    from .training import model_io
+
+    return model_io
+
+
+def _pipeline():
+    from . import pipeline
+
+    return pipeline
+
+
+# name -> the function that imports the module it lives in (first use only)
 _EXPORTS = {
-    "create_model": ".models",
-    "list_models": ".models",
-    "register_model": ".models",
-    "Dataset": ".datasets",
-    "load_data": ".datasets",
-    "mnist_default": ".datasets",
-    "TrainConfig": ".train",
-    "train": ".train",
-    "load_keras_model": ".train",
-    "PipelineConfig": ".pipeline",
-    "run_pipeline": ".pipeline",
+    "create_model": _models,
+    "list_models": _models,
+    "register_model": _models,
+    "Dataset": _datasets,
+    "load_data": _datasets,
+    "mnist_default": _datasets,
+    "TrainConfig": _train,
+    "train": _train,
+    "load_keras_model": _model_io,
+    "PipelineConfig": _pipeline,
+    "run_pipeline": _pipeline,
 }
 
 __all__ = sorted(_EXPORTS)
@@ -32,5 +62,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        return getattr(_EXPORTS[name](), name)
     raise AttributeError(f"module 'edgedl' has no attribute {name!r}")

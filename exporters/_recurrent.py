@@ -8,6 +8,8 @@ precisions, with the same weights; it needs a fixed number of time steps.
 """
 from __future__ import annotations
 
+import sys
+
 from typing import Optional
 
 from runtime.errors import UserError
@@ -49,7 +51,7 @@ def unrolled(model):
         if reason is not None:
             raise UserError(f"layer {layer.name!r} ({type(layer).__name__}) does not convert to TFLite builtin "
                             f"operators: {reason}, or use the model's ONNX variants")  # fmt: skip
-    module = __import__(type(model).__module__.split(".")[0])  # tf_keras, or keras for Keras 3
+    module = sys.modules[type(model).__module__.split(".")[0]]  # tf_keras, or keras for Keras 3: loaded already
     keras = getattr(module, "keras", module) if module.__name__ == "tensorflow" else module
 
     def clone(layer):

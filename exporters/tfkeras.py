@@ -16,27 +16,30 @@ from runtime.errors import UserError
 INSTALL_HINT = "pip install 'edgedl[train]'"
 
 
-def _require(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise UserError(f"the host side of edgedl is not installed ({exc.name} is missing): {INSTALL_HINT}") from None
+def _missing(exc: ImportError) -> UserError:
+    return UserError(f"the host side of edgedl is not installed ({exc.name} is missing): {INSTALL_HINT}")
 
 
 @functools.lru_cache(maxsize=None)
 def tf():
     """TensorFlow, imported with Keras 2 as ``tf.keras``."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    return _require("tensorflow")
+    try:
+        import tensorflow
+    except ImportError as exc:
+        raise _missing(exc) from None
+    return tensorflow
 
 
 @functools.lru_cache(maxsize=None)
 def keras():
     """tf-keras (the Keras 2 API), the Keras that edgedl builds and compresses with."""
     tf()
-    return _require("tf_keras")
+    try:
+        import tf_keras
+    except ImportError as exc:
+        raise _missing(exc) from None
+    return tf_keras
 
 
 def weights_sha256(model) -> str:

@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import UserError
 from .metrics import fidelity
-from .samples import eval_names, load_eval, load_outputs, save_outputs
+from .runfolder import EVAL_FILE, REPORT_FILE, eval_names, find_run, load_eval, resolve
+from .samples import load_outputs, save_outputs
 from .tasks import get_task, score, tail
 
 
@@ -255,10 +256,8 @@ def run_of(path: Path) -> Optional[Path]:
     """The run folder of ``edgedl pipeline`` that holds an artifact (``RUN/artifacts/x.tflite``,
     ``RUN/selected/model.tflite``): the first of its folder and that folder's parent with both
     ``report.json`` and ``eval.npz``."""
-    for folder in list(Path(path).resolve().parents)[:2]:
-        if (folder / "report.json").is_file() and (folder / "eval.npz").is_file():
-            return folder
-    return None
+    run = find_run(Path(path).parent, levels=1)
+    return run if run is not None and (run / EVAL_FILE).is_file() else None
 
 
 def _run_manifest(run: Path, path: Path) -> tuple[dict, dict]:
@@ -266,12 +265,12 @@ def _run_manifest(run: Path, path: Path) -> tuple[dict, dict]:
     from .report import read_report
 
     try:
-        report = read_report(run / "report.json")
+        report = read_report(run / REPORT_FILE)
     except UserError:
         return {}, {}
     records = report["variants"]
     here = path.resolve()
-    entry = next((v for v in records if v.get("path") and (run / v["path"]).resolve() == here), {})
+    entry = next((v for v in records if v.get("path") and resolve(v["path"], run).resolve() == here), {})
     entry = {**entry, "variant": entry["name"]} if entry else {}
     original = records[0] if records and records[0].get("status", "ok") == "ok" else None
     reference = {"variant": "original", "metrics": original["metrics"]} if original else {}
@@ -288,10 +287,9 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     from the host's Keras original (the bundle's manifest holds that figure).
     """
     from .bundle import verify_for
-    from .files import file_sizes
     from .machine import machine_info
     from .model import check_providers
-    from .report import make_report, metric_delta
+    from .report import make_report, metric_delta, variant_record
 
     path = Path(model_path)
     check_providers(path, providers)  # before the evaluation set loads
@@ -304,24 +302,15 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
         if eval_path is None and manifest.get("eval"):
             eval_path = found["root"] / manifest["eval"]
     elif eval_path is None and (run := run_of(path)) is not None:  # an artifact of a run of 'edgedl pipeline'
-        eval_path = run / "eval.npz"
+        eval_path = run / EVAL_FILE
         manifest, entry = _run_manifest(run, path)
     figures = measure(path, eval_path, threads, runs, warmup, seconds, providers, shapes, loader)
     from .model import read_metadata
 
     meta = read_metadata(path)
-    size, gz = file_sizes(path)
-    record = {
-        "name": entry.get("variant", path.stem),
-        "format": meta.format,
-        "precision": meta.precision,
-        "techniques": list(entry.get("techniques", meta.techniques)),
-        "path": shown_path,
-        "size_bytes": size,
-        "gzip_bytes": gz,
-        **{k: entry[k] for k in ("params", "macs", "macs_per_pixel") if k in entry},
-        **figures,
-    }
+    record = variant_record(entry.get("variant", path.stem), meta.format, meta.precision,
+                            entry.get("techniques", meta.techniques), path, shown_path, figures,
+                            {k: entry[k] for k in ("params", "macs", "macs_per_pixel") if k in entry})
     report = make_report(manifest.get("model", path.stem), meta.task, [record], machine_info(threads),
                          extra={"measured_by": "edgedl-run bench"})  # fmt: skip
     metric = report["metric"]

@@ -20,7 +20,7 @@ import tarfile
 from pathlib import Path
 from typing import Optional
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .files import sha256_file
 
 MANIFEST = "manifest.json"
@@ -160,7 +160,7 @@ def extract(archive: str | Path, dest: str | Path) -> Path:
         except tarfile.FilterError as exc:
             raise UserError(f"{archive}: refused to unpack {exc.tarinfo.name!r} ({exc}); the bundle is unsafe") from None
         except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise UserError(f"{archive}: corrupt archive ({str(exc)[:100] or type(exc).__name__}); copy it again") from None
+            raise UserError(f"{archive}: corrupt archive ({one_line(exc, 100)}); copy it again") from None
         except OSError as exc:
             raise UserError(f"{archive}: could not be unpacked ({exc.strerror or exc})") from None
         verify(stage / top)

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .files import check_regular
 from .metadata import ModelMetadata
 
@@ -120,7 +120,7 @@ def load_image(path: Path, meta: ModelMetadata, keep_size: bool = False,
     except MemoryError:
         raise UserError(f"{path}: too large to decode in memory") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise anything from OSError to SyntaxError
-        raise UserError(f"{path}: not a readable image ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise UserError(f"{path}: not a readable image ({one_line(exc, 120, typed=True)})") from None
     return from_pixels(pixels, meta, keep_size, options)
 
 
@@ -182,7 +182,7 @@ def read_npy(path: Path) -> np.ndarray:
     except MemoryError:
         raise UserError(f"{path}: too large to read into memory") from None
     except Exception as exc:  # noqa: BLE001 - numpy's header parser raises ValueError, TokenError, SyntaxError...
-        raise UserError(f"{path}: not a readable .npy array ({type(exc).__name__}: {str(exc)[:100]})") from None
+        raise UserError(f"{path}: not a readable .npy array ({one_line(exc, 100, typed=True)})") from None
     if arr.size == 0:
         raise UserError(f"{path}: the array of shape {arr.shape} is empty")
     _check_finite(arr, path)
@@ -210,7 +210,7 @@ def read_npz(path: Path) -> dict:
     except MemoryError:
         raise UserError(f"{path}: too large to read into memory") from None
     except Exception as exc:  # noqa: BLE001 - zipfile and numpy raise BadZipFile, ValueError, zlib.error...
-        raise UserError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {str(exc)[:100]})") from None
+        raise UserError(f"{path}: not a readable .npz archive ({one_line(exc, 100, typed=True)})") from None
     return arrays
 
 

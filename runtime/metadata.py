@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .tasks import TASKS
 
 SCHEMA_VERSION = 2
@@ -340,5 +340,5 @@ def parse_metadata(text, source: str) -> ModelMetadata:
     except UserError as exc:
         raise UserError(f"{source}: {exc}; re-export the model with edgedl") from None
     except (ValueError, TypeError, RecursionError) as exc:
-        raise UserError(f"{source}: model metadata is not valid JSON ({str(exc)[:80]}); re-export the model with "
+        raise UserError(f"{source}: model metadata is not valid JSON ({one_line(exc, 80)}); re-export the model with "
                         "edgedl") from None  # fmt: skip

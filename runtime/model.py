@@ -19,7 +19,7 @@ import numpy as np
 
 from . import introspect
 from .bundle import verify_for
-from .errors import UserError, first_line, import_first
+from .errors import UserError, import_first, one_line
 from .files import MAX_MODEL_BYTES, check_regular, read_limited
 from .introspect import edgedl_record
 from .metadata import ModelMetadata, Normalization, Quantization
@@ -39,7 +39,7 @@ def interpreter_errors(path: Path, doing: str):
     except MemoryError:
         raise UserError(f"{path.name}: out of memory while {doing}; use a smaller input or batch") from None
     except Exception as exc:  # noqa: BLE001 - the one boundary with the interpreter
-        raise UserError(f"{path.name}: the interpreter failed while {doing} ({first_line(exc)}); the file may be "
+        raise UserError(f"{path.name}: the interpreter failed while {doing} ({one_line(exc, 240)}); the file may be "
                         "damaged, or need operators this interpreter does not have") from None  # fmt: skip
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import UserError, first_line, import_first
+from .errors import UserError, import_first, one_line
 
 
 # In order of preference; onnxruntime-gpu on a Jetson has the first two, every build the last.
@@ -51,4 +51,4 @@ def onnx_session(path: Path, data: bytes, threads: Optional[int], providers: Opt
         return ort.InferenceSession(data, sess_options=options, providers=chosen,
                                     provider_options=[_provider_options(p, path) for p in chosen])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
-        raise UserError(f"{path}: not a valid ONNX model ({first_line(exc)}); re-export it") from None
+        raise UserError(f"{path}: not a valid ONNX model ({one_line(exc, 240)}); re-export it") from None

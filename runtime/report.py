@@ -52,6 +52,18 @@ def unit(metric: Optional[str]) -> str:
     return "points" if metric in IN_POINTS else "dB" if metric in ("psnr", "snr_db") else ""
 
 
+def variant_record(name: str, fmt: str, precision: str, techniques, file, shown: str, figures: dict,
+                   costs: Optional[dict] = None) -> dict:  # fmt: skip
+    """A measured variant: what it is, where (``shown``: its path as the report stores it), the size of its
+    ``file`` raw and gzipped, its ``costs`` (params, MACs, sparsity, ...) and the measurement's ``figures``
+    (metrics, latency, memory)."""
+    from .files import file_sizes
+
+    size, gz = file_sizes(Path(file))
+    return {"name": name, "format": fmt, "precision": precision, "techniques": list(techniques), "path": shown,
+            "size_bytes": size, "gzip_bytes": gz, **(costs or {}), **figures}
+
+
 def failed_record(name: str, fmt: str, precision: str, techniques: tuple, error: str) -> dict:
     """A variant that could not be built or measured: kept in the report with its reason."""
     return {"name": name, "format": fmt, "precision": precision, "techniques": list(techniques),

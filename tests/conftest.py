@@ -121,7 +121,7 @@ def require_package_index() -> None:
 
 @pytest.fixture(scope="session")
 def mnist():
-    from edgedl.datasets import mnist_default
+    from edgedl.data.datasets import mnist_default
 
     return mnist_default()
 
@@ -130,7 +130,7 @@ def mnist():
 def trained_cnn(mnist):
     """The seed CNN after one quick epoch on 4,000 images: accurate enough for top-1 checks."""
     from edgedl.models import create_model
-    from edgedl.train import compile_for_task, set_seeds
+    from edgedl.training.train import compile_for_task, set_seeds
 
     train, _ = mnist
     set_seeds(0)

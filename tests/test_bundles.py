@@ -253,8 +253,8 @@ def test_a_bundle_installs_from_its_own_requirements_and_runs_like_the_host(bund
 def test_the_probed_operator_table_is_what_tflite_runtime_214_loads(tmp_path):
     """Re-probe tflite-runtime 2.14 in a fresh venv: the committed table is what that interpreter says."""
     require_package_index()
-    from edgedl.targets import load_op_table
-    from edgedl.targets.probe import probe
+    from edgedl.deploy.targets import load_op_table
+    from edgedl.deploy.targets.probe import probe
 
     fresh = probe(["tflite-runtime==2.14.0", "numpy<2"])
     assert fresh["max_versions"] == load_op_table("tflite-runtime-2.14.0.json")["max_versions"]

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from edgedl.cluster import free_ports, launched, restartable, tf_config, without_workers
-from edgedl.distribute import ArrayBatches, Cluster, choose, pipeline_batches, read_cluster, steps_per_epoch
+from edgedl.training.cluster import free_ports, launched, restartable, tf_config, without_workers
+from edgedl.training.distribute import ArrayBatches, Cluster, choose, pipeline_batches, read_cluster, steps_per_epoch
 from runtime.errors import UserError
 
 GPUS = ["/device:GPU:0", "/device:GPU:1", "/device:GPU:2"]

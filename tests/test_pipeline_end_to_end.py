@@ -32,7 +32,7 @@ def test_report_has_every_variant_and_the_schema(report):
     assert report["schema_version"] == 2 and report["model"] == "cnn" and report["task"] == "classification"
     assert {"cpu", "cores", "versions", "threads"} <= set(report["machine"])
     assert "ai-edge-litert" in report["machine"]["versions"] and "onnxruntime" in report["machine"]["versions"]
-    from edgedl.recipes import variant_names
+    from edgedl.pipeline.recipes import variant_names
 
     names = [v["name"] for v in report["variants"]]
     assert names == ["original", *variant_names("classification")]
@@ -126,7 +126,7 @@ def test_a_rerun_reuses_the_model_and_artifacts_and_its_table_fits_an_80_column_
     assert (out / "model.keras").stat().st_mtime_ns == model_mtime
     after = {p.name: p.stat().st_mtime_ns for p in (out / "artifacts").iterdir()}
     assert after == before
-    from edgedl.recipes import variant_names
+    from edgedl.pipeline.recipes import variant_names
 
     report = json.loads((out / "report.json").read_text())
     names = [v["name"] for v in report["variants"]]
@@ -180,7 +180,7 @@ def test_a_keras3_model_gets_post_training_variants_and_a_clear_no_for_pruning(t
 
 
 def test_a_users_saved_model_goes_through_the_same_pipeline(tmp_path, trained_cnn):
-    from edgedl.train import save_model
+    from edgedl.training.model_io import save_model
 
     save_model(trained_cnn, tmp_path / "mine.h5")
     proc = run_cli("edgedl", "pipeline", "--model", str(tmp_path / "mine.h5"), "--out", str(tmp_path / "run"),

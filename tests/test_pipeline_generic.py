@@ -143,7 +143,7 @@ def test_a_two_input_model_without_fitting_data_is_refused_in_one_line(two_input
 
 
 def test_the_task_of_a_users_model_comes_from_its_shape():
-    from edgedl.pipeline import task_of
+    from edgedl.tasks import task_of
     from exporters.tfkeras import keras
 
     k = keras()

@@ -79,7 +79,7 @@ def test_bad_arguments_stop_before_any_work(tmp_path, argv, message):
 
 
 def test_a_users_model_is_distilled_into_a_copy_of_itself_not_the_zoos_student(convlstm_h5, tmp_path):
-    from edgedl.pipeline import Pipeline, PipelineConfig
+    from edgedl.pipeline.stages import Pipeline, PipelineConfig
 
     user = Pipeline(PipelineConfig(model=str(convlstm_h5), out=tmp_path))
     assert [c.student for c in user.recipe_configs("distill")] == ["width:0.5"]

@@ -80,7 +80,7 @@ def test_without_labels_variants_are_ranked_by_their_agreement_with_the_original
 
 
 def test_params_and_macs_are_counted_from_the_artifacts_operators(pytorch_like_onnx, artifacts, trained_cnn):
-    from edgedl.artifact_stats import artifact_stats
+    from edgedl.deploy.artifact_stats import artifact_stats
     from edgedl.compress import model_stats
 
     # 16×16 pictures: a 3×3 convolution to 8 channels, then 8 → 3.

@@ -7,7 +7,7 @@ from typing import Callable, Optional, Sequence
 
 from runtime.errors import UserError
 
-from ..datasets import Dataset
+from ..data.datasets import Dataset
 from . import _distill, _filters, _stats, _techniques
 from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, FineTuneConfig, PruneConfig, QATConfig
 
@@ -91,8 +91,8 @@ def compress(model, configs: Sequence, data: Dataset, task: str = "classificatio
     >>> result.techniques, result.stats["sparsity"]                             # doctest: +SKIP
     (('prune', 'qat'), 0.8)
     """
-    from .. import distribute
-    from ..train import set_seeds
+    from ..training import distribute
+    from ..training.train import set_seeds
 
     if not configs:
         raise UserError("no compression technique given")

@@ -6,7 +6,7 @@ from typing import Optional
 
 from runtime.errors import UserError
 
-from ..train import check_training
+from ..training.train import check_training
 
 STRUCTURES = ("unstructured", "2:4")
 

@@ -13,14 +13,14 @@ smaller receptive field, one it can reach.
 from __future__ import annotations
 
 
-from runtime.errors import UserError
+from runtime.errors import UserError, one_line
 
-from .. import distribute
-from .._tf import keras, tf
-from ..datasets import Dataset
-from ..train import compile_for_task
+from ..training import distribute
+from exporters.tfkeras import keras, tf
+from ..data.datasets import Dataset
+from ..training.train import compile_for_task
 from ._configs import DistillConfig
-from ._techniques import require_tf_keras
+from ..training.model_io import require_tf_keras
 
 EPS = 1e-7
 
@@ -143,7 +143,7 @@ def width_scaled(model, factor: float):
     try:
         return k.models.clone_model(model, clone_function=clone)
     except ValueError as exc:  # a residual add between a scaled branch and a fixed one, say
-        raise UserError(f"cannot make a {factor:g}-wide copy of {model.name} ({str(exc).splitlines()[0][:120]}); "
+        raise UserError(f"cannot make a {factor:g}-wide copy of {model.name} ({one_line(exc, 120)}); "
                         "give --student PATH (a model of your own)") from None
 
 
@@ -166,7 +166,7 @@ def build_student(teacher, config: DistillConfig, num_classes: int):
     elif name not in list_models():
         from pathlib import Path
 
-        from ..train import load_keras_model
+        from ..training.model_io import load_keras_model
 
         if not Path(name).exists():
             raise UserError(f"--student {name!r}: neither a zoo model ({', '.join(list_models())}), width:F, nor a "

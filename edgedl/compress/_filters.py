@@ -19,7 +19,7 @@ import numpy as np
 from runtime.errors import UserError
 from runtime.tasks import get_task
 
-from .._tf import keras
+from exporters.tfkeras import keras
 
 PRODUCERS = ("Conv2D", "Dense")
 # Layers whose output channels are their input's (and that slice their own weights by them, for BN and depthwise).
@@ -169,7 +169,8 @@ def filter_prune(model, config, data, task: str, before: tuple, backup=None):
     original (same data, its soft answers), a denoiser or generic model fine-tuned on its targets."""
     from ._configs import DistillConfig
     from ._distill import output_heads, distill
-    from ._techniques import _fine_tune, require_tf_keras
+    from ..training.model_io import require_tf_keras
+    from ._techniques import fine_tune
 
     require_tf_keras(model, "filter pruning")
     thin, _ = filter_pruned(model, config.ratio, output_heads(model))
@@ -177,7 +178,7 @@ def filter_prune(model, config, data, task: str, before: tuple, backup=None):
         teacher = DistillConfig(student_model=thin, epochs=config.epochs, learning_rate=config.learning_rate,
                                 batch_size=config.batch_size)  # fmt: skip
         return distill(model, teacher, data, task, before, backup)
-    _fine_tune(thin, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
+    fine_tune(thin, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return thin
 
 

@@ -85,7 +85,7 @@ def count_macs(model) -> Optional[int]:
 
 def copy_model(model):
     """A new model with the same architecture and weights, sharing nothing with ``model``."""
-    from .._tf import keras
+    from exporters.tfkeras import keras
 
     clone = keras().models.clone_model(model)
     clone.set_weights(model.get_weights())

@@ -11,37 +11,14 @@ import functools
 
 import numpy as np
 
-from runtime.errors import UserError
+from runtime.errors import UserError, one_line
 
-from .. import distribute
-from .._tf import keras, tf
-from ..datasets import Dataset
-from ..train import compile_for_task
+from ..training import distribute
+from exporters.tfkeras import keras, tf
+from ..data.datasets import Dataset
+from ..training.model_io import OUTPUT_ONLY, output_quantize_config, qat_custom_objects, require_tf_keras, tfmot
+from ..training.train import compile_for_task
 from ._configs import ClusterConfig, PruneConfig, QATConfig
-
-
-@functools.lru_cache(maxsize=None)
-def tfmot():
-    tf()  # decides TF_USE_LEGACY_KERAS before tfmot imports TensorFlow
-    try:
-        import tensorflow_model_optimization as module
-    except ImportError:
-        raise UserError("tensorflow-model-optimization is not installed: pip install 'edgedl[train]'") from None
-    return module
-
-
-def is_tf_keras(model) -> bool:
-    return isinstance(model, keras().Model)
-
-
-def require_tf_keras(model, technique: str) -> None:
-    """tfmot works on tf-keras (Keras 2) Sequential/functional models only: say so in one line."""
-    if not is_tf_keras(model):
-        kind = "Keras 3" if type(model).__module__.split(".")[0] == "keras" else type(model).__name__
-        raise UserError(
-            f"{technique} needs a tf-keras (Keras 2) model, and this is a {kind} model: rebuild it with tf_keras, "
-            "or use post-training quantization, which works on any Keras model"
-        )
 
 
 def _wrap(technique: str, fn, *args, **kwargs):
@@ -49,11 +26,10 @@ def _wrap(technique: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ValueError, RuntimeError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{technique}: {first}") from None
+        raise UserError(f"{technique}: {one_line(exc)}") from None
 
 
-def _fine_tune(model, data, task: str, lr: float, epochs: int, batch: int, callbacks=(), backup=None) -> None:
+def fine_tune(model, data, task: str, lr: float, epochs: int, batch: int, callbacks=(), backup=None) -> None:
     """Fine-tune on a ``Dataset`` (images, labels) or a ``Sequence`` of (input, target) batches, under this
     process's strategy (``model`` was built in its scope), checkpointed in ``backup``."""
     compile_for_task(model, task, lr)
@@ -98,7 +74,7 @@ def prune(model, config: PruneConfig, data: Dataset, task: str, before: tuple, b
             frequency=max(1, steps_per_epoch // 4),
         )
         wrapped = _wrap("pruning", _prunable, "pruning", model, pruning_schedule=schedule)
-    _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size,
+    fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size,
                [sparsity.UpdatePruningStep()], backup)  # fmt: skip
     return sparsity.strip_pruning(wrapped)
 
@@ -107,7 +83,7 @@ def finetune(model, config, data, task: str, before: tuple, backup=None):
     """The control: the same extra training a technique gets, without the technique."""
     if config.freeze_batch_norms:
         _freeze_batch_norms(model)
-    _fine_tune(model, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
+    fine_tune(model, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return model
 
 
@@ -126,49 +102,8 @@ def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tupl
         cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
         preserve_sparsity=_pruned(before),  # sparsity-preserving clustering after pruning
     )
-    _fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
+    fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return clustering.strip_clustering(wrapped)
-
-
-# Layers without weights that tfmot's default 8-bit scheme has no configuration for (it has Add and
-# Concatenate): a residual denoiser's Subtract, an embedder's UnitNormalization. Annotated with
-# ``output_quantize_config`` instead, their output is quantized as tfmot quantizes an Add's, so the whole
-# model trains with its int8 rounding; pruning leaves them as they are.
-OUTPUT_ONLY = ("Subtract", "Multiply", "Maximum", "Minimum", "Average", "UnitNormalization")
-
-
-@functools.lru_cache(maxsize=None)
-def output_quantize_config():
-    """A ``QuantizeConfig`` (tfmot's per-layer annotation) that quantizes a weightless layer's output, 8-bit
-    asymmetric per tensor with a moving-average range, and nothing else."""
-    q = tfmot().quantization.keras
-
-    class OutputQuantizeConfig(q.QuantizeConfig):
-        def get_weights_and_quantizers(self, layer):
-            return []
-
-        def get_activations_and_quantizers(self, layer):
-            return []
-
-        def set_quantize_weights(self, layer, quantize_weights):
-            pass
-
-        def set_quantize_activations(self, layer, quantize_activations):
-            pass
-
-        def get_output_quantizers(self, layer):
-            return [q.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
-                                                        narrow_range=False)]  # fmt: skip
-
-        def get_config(self):
-            return {}
-
-    return OutputQuantizeConfig
-
-
-def qat_custom_objects() -> dict:
-    """What ``quantize_scope`` needs to build or load a QAT model annotated here."""
-    return {"OutputQuantizeConfig": output_quantize_config()}
 
 
 def _annotate(model):
@@ -204,7 +139,7 @@ def qat(model, config: QATConfig, data: Dataset, task: str, before: tuple, backu
         quantized = _wrap("quantization-aware training", q.quantize_apply, annotated, *([scheme] if scheme else []))
     _start_ranges_from_data(quantized, model, data)
     _freeze_batch_norms(quantized)
-    _fine_tune(quantized, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
+    fine_tune(quantized, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return quantized
 
 

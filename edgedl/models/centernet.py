@@ -2,7 +2,7 @@
 learned NMS, a small plain CNN to stride 4 and one head, builtin TFLite operators only."""
 from __future__ import annotations
 
-from .._tf import keras
+from exporters.tfkeras import keras
 from ._registry import register_model
 
 CANVAS = 96

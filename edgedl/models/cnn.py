@@ -1,7 +1,7 @@
 """The seed's MNIST classifier: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10 on 28×28×1."""
 from __future__ import annotations
 
-from .._tf import keras
+from exporters.tfkeras import keras
 from ._registry import register_model
 
 

@@ -1,7 +1,7 @@
 """An image embedder (the face-recognition pattern, on digits): a small CNN to a unit vector."""
 from __future__ import annotations
 
-from .._tf import keras
+from exporters.tfkeras import keras
 from ._registry import register_model
 
 

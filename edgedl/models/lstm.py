@@ -7,7 +7,7 @@ STACK.md).
 """
 from __future__ import annotations
 
-from .._tf import keras
+from exporters.tfkeras import keras
 from ._registry import register_model
 
 

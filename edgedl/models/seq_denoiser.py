@@ -25,7 +25,7 @@ import functools
 
 import numpy as np
 
-from .._tf import keras, tf
+from exporters.tfkeras import keras, tf
 from ._registry import register_model
 
 FRAMES = 8

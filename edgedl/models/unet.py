@@ -1,7 +1,7 @@
 """U-Net-lite (Ronneberger et al., 2015, narrowed for a CPU): a class for every pixel of a 64×64 canvas."""
 from __future__ import annotations
 
-from .._tf import keras
+from exporters.tfkeras import keras
 from ._registry import register_model
 
 CANVAS = 64

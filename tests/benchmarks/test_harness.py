@@ -22,10 +22,11 @@ def test_an_artifact_is_measured_in_its_own_process(artifacts, eval_npz, trained
 def test_the_keras_original_is_measured_the_same_way(tmp_path, eval_npz, trained_cnn, mnist):
     import numpy as np
 
-    from edgedl.train import save_model
+    from edgedl.pipeline import keras_measure
+    from edgedl.training.model_io import save_model
 
     save_model(trained_cnn, tmp_path / "m.keras")
-    variant = Variant("original", "keras", "float32", tmp_path / "m.keras", measurer="edgedl.measure_keras")
+    variant = Variant("original", "keras", "float32", tmp_path / "m.keras", measurer=keras_measure.__name__)
     record = measure_variant(variant, eval_npz, BenchConfig(runs=20, warmup=2), root=tmp_path)
     _, ev = mnist
     keras_acc = float(np.mean(trained_cnn.predict(ev.x[:300], verbose=0).argmax(1) == ev.y[:300]))

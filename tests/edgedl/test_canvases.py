@@ -1,7 +1,7 @@
 """The canvases detection and segmentation learn from: made from a seed, boxes and masks that agree."""
 import numpy as np
 
-from edgedl.canvases import STROKE, digit_canvases
+from edgedl.data.canvases import STROKE, digit_canvases
 
 
 def _digits():

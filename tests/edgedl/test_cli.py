@@ -65,7 +65,7 @@ def test_user_errors_are_one_line(tmp_path, argv, message):
 
 def test_export_command_writes_a_loadable_artifact(tmp_path, trained_cnn):
     import runtime
-    from edgedl.train import save_model
+    from edgedl.training.model_io import save_model
 
     save_model(trained_cnn, tmp_path / "m.keras")
     proc = run_cli("edgedl", "export", str(tmp_path / "m.keras"), "--format", "onnx", "--precision", "int8",
@@ -83,7 +83,7 @@ def test_export_command_writes_a_loadable_artifact(tmp_path, trained_cnn):
 def test_compress_command_prunes_exports_and_reports(tmp_path, trained_cnn):
     import json
 
-    from edgedl.train import save_model
+    from edgedl.training.model_io import save_model
 
     save_model(trained_cnn, tmp_path / "m.keras")
     proc = run_cli("edgedl", "compress", str(tmp_path / "m.keras"), "--technique", "prune", "--sparsity", "0.5",
@@ -126,7 +126,7 @@ def test_compress_distils_a_denoiser_into_a_zoo_student(tmp_path):
     from PIL import Image
 
     from edgedl.models import create_model
-    from edgedl.train import save_model
+    from edgedl.training.model_io import save_model
 
     rng = np.random.default_rng(0)
     for folder, count in (("train", 4), ("eval", 2)):

@@ -66,7 +66,7 @@ def test_a_width_scaled_student_is_the_teachers_architecture_thinner(trained_cnn
 
 
 def test_cluster_preserving_qat_counts_only_the_deployed_parameters(trained_cnn, small_train, tmp_path):
-    from edgedl.train import save_model
+    from edgedl.training.model_io import save_model
 
     clustered = compress(trained_cnn, [ClusterConfig(clusters=8, epochs=1)], small_train)
     cqat = compress(clustered.model, [QATConfig(epochs=1)], small_train, before=clustered.techniques)
@@ -189,7 +189,7 @@ def test_keras3_models_cannot_be_pruned_or_qat_trained(small_train):
 
 
 def _noisy_patches(seed=0):
-    from edgedl.denoising import ImageSet, Noise, patch_batches
+    from edgedl.data.denoising import ImageSet, Noise, patch_batches
 
     rng = np.random.default_rng(seed)
     images = ImageSet(tuple(rng.uniform(0.2, 0.8, (48, 48, 1)).astype(np.float32) for _ in range(8)), "random")
@@ -199,7 +199,7 @@ def _noisy_patches(seed=0):
 def test_a_denoiser_student_learns_from_its_teachers_outputs():
     """A teacher that answers 0.7 everywhere pulls a student trained on it alone (alpha 0) to 0.7; trained on
     the clean images alone (alpha 1), the same student stays near the clean patches (mean 0.5)."""
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
     from edgedl.models import create_model
 
     k = keras()
@@ -220,7 +220,7 @@ def test_a_denoiser_student_learns_from_its_teachers_outputs():
 def test_qat_starts_from_the_float_models_activation_ranges():
     """tfmot starts every activation range at [-6, 6]; measured on the data first, a QAT model whose weights
     do not move (a learning rate of 1e-9) rounds like an int8 export, not 20 times coarser."""
-    from edgedl._tf import keras
+    from exporters.tfkeras import keras
 
     k = keras()
     noisy = k.layers.Input((None, None, 1))
@@ -242,8 +242,8 @@ def test_qat_trains_a_residual_denoiser_and_its_saved_model_exports_again(tmp_pa
     the model was trained with."""
     import runtime
     from edgedl.models import create_model
-    from edgedl.targets import tflite_operators
-    from edgedl.train import load_keras_model, save_model
+    from edgedl.deploy.targets import tflite_operators
+    from edgedl.training.model_io import load_keras_model, save_model
     from exporters import ModelInfo, export
 
     data = _noisy_patches()

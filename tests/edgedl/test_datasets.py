@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgedl import datasets
-from edgedl.datasets import load_data, mnist_default, read_idx, train_eval
+from edgedl.data import datasets
+from edgedl.data.datasets import load_data, mnist_default, read_idx, train_eval
 from runtime.errors import UserError
 
 

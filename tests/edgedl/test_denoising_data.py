@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from edgedl import denoising
-from edgedl.denoising import ImageSet, Noise
+from edgedl.data import denoising
+from edgedl.data.denoising import ImageSet, Noise
 from runtime.errors import UserError
 
 def test_noise_has_the_asked_sigma_and_eval_inputs_are_8_bit():

@@ -13,14 +13,14 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
-from edgedl.datasets import HOLDOUT_FRACTION
+from edgedl.data.datasets import HOLDOUT_FRACTION
 
 EPOCH_ROWS = 4000  # a short epoch: the first 4000 embedded digits, 80 % of them for training
 STEPS_PER_EPOCH = int(EPOCH_ROWS * (1 - HOLDOUT_FRACTION)) // 128  # 25 steps of a global batch of 128
 
 
 def _accuracy(model_path: Path, data) -> float:
-    from edgedl.train import load_keras_model
+    from edgedl.training.model_io import load_keras_model
 
     model = load_keras_model(model_path)
     return float(np.mean(model.predict(data.x, verbose=0).argmax(-1) == data.y))
@@ -43,7 +43,7 @@ def test_training_shards_are_disjoint_and_hold_the_training_rows_alone():
     carry their index, so nothing else (the evaluation split, which is a dataset of its own) is in them."""
     from exporters.tfkeras import tf
 
-    from edgedl.distribute import ArrayBatches, dataset_fn
+    from edgedl.training.distribute import ArrayBatches, dataset_fn
 
     rows = np.arange(640)
     shards = []
@@ -108,7 +108,7 @@ def test_a_killed_worker_is_restarted_and_the_run_resumes_from_its_backup(tmp_pa
 
 def test_pruning_under_two_workers_reaches_the_requested_sparsity(tmp_path, trained_cnn, small_npz):
     from edgedl.compress._stats import layer_sparsity
-    from edgedl.train import load_keras_model, save_model
+    from edgedl.training.model_io import load_keras_model, save_model
 
     source = tmp_path / "cnn.keras"
     save_model(trained_cnn, source)
@@ -143,7 +143,7 @@ def test_a_pipeline_on_two_workers_trains_and_compresses_together(tmp_path, smal
 
 def test_one_device_mixed_precision_and_xla_are_a_gpu_runs_options_recorded_in_its_config(tmp_path, small_npz):
     """On the CPU here: the run goes through, says what it computed with, and saves a float32 model."""
-    from edgedl.train import load_keras_model
+    from edgedl.training.model_io import load_keras_model
 
     out = tmp_path / "run"
     proc = run_cli("edgedl", "train", "--model", "cnn", "--data", str(small_npz), "--epochs", "1", "--out", str(out),

@@ -29,7 +29,7 @@ def test_num_classes_changes_the_head():
 
 
 def test_each_model_gets_only_the_recipes_tfmot_can_apply():
-    from edgedl.recipes import select_variants
+    from edgedl.pipeline.recipes import select_variants
 
     def recipes(name):
         entry = model_entry(name)

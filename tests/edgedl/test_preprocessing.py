@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import runtime
-from edgedl.preprocessing import RAW_PIXELS, model_normalization, normalizes_itself, to_model_inputs
+from edgedl.data.preprocessing import RAW_PIXELS, model_normalization, normalizes_itself, to_model_inputs
 from runtime.metadata import Normalization
 from tests.conftest import run_cli
 

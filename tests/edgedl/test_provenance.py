@@ -3,9 +3,9 @@ from dataclasses import replace
 
 import pytest
 
-from edgedl import recipes
+from edgedl.pipeline import recipes
 from edgedl.compress import PruneConfig
-from edgedl.provenance import build_key, library_versions
+from edgedl.pipeline.provenance import build_key, library_versions
 
 BASE = dict(source_sha256="a" * 64, recipe="prune", fmt="tflite", precision="int8", calibration_sha256="c",
             data_sha256="d", seed=0, versions={"tensorflow": "2.21.0", "onnx": "1.23.2"})  # fmt: skip
@@ -39,12 +39,12 @@ def test_post_training_keys_ignore_what_does_not_touch_them():
 
 def test_an_artifact_is_reused_only_for_its_own_key(trained_cnn, model_info, tmp_path):
     from exporters import export
-    from edgedl.pipeline import Pipeline
+    from edgedl.pipeline.provenance import built_with
 
     key = build_key(**BASE)
     path = tmp_path / "a.tflite"
     export(trained_cnn, path, "tflite", replace(model_info, build_key=key))
-    assert Pipeline._intact(path, key)
-    assert not Pipeline._intact(path, build_key(**{**BASE, "calibration_sha256": "new"}))
+    assert built_with(path, key)
+    assert not built_with(path, build_key(**{**BASE, "calibration_sha256": "new"}))
     path.write_bytes(path.read_bytes()[:-10])  # a damaged artifact is rebuilt, not reused
-    assert not Pipeline._intact(path, key)
+    assert not built_with(path, key)

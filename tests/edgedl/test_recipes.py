@@ -7,7 +7,7 @@ from runtime.errors import UserError
 
 def test_a_control_trains_as_long_as_its_recipe_in_the_same_steps():
     from edgedl.compress import FineTuneConfig, PruneConfig, QATConfig
-    from edgedl.recipes import RECIPES, control_of, recipe_techniques
+    from edgedl.pipeline.recipes import RECIPES, control_of, recipe_techniques
 
     prune, qat = RECIPES["prune"].configs[0], RECIPES["prune_qat"].configs[0]
     assert isinstance(prune, PruneConfig) and isinstance(qat, QATConfig)
@@ -20,7 +20,7 @@ def test_a_control_trains_as_long_as_its_recipe_in_the_same_steps():
 
 
 def test_controls_are_built_only_when_asked_for():
-    from edgedl.recipes import select_variants
+    from edgedl.pipeline.recipes import select_variants
 
     default = [s.name for s in select_variants(None, "classification")]
     assert not [n for n in default if n.startswith("control_")] and "filter_prune_tflite_float32" in default
@@ -34,8 +34,8 @@ def test_controls_are_built_only_when_asked_for():
 
 
 def test_a_zoo_denoiser_is_distilled_into_its_registered_student(tmp_path):
-    from edgedl.pipeline import Pipeline, PipelineConfig
-    from edgedl.recipes import variant_names
+    from edgedl.pipeline.stages import Pipeline, PipelineConfig
+    from edgedl.pipeline.recipes import variant_names
 
     assert {"distill_tflite_int8", "student_tflite_float32"} <= set(variant_names("denoising", ("distill", "student")))
     for model, student in (("ircnn_lite", "dncnn_lite"), ("dncnn", "dncnn_lite"), ("cnn", "cnn_student")):

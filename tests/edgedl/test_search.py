@@ -1,6 +1,7 @@
 """The accuracy-aware search on a hand-made space: it goes thinner while a candidate stays within the budget,
 stops at the first that does not, and at its time budget."""
-from edgedl.search import recipe_name, search
+from edgedl.pipeline.recipes import recipe_name
+from edgedl.pipeline.search import search
 
 
 def test_the_search_stops_at_the_first_candidate_beyond_the_budget():
@@ -25,7 +26,7 @@ def test_the_search_keeps_to_its_time_budget():
 
 
 def test_the_candidates_are_recipes_built_only_by_the_search():
-    from edgedl.recipes import RECIPES, select_variants
+    from edgedl.pipeline.recipes import RECIPES, select_variants
 
     assert recipe_name(0.75) == "filter_prune_75" and RECIPES["filter_prune_75"].configs[0].ratio == 0.75
     default = {s.recipe for s in select_variants(None, "classification") if s.recipe}

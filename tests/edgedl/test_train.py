@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from edgedl.models import create_model
-from edgedl.train import TrainConfig, load_keras_model, train
+from edgedl.training.model_io import load_keras_model
+from edgedl.training.train import TrainConfig, train
 from runtime.errors import UserError
 
 
@@ -81,7 +82,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(mnist, tmp_path):
             if epoch == 0:
                 raise KeyboardInterrupt
 
-    from edgedl import train as train_module
+    from edgedl.training import train as train_module
 
     original_fit = keras().Model.fit
 

@@ -83,7 +83,7 @@ def test_a_dilated_denoiser_keeps_any_size_and_tiles_without_seams(dilated_artif
             assert y.shape == x.shape, (key, y.shape)
             if key[1] == "float32":
                 np.testing.assert_allclose(y, keras_model.predict(x, verbose=0), atol=1e-4)
-    from edgedl.targets import tflite_operators
+    from edgedl.deploy.targets import tflite_operators
 
     for precision in ("float32", "int8"):  # one convolution with dilation factors, not a space-to-batch detour
         kinds = [name for name, _ in tflite_operators(arts[("tflite", precision)].path)]

@@ -15,7 +15,7 @@ EXE = str(Path(sys.executable).with_name("edgedl-run"))
 def fuzz_seeds(artifacts, mnist, tmp_path_factory):
     from PIL import Image
 
-    from edgedl.bundle import bundle
+    from edgedl.deploy.bundle import bundle
 
     folder = tmp_path_factory.mktemp("fuzz-seeds")
     png = folder / "digit.png"

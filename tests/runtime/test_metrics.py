@@ -76,7 +76,7 @@ def test_the_tail_finds_the_one_sample_a_mean_hides():
 
 
 def test_every_images_psnr_change_is_kept_and_the_worst_image_named(tmp_path):
-    from runtime.samples import eval_names
+    from runtime.runfolder import eval_names
     from runtime.metrics import psnr, psnr_deltas
 
     rng = np.random.default_rng(1)

@@ -1,0 +1,115 @@
+"""What the ``edgedl`` commands read: the argument groups they share, the training configuration and the data
+they prepare for a zoo model or a saved one."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from runtime.errors import UserError
+
+
+def add_data_args(p) -> None:
+    p.add_argument("--data", type=Path, help="training data: MNIST IDX file/folder, .npz, or a folder per class "
+                                             "(default: the embedded MNIST split)")  # fmt: skip
+    p.add_argument("--eval-data", type=Path, help="evaluation data, same forms (default: see --data)")
+
+
+def add_normalization_args(p) -> None:
+    p.add_argument("--mean", help="the model takes (pixel/255 - MEAN) / STD: per channel (0.485,0.456,0.406) or one; "
+                                  "recorded in every artifact (default: pixel/255, or raw pixels for a model whose "
+                                  "first layer is Rescaling/Normalization)")  # fmt: skip
+    p.add_argument("--std", help="see --mean")
+
+
+def add_train_args(p) -> None:
+    p.add_argument("--epochs", type=int, help="training epochs (default: the model's, 8 for cnn)")
+    p.add_argument("--batch-size", type=int, help="batch size per device (default: the model's, 64 for cnn)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--sigma", default="25", help="denoisers: noise σ on the 0-255 scale, or 'blind' (default 25)")
+
+
+def add_strategy_args(p, training: bool = True) -> None:
+    """Where training runs (``edgedl.training.distribute``); with ``training``, how it computes too."""
+    from ..training.distribute import MIXED_PRECISION, STRATEGIES
+
+    p.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                   help="auto (default): a cluster when TF_CONFIG names one, else every GPU, else the CPU; one: "
+                        "one device; mirrored: every GPU here; multiworker: the cluster of TF_CONFIG")  # fmt: skip
+    p.add_argument("--workers", type=int,
+                   help="run as N local workers on loopback (multi-worker, TF_CONFIG made for each; a killed "
+                        "worker restarts them all from their backups)")  # fmt: skip
+    if training:
+        p.add_argument("--mixed-precision", default="auto", choices=MIXED_PRECISION,
+                       help="float16 compute with float32 weights (auto, the default: on with GPUs)")
+        p.add_argument("--xla", action="store_true", help="compile training steps with XLA (jit_compile)")
+
+
+def setup_distribution(args):
+    """This process's strategy, made before TensorFlow runs anything (a multi-worker one must come first)."""
+    from ..training.distribute import setup
+
+    return setup(args.strategy, getattr(args, "mixed_precision", "off"), getattr(args, "xla", False))
+
+
+def log_name() -> str:
+    """The chief's log is ``log.txt``; another worker of a cluster writes ``log-worker-I.txt``."""
+    import os
+
+    from ..training.distribute import read_cluster
+
+    rank = read_cluster(os.environ.get("TF_CONFIG")).rank
+    return "log.txt" if rank == 0 else f"log-worker-{rank}.txt"
+
+
+def train_config(args, model: str):
+    """The model's own training defaults (a zoo model's), overridden by what the user gave."""
+    from ..models import list_models, model_entry
+    from ..training.train import TrainConfig
+
+    defaults = model_entry(model).train_defaults if model in list_models() else {}
+    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed") if getattr(args, k) is not None}
+    return TrainConfig(**{**defaults, **given})
+
+
+def prepare(args, task: str, image_shape: tuple, batch_size: int = 64, seed: int = 0):
+    from .. import tasks
+    from ..data.denoising import Noise
+
+    noise = Noise.parse(getattr(args, "sigma", "25"), getattr(args, "eval_sigma", None))
+    return tasks.prepare(task, args.data, getattr(args, "eval_data", None), image_shape, noise, batch_size, seed)
+
+
+def prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int = 0):
+    """The data for a saved model of ``task``; a generic one (several inputs or outputs) takes its inputs
+    from ``--data`` (an .npz by input name, pictures, an .npy) as ``tasks.generic`` reads them."""
+    from .. import tasks
+
+    if tasks.host_task(task).prepare is not None:
+        return tasks.normalized(prepare(args, task, tuple(model.inputs[0].shape[1:]), batch_size, seed), norm)
+    from ..data.model_data import describe_keras
+
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    return tasks.generic(model, describe_keras(model, norm), Path(args.model).name, None, args.data, batch_size,
+                         seed, log)  # fmt: skip
+
+
+def compress_configs(args) -> list:
+    """The techniques of ``--technique`` (comma-separated) with their options."""
+    from ..compress import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
+
+    epochs = {"epochs": args.epochs} if args.epochs is not None else {}
+    builders = {
+        "prune": lambda: PruneConfig(target_sparsity=args.sparsity, **epochs),
+        "prune_2_4": lambda: PruneConfig(structure="2:4", **epochs),
+        "filter_prune": lambda: FilterPruneConfig(ratio=args.ratio, **epochs),
+        "cluster": lambda: ClusterConfig(clusters=args.clusters, **epochs),
+        "qat": lambda: QATConfig(**epochs),
+        "distill": lambda: DistillConfig(student=args.student, temperature=args.temperature, alpha=args.alpha,
+                                         **epochs),  # fmt: skip
+    }
+    configs = []
+    for name in args.technique.split(","):
+        if name not in builders:
+            raise UserError(f"unknown technique {name!r}; known: {', '.join(builders)} (combine with commas)")
+        configs.append(builders[name]())
+    return configs

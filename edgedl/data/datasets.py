@@ -1,0 +1,213 @@
+"""Image data for training and evaluation, offline by default.
+
+The default is the MNIST test split shipped inside the package (checked
+against its sha256 on load): its first 8,000 images train, its last 2,000
+evaluate. A user can point at the full MNIST files (IDX, gzipped or not, or a
+Keras-style ``.npz``) or at a folder with one sub-folder of images per class.
+Images come out as float32 (N, H, W, C) in [0, 1]; labels as int64.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from runtime.errors import UserError
+
+MNIST_DIR = Path(__file__).parent / "assets" / "mnist"
+MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_LABELS = tuple(str(i) for i in range(10))
+DEFAULT_TRAIN = 8000
+DEFAULT_EVAL = 2000
+HOLDOUT_FRACTION = 0.2
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images in [0, 1], integer labels, and the class names they index."""
+
+    x: np.ndarray
+    y: np.ndarray
+    labels: tuple
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, index, source: Optional[str] = None) -> "Dataset":
+        return Dataset(self.x[index], self.y[index], self.labels, source or self.source)
+
+    def save_npz(self, path: Path, task: str) -> None:
+        """These images as an evaluation set of ``task`` (``runtime.runfolder.write_eval``)."""
+        from runtime.runfolder import write_eval
+
+        write_eval(path, {"x": self.x, "y": self.y, "labels": np.array(self.labels)}, task)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{path}: cannot read IDX file ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    start = 4 + 4 * ndim
+    expected = int(np.prod(dims))
+    if len(raw) - start != expected:
+        raise UserError(f"{path}: IDX file is truncated ({len(raw) - start} of {expected} data bytes)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(dims)
+
+
+def _to_float_images(x: np.ndarray, source: str) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise UserError(f"{source}: images must be N×H×W or N×H×W×C, got shape {x.shape}")
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    x = x.astype(np.float32)
+    return x / 255.0 if x.max() > 1.0 else x
+
+
+def mnist_default() -> tuple[Dataset, Dataset]:
+    """The embedded MNIST split: (first 8,000 for training, last 2,000 for evaluation)."""
+    sums = dict(line.split()[::-1] for line in (MNIST_DIR / "SHA256SUMS").read_text().splitlines() if line.strip())
+    for name in MNIST_FILES:
+        digest = hashlib.sha256((MNIST_DIR / name).read_bytes()).hexdigest()
+        if digest != sums[name]:
+            raise UserError(f"{MNIST_DIR / name}: sha256 mismatch, the installed package is damaged; reinstall edgedl")
+    x = _to_float_images(read_idx(MNIST_DIR / MNIST_FILES[0]), "embedded MNIST")
+    y = read_idx(MNIST_DIR / MNIST_FILES[1]).astype(np.int64)
+    full = Dataset(x, y, MNIST_LABELS, "embedded MNIST test split")
+    return (
+        full.take(slice(0, DEFAULT_TRAIN), f"embedded MNIST [0:{DEFAULT_TRAIN}]"),
+        full.take(slice(len(full) - DEFAULT_EVAL, None), f"embedded MNIST [{len(full) - DEFAULT_EVAL}:]"),
+    )
+
+
+def _idx_pair(images: Path) -> Dataset:
+    labels = images.with_name(images.name.replace("images-idx3", "labels-idx1"))
+    if labels == images or not labels.exists():
+        raise UserError(f"{images}: its labels file {labels.name} is missing beside it")
+    x, y = read_idx(images), read_idx(labels)
+    if len(x) != len(y):
+        raise UserError(f"{images}: {len(x)} images but {len(y)} labels in {labels.name}")
+    return Dataset(_to_float_images(x, str(images)), y.astype(np.int64), MNIST_LABELS, str(images))
+
+
+def _idx_in_folder(folder: Path, split: str) -> Optional[Path]:
+    found = sorted(folder.glob("*images-idx3-ubyte*"))
+    if not found:
+        return None
+    prefix = "train" if split == "train" else "t10k"
+    preferred = [f for f in found if f.name.startswith(prefix)]
+    return (preferred or found)[0]
+
+
+def _npz(path: Path, split: str) -> Dataset:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    suffix = "_train" if split == "train" else "_test"
+    for xk, yk in ((f"x{suffix}", f"y{suffix}"), ("x", "y")):
+        if xk in data and yk in data:
+            x, y = data[xk], data[yk].astype(np.int64).reshape(-1)
+            labels = tuple(str(v) for v in data["labels"]) if "labels" in data else tuple(
+                str(i) for i in range(int(y.max()) + 1)
+            )
+            return Dataset(_to_float_images(x, str(path)), y, labels, f"{path}[{xk}]")
+    raise UserError(f"{path}: .npz needs arrays x_train/y_train, x_test/y_test or x/y; it has {sorted(data.files)}")
+
+
+def _image_folder(folder: Path, image_shape: tuple) -> Dataset:
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    height, width, channels = image_shape
+    xs, ys = [], []
+    for index, name in enumerate(classes):
+        for f in sorted((folder / name).iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(f) as img:
+                    img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
+                    xs.append(np.asarray(img))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise UserError(f"{f}: not a readable image ({exc})") from None
+            ys.append(index)
+    if not xs:
+        raise UserError(f"{folder}: no images found in class sub-folders (expected {folder}/<class>/<image>.png)")
+    x = np.stack(xs)
+    return Dataset(_to_float_images(x, str(folder)), np.array(ys, dtype=np.int64), tuple(classes), str(folder))
+
+
+def load_data(path: str | Path, split: str = "train", image_shape: tuple = (28, 28, 1)) -> Dataset:
+    """Load a user's data set: MNIST IDX file or folder, ``.npz``, or an image folder per class.
+
+    ``split`` ("train" or "test") picks the matching part where the source has
+    both (``train-*``/``t10k-*`` IDX files, ``x_train``/``x_test`` arrays).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such data file or folder")
+    if path.is_file():
+        if path.suffix == ".npz":
+            return _npz(path, split)
+        if "idx3-ubyte" in path.name:
+            return _idx_pair(path)
+        raise UserError(f"{path}: unknown data format; give an IDX images file, an .npz or an image folder")
+    idx = _idx_in_folder(path, split)
+    if idx is not None:
+        return _idx_pair(idx)
+    return _image_folder(path, image_shape)
+
+
+def has_split(path: str | Path, split: str) -> bool:
+    """Whether ``path`` holds a separate ``split`` part (so no hold-out is needed)."""
+    path = Path(path)
+    if path.suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            return f"x_{split}" in data.files
+    if path.is_dir():
+        prefix = "train" if split == "train" else "t10k"
+        return any(f.name.startswith(prefix) for f in path.glob("*images-idx3-ubyte*"))
+    return False
+
+
+def train_eval(
+    data: Optional[str | Path] = None,
+    eval_data: Optional[str | Path] = None,
+    image_shape: tuple = (28, 28, 1),
+    seed: int = 0,
+) -> tuple[Dataset, Dataset]:
+    """The (training, evaluation) pair the pipeline uses.
+
+    Neither given: the embedded MNIST split. Only ``data``: its test part if it
+    has one, otherwise a seeded 20 % hold-out. Only ``eval_data``: train on the
+    embedded split, evaluate on the user's data.
+    """
+    if data is None:
+        default_train, default_eval = mnist_default()
+        if eval_data is None:
+            return default_train, default_eval
+        return default_train, load_data(eval_data, "test", image_shape)
+    train = load_data(data, "train", image_shape)
+    if eval_data is not None:
+        return train, load_data(eval_data, "test", image_shape)
+    if has_split(data, "test"):
+        return train, load_data(data, "test", image_shape)
+    order = np.random.default_rng(seed).permutation(len(train))
+    cut = int(len(train) * (1 - HOLDOUT_FRACTION))
+    return train.take(order[:cut], f"{train.source} (80 %)"), train.take(order[cut:], f"{train.source} (20 % hold-out)")

@@ -1,0 +1,126 @@
+"""A model's inputs from the user's data, for any model: what the model takes is read from its description
+(``runtime.metadata.ModelMetadata``: a file's, or ``describe_keras`` of a Keras model).
+
+The data is a folder of pictures (one sub-folder per class: labelled), an
+``.npz`` with one array per input name, or an ``.npy`` of model inputs. With
+no data, a model that takes one picture gets the embedded MNIST evaluation
+digits (resized, grey or RGB), unlabelled.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from runtime.errors import UserError
+from runtime.images import IMAGE_SUFFIXES, from_pixels, load_image, read_npy, read_npz, to_layout
+from runtime.metadata import ModelMetadata, Normalization, TensorSpec
+
+HELD_OUT = 100  # taken from the evaluation data for calibration when no --data is given
+
+
+def describe_keras(model, normalization: Normalization, task: str = "generic") -> ModelMetadata:
+    """What a Keras model takes and returns, as the runtime describes a model file."""
+
+    def spec(tensor, name: str) -> TensorSpec:
+        return TensorSpec(name=name, shape=tuple(tensor.shape), dtype="float32")
+
+    return ModelMetadata(task=task, format="keras", precision="float32", normalization=normalization,
+                         inputs=tuple(spec(t, t.name.split(":")[0]) for t in model.inputs),
+                         outputs=tuple(spec(t, n) for t, n in zip(model.outputs, model.output_names)))  # fmt: skip
+
+
+def _pictures(meta: ModelMetadata, folder: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[tuple]]:
+    """Model inputs from a folder of pictures; labels from class sub-folders, if it has them."""
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    files, y = [], []
+    for index, sub in enumerate(classes or [folder]):
+        found = sorted(f for f in sub.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        files += found
+        y += [index] * len(found)
+    if not files:
+        raise UserError(f"{folder}: no pictures ({', '.join(IMAGE_SUFFIXES)}) in it or in its sub-folders")
+    keep = None in (meta.image_shape + (None,))[:2]
+    x = [to_layout(load_image(f, meta, keep_size=keep)[None], meta)[0] for f in files]
+    if len({a.shape for a in x}) > 1:
+        raise UserError(f"{folder}: the pictures have different sizes and the model's is free; resize them alike")
+    labels = tuple(c.name for c in classes) if classes else None
+    return np.stack(x), (np.asarray(y) if classes else None), labels
+
+
+def _embedded(meta: ModelMetadata, what: str) -> tuple[np.ndarray, None, None]:
+    from .datasets import mnist_default
+
+    _, ev = mnist_default()
+    if None in (meta.image_shape + (None,))[:2]:
+        raise UserError(f"{what} takes pictures of any size: give --eval-data (a folder of pictures)")
+    x = [from_pixels(img * 255.0, meta) for img in ev.x[:1000]]
+    return to_layout(np.stack(x), meta), None, None
+
+
+def model_inputs(meta: ModelMetadata, what: str, data: Optional[Path]):
+    """(inputs, labels or None, class names or None) for the model ``meta`` describes (``what`` names it in
+    messages) from ``data`` (see the module's text). Several inputs come as a dict by input name."""
+    names = [s.name for s in meta.inputs]
+    one_picture = meta.image_input is not None and len(meta.inputs) == 1
+    if data is None:
+        if not one_picture:
+            raise UserError(f"{what} does not take one picture: give --eval-data FILE.npz with one array per input "
+                            f"name ({', '.join(names)})")  # fmt: skip
+        return _embedded(meta, what)
+    data = Path(data)
+    if data.is_dir():
+        if not one_picture:
+            raise UserError(f"{data}: {what} does not take one picture; give an .npz with one array per input name "
+                            f"({', '.join(names)})")  # fmt: skip
+        return _pictures(meta, data)
+    if data.suffix.lower() == ".npy":
+        if len(names) > 1:
+            raise UserError(f"{data}: {what} has {len(names)} inputs; give an .npz with one array per input name "
+                            f"({', '.join(names)})")  # fmt: skip
+        return read_npy(data).astype(np.float32, copy=False), None, None
+    if data.suffix.lower() == ".npz":
+        arrays = read_npz(data)
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            raise UserError(f"{data}: no array for input {missing[0]!r}; it has {', '.join(arrays) or 'none'}")
+        x = {n: arrays[n] for n in names}
+        if len({len(v) for v in x.values()}) > 1:
+            raise UserError(f"{data}: the inputs' arrays hold different numbers of samples; give as many of each")
+        return (x if len(x) > 1 else x[names[0]]), arrays.get("y"), None
+    raise UserError(f"{data}: give a folder of pictures, an .npz (one array per input name) or an .npy")
+
+
+def save_eval(path: Path, x, name: str, y=None, labels=None) -> None:
+    """The evaluation set every variant is measured on: labelled pictures (``x``, ``y``, ``labels``, task
+    classification), or the inputs alone by input name (``name`` for a one-input model's array)."""
+    from runtime.runfolder import write_eval
+
+    if y is not None:
+        write_eval(path, {"x": x, "y": y, "labels": np.array(labels)}, "classification")
+    else:
+        write_eval(path, x if isinstance(x, dict) else {name: x})
+
+
+def count(x) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def take(x, n: int):
+    """The first ``n`` samples of an array, or of every array of a dict."""
+    return {k: v[:n] for k, v in x.items()} if isinstance(x, dict) else x[:n]
+
+
+def drop(x, n: int):
+    """All but the first ``n`` samples."""
+    return {k: v[n:] for k, v in x.items()} if isinstance(x, dict) else x[n:]
+
+
+def held_out(x, log) -> tuple:
+    """(calibration, evaluation): the first inputs calibrate and are left out of the evaluation."""
+    held = min(HELD_OUT, count(x) // 5)
+    if held == 0:
+        raise UserError(f"{count(x)} evaluation inputs leave none to calibrate with; give more, or --data")
+    log(f"data: calibrating on the first {held} evaluation inputs, left out of the evaluation")
+    return take(x, held), drop(x, held)
