@@ -47,12 +47,11 @@ class BenchConfig:
     seconds: Optional[float] = None  # a time budget for the latency runs, instead of a count
 
     def __post_init__(self):
+        from runtime.cli import check_timing
         from runtime.model import check_threads
 
         check_threads(self.threads)
-        if self.runs < 1 or self.warmup < 0 or (self.seconds is not None and not 0 < self.seconds <= 3600):
-            raise UserError(f"--runs must be at least 1 (got {self.runs}), --warmup at least 0 (got {self.warmup}), "
-                            f"--seconds in (0, 3600] (got {self.seconds})")
+        check_timing(self.runs, self.warmup, self.seconds)
 
 
 def measure_command(variant: Variant, eval_path: Path, config: BenchConfig, reference: Optional[Path] = None,

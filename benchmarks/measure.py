@@ -12,7 +12,7 @@ import json
 import sys
 
 from runtime.bench import measure
-from runtime.cli import OneLineParser, run_cli
+from runtime.cli import OneLineParser, add_timing_args, run_cli
 
 
 def measure_args(prog: str, doc: str):
@@ -21,9 +21,7 @@ def measure_args(prog: str, doc: str):
     p.add_argument("artifact")
     p.add_argument("--eval", required=True, help="the .npz evaluation set")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--runs", type=int, default=200)
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--seconds", type=float, default=None, help="time budget for the latency runs instead of --runs")
+    add_timing_args(p)
     p.add_argument("--reference", help="the original's outputs (.npz): add the fidelity to them to the metrics")
     p.add_argument("--save-outputs", help="write the outputs on the evaluation inputs here (.npz)")
     return p

@@ -21,6 +21,7 @@ from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.files import atomic_path
 from runtime.report import is_ok, metric_delta, read_report, unit
+from runtime.runfolder import resolve
 
 from .plots import size_plot, tail_plot, tradeoff_plot
 
@@ -301,7 +302,7 @@ def _link(row: dict, run_dir: Optional[Path], out: Path) -> Optional[str]:
 
     if not row.get("path") or run_dir is None:
         return None
-    target = run_dir / row["path"]
+    target = resolve(row["path"], run_dir)
     if not target.exists():
         return None
     return Path(os.path.relpath(target.resolve(), out.resolve())).as_posix()

@@ -19,6 +19,7 @@ from runtime.errors import UserError
 from runtime.files import atomic_path, write_json
 from runtime.metadata import sidecar_path
 from runtime.report import is_ok, read_report, unit
+from runtime.runfolder import resolve, run_report
 from runtime.tasks import TASKS
 
 CRITERIA = {"latency": lambda v: (v["latency_ms"]["p50"], v["size_bytes"]), "size": lambda v: (v["size_bytes"], v["latency_ms"]["p50"])}
@@ -34,10 +35,10 @@ def tail_drop(variant: dict) -> Optional[float]:
     """The worst loss against the original (``runtime.tasks``' tail): the largest fall of one class's recall,
     IoU or AP@0.5 in points, or the worst single image's PSNR loss in dB; None when not measured."""
     metrics = variant.get("metrics", {})
-    for loss in ("recall_drop_max", "iou_drop_max", "ap50_drop_max"):
-        if loss in metrics:
-            return metrics[loss]
-    return -metrics["psnr_delta_min"] if "psnr_delta_min" in metrics else None
+    for task in TASKS.values():  # each task's worst change, as a loss
+        if task.tail_loss is not None and task.tail_loss[0] in metrics:
+            return task.tail_loss[1] * metrics[task.tail_loss[0]]
+    return None
 
 
 def default_budget(report: dict) -> float:
@@ -90,7 +91,7 @@ def check_max_drop(max_drop: float, option: str = "--max-drop") -> None:
 
 def copy_selected(run_dir: Path, variant: dict, explanation: str) -> Path:
     """Copy the chosen artifact (and its sidecar) to ``run_dir/selected/model.<ext>``."""
-    source = run_dir / variant["path"]
+    source = resolve(variant["path"], run_dir)
     if not source.exists():
         raise UserError(f"{source}: the selected artifact is missing; re-run the pipeline")
     target = run_dir / "selected" / f"model{source.suffix}"
@@ -115,7 +116,8 @@ def main(argv=None) -> int:
 
 
 def add_select_args(p) -> None:
-    p.add_argument("report", type=Path, help="a report.json written by 'edgedl pipeline'")
+    p.add_argument("report", type=Path, metavar="RUN_OR_REPORT",
+                   help="a run folder of 'edgedl pipeline', or its report.json")
     p.add_argument("--max-drop", type=float, help="largest metric loss allowed (points or dB; default: the task's "
                                                   "budget, 1 point of accuracy or 0.5 dB of PSNR)")  # fmt: skip
     p.add_argument("--by", default="latency", help="latency (default) or size")
@@ -129,11 +131,12 @@ def add_tail_arg(p) -> None:
 
 
 def run_select(report_path: Path, max_drop: Optional[float], by: str, max_tail_drop: Optional[float] = None) -> int:
+    report_path, run_dir = run_report(report_path)
     report = read_report(report_path)
     selection = select(report, max_drop, by, max_tail_drop)
     if selection.variant is None:
         raise UserError(selection.explanation)
-    target = copy_selected(report_path.parent, selection.variant, selection.explanation)
+    target = copy_selected(run_dir, selection.variant, selection.explanation)
     print(f"selected {selection.explanation}")
     print(f"copied to {target}")
     return 0

@@ -24,6 +24,7 @@ import runtime
 from runtime.bench import latency
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
+from runtime.runfolder import EVAL_FILE, read_eval_arrays
 
 BLOCKS = 10
 RUNS_PER_BLOCK = 300
@@ -60,8 +61,7 @@ def interleaved_p50(fns: dict, blocks: int = BLOCKS, runs: int = RUNS_PER_BLOCK)
 
 
 def runtime_overhead(run_dir: Path, threads: int = 1) -> list[tuple]:
-    with np.load(run_dir / "eval.npz") as data:
-        x = data["x"][:1].astype(np.float32)
+    x = read_eval_arrays(run_dir / EVAL_FILE)["x"][:1].astype(np.float32)
     rows = []
     for name in ("tflite_float32", "tflite_int8"):
         path = run_dir / "artifacts" / f"{name}.tflite"
@@ -86,8 +86,7 @@ def _median_wall(cmd: list, repeats: int = 5) -> float:
 def cli_startup(run_dir: Path) -> tuple:
     from PIL import Image
 
-    with np.load(run_dir / "eval.npz") as data:
-        digit = (data["x"][0, :, :, 0] * 255).round().astype(np.uint8)
+    digit = (read_eval_arrays(run_dir / EVAL_FILE)["x"][0, :, :, 0] * 255).round().astype(np.uint8)
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "digit.png"
@@ -99,8 +98,7 @@ def cli_startup(run_dir: Path) -> tuple:
 
 
 def int8_vs_float(run_dir: Path) -> list[tuple]:
-    with np.load(run_dir / "eval.npz") as data:
-        x = data["x"][:1].astype(np.float32)
+    x = read_eval_arrays(run_dir / EVAL_FILE)["x"][:1].astype(np.float32)
     paths = {p: run_dir / "artifacts" / f"tflite_{p}.tflite" for p in ("float32", "int8")}
     rows = []
     for delegates, label in ((True, "XNNPACK"), (False, "builtin kernels, no XNNPACK")):

@@ -16,13 +16,10 @@ from pathlib import Path
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.report import is_ok, read_report
+from runtime.tasks import TASKS
 
 # task: (metric shown, its target for the original, the most int8 may lose, in the metric's own unit)
-TARGETS = {
-    "detection": ("mAP@0.5", 0.90, 0.010),
-    "segmentation": ("mIoU", 0.80, 0.010),
-    "embedding": ("verification ROC AUC on unseen classes", 0.95, 0.010),
-}
+TARGETS = {name: task.target for name, task in TASKS.items() if task.target is not None}
 
 
 def rows(report: dict) -> list[tuple]:

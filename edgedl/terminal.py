@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from rich.console import Console
-from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 # Lines of TensorFlow's and the converters' output that say nothing a user can act on; the rest of the
 # warnings in the log are counted in the end-of-run summary.

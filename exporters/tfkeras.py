@@ -42,6 +42,15 @@ def keras():
     return tf_keras
 
 
+def output_names(model) -> list:
+    """The names of a model's outputs, which converters keep: tf-keras's ``output_names``, or in Keras 3 (whose
+    ``Sequential`` has none) the name of the layer each output comes from."""
+    names = getattr(model, "output_names", None)
+    if names:
+        return list(names)
+    return [tensor._keras_history[0].name for tensor in model.outputs]
+
+
 def weights_sha256(model) -> str:
     """A fingerprint of a Keras model: sha256 over its architecture and weights."""
     import hashlib

@@ -20,9 +20,10 @@ from .samples import load_outputs, save_outputs
 from .tasks import get_task, score, tail
 
 
-def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None) -> dict:
+def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds: Optional[float] = None,
+            clock: Callable[[], int] = time.perf_counter_ns) -> dict:  # fmt: skip
     """Call ``fn`` ``warmup`` times untimed, then ``runs`` times (or, given ``seconds``, for that long);
-    milliseconds per call.
+    milliseconds per call, read from ``clock`` (nanoseconds).
 
     Returns ``p50``, ``p90``, ``p99``, ``mean``, ``std``, ``min`` and ``runs``.
     """
@@ -30,7 +31,6 @@ def latency(fn: Callable[[], object], runs: int = 200, warmup: int = 20, seconds
         raise ValueError(f"runs must be >= 1, warmup >= 0, seconds > 0: got {runs}, {warmup}, {seconds}")
     for _ in range(warmup):
         fn()
-    clock = time.perf_counter_ns
     samples = []
     deadline = None if seconds is None else clock() + int(seconds * 1e9)
     while (len(samples) < runs) if deadline is None else (not samples or clock() < deadline):

@@ -25,6 +25,12 @@ from .files import sha256_file
 
 MANIFEST = "manifest.json"
 KIND = "edgedl-bundle"
+MANIFEST_VERSION = 1
+# Every manifest field, with the types a reader accepts (None: the field may be null).
+MANIFEST_FIELDS = {"target": (str,), "target_description": (str,), "edgedl_version": (str,), "created": (str,),
+                   "model": (str,), "task": (str,), "why": (str,), "artifacts": (list,), "reference": (dict, None),
+                   "eval": (str, None), "samples": (list,), "requirements": (list,), "files": (dict,)}  # fmt: skip
+ARTIFACT_FIELDS = ("variant", "path", "format", "precision", "task", "techniques")
 _verified: dict[Path, dict] = {}  # bundle root -> manifest, checked once per process
 
 
@@ -42,6 +48,34 @@ def find_root(path: str | Path, levels: int = 3) -> Optional[Path]:
     return None
 
 
+def make_manifest(**fields) -> dict:
+    """A bundle's manifest, versioned, with every field ``MANIFEST_FIELDS`` names (checked as a reader would)."""
+    manifest = {"kind": KIND, "schema_version": MANIFEST_VERSION, **fields}
+    validate_manifest(manifest, "the bundle being made")
+    return manifest
+
+
+def validate_manifest(manifest, source) -> dict:
+    """The manifest, when it is one this runtime reads: its kind, its version, every field of the right type,
+    every artifact described; otherwise one line naming what is wrong."""
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise UserError(f"{source}: not an edgedl bundle manifest; re-extract the bundle")
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or not 1 <= version <= MANIFEST_VERSION:
+        raise UserError(f"{source}: bundle manifest version {version!r}; this runtime reads 1 to {MANIFEST_VERSION} "
+                        "(pip install -U the bundle's runtime wheel)")  # fmt: skip
+    for name, kinds in MANIFEST_FIELDS.items():
+        value = manifest.get(name)
+        if not (value is None and None in kinds) and not isinstance(value, tuple(k for k in kinds if k)):
+            raise UserError(f"{source}: the manifest's {name!r} is missing or not a {kinds[0].__name__}; "
+                            "re-extract the bundle")  # fmt: skip
+    for artifact in manifest["artifacts"]:
+        if not isinstance(artifact, dict) or not all(isinstance(artifact.get(k), (str, list)) for k in ARTIFACT_FIELDS):
+            raise UserError(f"{source}: an artifact entry lacks one of {', '.join(ARTIFACT_FIELDS)}; re-extract the "
+                            "bundle")  # fmt: skip
+    return manifest
+
+
 def read_manifest(root: Path) -> dict:
     from .files import read_limited
 
@@ -51,10 +85,8 @@ def read_manifest(root: Path) -> dict:
     try:
         manifest = json.loads(read_limited(path, 64 << 20, "bundle manifest"))
     except (ValueError, RecursionError) as exc:
-        raise UserError(f"{path}: not a readable bundle manifest ({exc}); re-extract the bundle") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != KIND or not isinstance(manifest.get("files"), dict):
-        raise UserError(f"{path}: not an edgedl bundle manifest; re-extract the bundle")
-    return manifest
+        raise UserError(f"{path}: not a readable bundle manifest ({one_line(exc, 120)}); re-extract the bundle") from None
+    return validate_manifest(manifest, path)
 
 
 def verify(root: str | Path) -> dict:

@@ -47,6 +47,21 @@ def run_cli(main: Callable[[], int]) -> int:
         return 0
 
 
+def add_timing_args(p, what: str = "") -> None:
+    """``--runs``, ``--warmup`` and ``--seconds``: how every measurement is timed (``edgedl-run bench``, the
+    host's measurers, ``edgedl pipeline``); ``what`` says per what (" per variant")."""
+    p.add_argument("--runs", type=int, default=200, help=f"timed batch-1 runs{what} (default 200)")
+    p.add_argument("--warmup", type=int, default=20, help=f"untimed warm-up runs{what} (default 20)")
+    p.add_argument("--seconds", type=float, help=f"a time budget{what} for the batch-1 runs, instead of --runs")
+
+
+def check_timing(runs: int, warmup: int, seconds: Optional[float]) -> None:
+    """The one check of the timing options, wherever they come from."""
+    if runs < 1 or warmup < 0 or (seconds is not None and not 0 < seconds <= 3600):
+        raise UserError(f"--runs must be at least 1 (got {runs}), --warmup at least 0 (got {warmup}), "
+                        f"--seconds in (0, 3600] (got {seconds})")  # fmt: skip
+
+
 def parse_floats(text: Optional[str], flag: str) -> Optional[tuple]:
     """``"0.485,0.456,0.406"`` as a tuple of 1 to 4 numbers (per channel, or one for all); None stays None."""
     if text is None:
@@ -168,9 +183,7 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", help="evaluation data: the eval.npz of a run or bundle, or a .npy of model inputs")
     p.add_argument("--shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="the shape of an input with free dimensions (repeat per input; default batch 1)")
-    p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs (default 200)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs (default 20)")
-    p.add_argument("--seconds", type=float, help="a time budget for the batch-1 runs, instead of --runs")
+    add_timing_args(p)
     p.add_argument("--json", dest="json_out", metavar="OUT.json",
                    help="write a report that 'edgedl report host.json OUT.json' merges with the host's")
     add_model_args(p)
@@ -187,8 +200,7 @@ def bench_main(argv: Sequence[str]) -> int:
     args = _bench_parser().parse_args(argv)
 
     def body() -> int:
-        if args.runs < 1 or args.warmup < 0 or (args.seconds is not None and not 0 < args.seconds <= 3600):
-            raise UserError("--runs must be at least 1, --warmup at least 0, --seconds in (0, 3600]")
+        check_timing(args.runs, args.warmup, args.seconds)
         model, _ = load_model(args)  # checks the model and the preprocessing options before measuring
         report = measure_report(args.model, args.eval, args.threads, args.runs, args.warmup, args.seconds,
                                 _providers(args.providers), parse_shapes(args.shape),

@@ -22,7 +22,8 @@ from .errors import UserError, one_line
 from .files import check_regular
 from .metadata import ModelMetadata
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# The pictures every reader takes, host and device alike (all of them decoded by Pillow).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 INPUT_SUFFIXES = IMAGE_SUFFIXES + (".npy", ".npz")
 MAX_PIXELS = 64_000_000  # a 8000×8000 photo; a larger "image" is most likely a decompression bomb
 MAX_ARRAY_BYTES = 1 << 30
@@ -59,7 +60,7 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
         else:
             check_regular(p, "file or folder")
             if p.suffix.lower() not in INPUT_SUFFIXES:
-                raise UserError(f"{p}: unsupported input type {p.suffix!r}; give PNG, JPEG, .npy or .npz files")
+                raise UserError(f"{p}: unsupported input type {p.suffix!r}; give {', '.join(INPUT_SUFFIXES)} files")
             files.append(p)
         if len(files) > MAX_FILES:
             raise UserError(f"more than {MAX_FILES:,} inputs; give fewer at a time")

@@ -37,6 +37,12 @@ class Task:
     tail: Optional[Callable[[list, list, object], dict]] = None  # (original's, variant's, targets) -> worst change
     per_sample: Optional[Callable[[list, list, object, list], dict]] = None  # + sample names -> report fields
     sample_name: Callable[[int, object], str] = lambda i, target: f"{i:02d}.png"  # a bundled sample's file
+    tail_metrics: tuple = ()  # what ``tail`` adds to a variant's metrics, the worst first (the report's columns)
+    # The tail metric ``select --max-tail-drop`` bounds, and its sign as a loss (a PSNR change is -1).
+    tail_loss: Optional[tuple] = None
+    # The zoo's benchmark target (``benchmarks.tasks``): (what is shown, the original's least value, the most an
+    # int8 variant may lose), in the metric's own unit.
+    target: Optional[tuple] = None
 
     @property
     def scored(self) -> bool:
@@ -128,29 +134,33 @@ register_task(Task(
     "classification", metric="accuracy", budget=1.0, class_scores=True,
     read_eval=_labelled,
     score=lambda outputs, targets: {"accuracy": metrics.accuracy(np.asarray(outputs), targets)},
-    tail=_classification_tail,
+    tail=_classification_tail, tail_metrics=("flips", "recall_drop_max"), tail_loss=("recall_drop_max", 1.0),
     sample_name=lambda i, target: f"{i:02d}_label{int(target)}.png",
 ))  # fmt: skip
 register_task(Task(
     "denoising", metric="psnr", budget=0.5,
     read_eval=_pairs,
     score=lambda outputs, targets: metrics.denoising_metrics(targets, outputs),
-    tail=_denoising_tail, per_sample=_denoising_per_sample,
+    tail=_denoising_tail, per_sample=_denoising_per_sample, tail_metrics=("psnr_delta_min", "psnr_delta_p5"),
+    tail_loss=("psnr_delta_min", -1.0),
     sample_name=_denoising_sample_name,
 ))  # fmt: skip
 register_task(Task(
     "segmentation", metric="miou", budget=1.0, class_scores=True,  # a score per class at every pixel
     read_eval=_labelled,  # x: images, y: masks of class indices
     score=lambda outputs, targets: metrics.segmentation_metrics(targets, outputs),
-    tail=_segmentation_tail,
+    tail=_segmentation_tail, tail_metrics=("iou_drop_max",), tail_loss=("iou_drop_max", 1.0),
+    target=("mIoU", 0.80, 0.010),
 ))  # fmt: skip
 register_task(Task(
     "detection", metric="map50", budget=1.0, class_scores=False,  # its output is a grid, not a score vector
-    read_eval=_boxes, score=_detection_score, tail=_detection_tail,
+    read_eval=_boxes, score=_detection_score, tail=_detection_tail, tail_metrics=("ap50_drop_max",),
+    tail_loss=("ap50_drop_max", 1.0), target=("mAP@0.5", 0.90, 0.010),
 ))  # fmt: skip
 register_task(Task(
     "embedding", metric="roc_auc", budget=1.0,  # verification on classes the model never saw in training
     read_eval=_labelled, score=verification_metrics,
+    target=("verification ROC AUC on unseen classes", 0.95, 0.010),
 ))  # fmt: skip
 register_task(Task("generic", metric=None, budget=1.0))
 

@@ -3,11 +3,11 @@ TensorFlow.
 
 Tiers, by marker (``pytest -m ...``):
 
-- fast (``not tf and not network and not slow``): the device side, metadata, reports, CLI parsing; runs in
-  seconds with no TensorFlow installed (``test_tiers.py`` proves it);
+- fast (``not tf and not network and not browser and not slow``): the device side, metadata, reports, CLI
+  parsing; runs in seconds with no TensorFlow installed (``test_tiers.py`` proves it);
 - ``tf``: training, export, the pipeline: what needs the host side;
-- ``network``: what needs PyPI or Debian's packages (fresh venvs, Chromium); skipped with the reason when
-  they cannot be reached;
+- ``network``: what needs PyPI (fresh venvs); skipped with the reason when it cannot be reached;
+- ``browser``: what needs a headless Chromium (the report page); skipped with the reason when it is missing;
 - ``slow``: left out of the default run (``pytest -m slow``).
 """
 from __future__ import annotations

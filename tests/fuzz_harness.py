@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-TIMEOUT_S = 20
+TIMEOUT_S = 120  # a hang never ends; a loaded machine can take a while to start a process
 FAMILIES = ("tflite", "onnx", "foreign-tflite", "foreign-onnx", "record", "image", "array", "bundle", "args")
 
 

@@ -23,6 +23,14 @@ def run_dir(tmp_path_factory):
     return out, proc
 
 
+def own_copy(run_dir, tmp_path):
+    """The shared run, copied into this test's own folder: a test that runs the pipeline again changes its copy,
+    so no test depends on which ran before it."""
+    import shutil
+
+    return shutil.copytree(run_dir[0], tmp_path / "cnn")
+
+
 @pytest.fixture(scope="module")
 def report(run_dir):
     return json.loads((run_dir[0] / "report.json").read_text())
@@ -110,8 +118,8 @@ def test_int8_tflite_with_edgedl_run_without_tensorflow_matches_the_report(run_d
     assert accuracy >= report["variants"][0]["metrics"]["accuracy"] - 0.005
 
 
-def test_a_rerun_reuses_the_model_and_artifacts_and_its_table_fits_an_80_column_terminal(run_dir):
-    out, _ = run_dir
+def test_a_rerun_reuses_the_model_and_artifacts_and_its_table_fits_an_80_column_terminal(run_dir, tmp_path):
+    out = own_copy(run_dir, tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "artifacts").iterdir()}
     model_mtime = (out / "model.keras").stat().st_mtime_ns
     code, shown = run_in_terminal("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--runs", "200",
@@ -192,8 +200,8 @@ def test_a_users_saved_model_goes_through_the_same_pipeline(tmp_path, trained_cn
     assert report["variants"][0]["path"].endswith("mine.h5")
 
 
-def test_a_control_isolates_what_the_technique_does(run_dir):
-    out, _ = run_dir
+def test_a_control_isolates_what_the_technique_does(run_dir, tmp_path):
+    out = own_copy(run_dir, tmp_path)
     proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--variants", "qat,control",
                    "--runs", "20", "--warmup", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -205,8 +213,8 @@ def test_a_control_isolates_what_the_technique_does(run_dir):
     assert "Δ vs control (points)" in (out / "report" / "report.md").read_text()
 
 
-def test_a_budget_searches_thinner_networks_and_picks_within_it(run_dir):
-    out, _ = run_dir
+def test_a_budget_searches_thinner_networks_and_picks_within_it(run_dir, tmp_path):
+    out = own_copy(run_dir, tmp_path)
     proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--out", str(out), "--variants", "tflite_float32",
                    "--max-drop", "0.5", "--target", "rpi-arm64", "--runs", "20", "--warmup", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

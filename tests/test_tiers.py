@@ -5,7 +5,7 @@ import time
 
 from tests.conftest import BLOCK_HOST_IMPORTS, ROOT
 
-FAST = "not tf and not network and not slow"
+FAST = "not tf and not network and not browser and not slow"
 
 
 def test_the_fast_tier_passes_with_tensorflow_and_the_host_packages_blocked():

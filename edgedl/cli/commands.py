@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from runtime.cli import OneLineParser, run_cli
+from runtime.cli import OneLineParser, add_timing_args, run_cli
 from runtime.errors import UserError
 from runtime.tasks import TASKS, get_task
 
+from ..training.cluster import in_cluster, launched, on_cluster
 from .inputs import (
     add_data_args,
     add_normalization_args,
@@ -30,7 +31,6 @@ from .inputs import (
     setup_distribution,
     train_config,
 )
-from ..training.cluster import in_cluster, launched, on_cluster
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
@@ -98,9 +98,9 @@ def _add_output_args(p) -> None:
 
 def cmd_export(args) -> int:
     from exporters import ModelInfo, export
+    from exporters.tfkeras import weights_sha256
     from runtime.cli import parse_floats
 
-    from exporters.tfkeras import weights_sha256
     from .. import tasks
     from ..data.preprocessing import model_normalization
     from ..training.model_io import load_keras_model
@@ -123,11 +123,11 @@ def cmd_compress(args) -> int:
     import numpy as np
 
     from exporters import ModelInfo, export
+    from exporters.tfkeras import weights_sha256
     from runtime.runfolder import write_compression
 
-    from exporters.tfkeras import weights_sha256
-    from ..compress import compress, model_stats
     from .. import tasks
+    from ..compress import compress, model_stats
     from ..data.preprocessing import model_normalization
     from ..training.model_io import load_keras_model, save_model
 
@@ -295,8 +295,10 @@ def build_parser() -> OneLineParser:
 
     p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
     p.add_argument("model", help="a saved tf-keras model (.keras, .h5 or SavedModel folder)")
-    p.add_argument("--technique", required=True,
-                   help="prune, prune_2_4, filter_prune, cluster, qat, distill, or a chain such as prune,qat")
+    from ..compress import TECHNIQUES
+
+    offered = [f"{t.name} ({t.about})" for t in TECHNIQUES.values() if t.from_options is not None]
+    p.add_argument("--technique", required=True, help=f"{'; '.join(offered)}; or a chain such as prune,qat")
     p.add_argument("--out", type=Path, required=True, help="folder for the artifact, model.keras, compression.json")
     p.add_argument("--sparsity", type=float, default=0.8, help="pruning target sparsity in [0, 1) (default 0.8)")
     p.add_argument("--ratio", type=float, default=0.5,
@@ -355,9 +357,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--variants", help="comma-separated variants or recipes, e.g. tflite_int8,prune,qat; 'post' for "
                                       "all post-training ones (default: all; see 'edgedl variants')")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="interpreter threads when benchmarking (default 1)")
-    p.add_argument("--runs", type=int, default=200, help="timed batch-1 runs per variant (default 200)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs per variant (default 20)")
-    p.add_argument("--seconds", type=float, help="a time budget per variant for the batch-1 runs, instead of --runs")
+    add_timing_args(p, " per variant")
     p.add_argument("--max-drop", type=float, help="then select the best variant within this metric budget")
     p.add_argument("--by", default="latency", help="with --max-drop: latency (default) or size")
     p.add_argument("--search-seconds", type=float, default=900,

@@ -94,22 +94,7 @@ def prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int 
 
 
 def compress_configs(args) -> list:
-    """The techniques of ``--technique`` (comma-separated) with their options."""
-    from ..compress import ClusterConfig, DistillConfig, FilterPruneConfig, PruneConfig, QATConfig
+    """The techniques of ``--technique`` (comma-separated) with their options (``compress.TECHNIQUES``)."""
+    from ..compress import configs_from_options
 
-    epochs = {"epochs": args.epochs} if args.epochs is not None else {}
-    builders = {
-        "prune": lambda: PruneConfig(target_sparsity=args.sparsity, **epochs),
-        "prune_2_4": lambda: PruneConfig(structure="2:4", **epochs),
-        "filter_prune": lambda: FilterPruneConfig(ratio=args.ratio, **epochs),
-        "cluster": lambda: ClusterConfig(clusters=args.clusters, **epochs),
-        "qat": lambda: QATConfig(**epochs),
-        "distill": lambda: DistillConfig(student=args.student, temperature=args.temperature, alpha=args.alpha,
-                                         **epochs),  # fmt: skip
-    }
-    configs = []
-    for name in args.technique.split(","):
-        if name not in builders:
-            raise UserError(f"unknown technique {name!r}; known: {', '.join(builders)} (combine with commas)")
-        configs.append(builders[name]())
-    return configs
+    return configs_from_options(args.technique, args)

@@ -3,7 +3,7 @@
 >>> from edgedl.compress import compress, PruneConfig, QATConfig
 >>> result = compress(model, [PruneConfig(target_sparsity=0.8), QATConfig()], train_data)  # doctest: +SKIP
 """
-from ._api import TECHNIQUES, CompressResult, compress, model_stats, technique_name
+from ._api import TECHNIQUES, CompressResult, Technique, compress, configs_from_options, model_stats, technique_name
 from ._configs import ClusterConfig, DistillConfig, FilterPruneConfig, FineTuneConfig, PruneConfig, QATConfig
 from ._distill import distill
 
@@ -16,7 +16,9 @@ __all__ = [
     "FineTuneConfig",
     "PruneConfig",
     "QATConfig",
+    "Technique",
     "compress",
+    "configs_from_options",
     "distill",
     "model_stats",
     "technique_name",

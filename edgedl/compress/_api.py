@@ -26,27 +26,56 @@ class CompressResult:
         return "qat" in self.techniques
 
 
+@dataclass(frozen=True)
+class Technique:
+    """One technique: its name in reports, its config class, the function that applies it, and, for those
+    ``edgedl compress --technique`` offers, how its options make a config (None: the pipeline's own)."""
+
+    name: str
+    config: type
+    apply: Callable  # (model, config, data, task, before, backup) -> compressed model
+    from_options: Optional[Callable] = None  # (CLI options, {"epochs": N} or {}) -> config
+    about: str = ""
+
+
+TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
+    Technique("prune", PruneConfig, _techniques.prune,
+              lambda o, e: PruneConfig(target_sparsity=o.sparsity, **e), "magnitude pruning to --sparsity"),
+    Technique("prune_2_4", PruneConfig, _techniques.prune,
+              lambda o, e: PruneConfig(structure="2:4", **e), "2:4 structured sparsity"),
+    Technique("filter_prune", FilterPruneConfig, _filters.filter_prune,
+              lambda o, e: FilterPruneConfig(ratio=o.ratio, **e), "whole filters removed (--ratio)"),
+    Technique("cluster", ClusterConfig, _techniques.cluster,
+              lambda o, e: ClusterConfig(clusters=o.clusters, **e), "weight clustering (--clusters)"),
+    Technique("qat", QATConfig, _techniques.qat, lambda o, e: QATConfig(**e), "quantization-aware training"),
+    Technique("distill", DistillConfig, _distill.distill,
+              lambda o, e: DistillConfig(student=o.student, temperature=o.temperature, alpha=o.alpha, **e),
+              "knowledge distillation into --student"),
+    Technique("finetune", FineTuneConfig, _techniques.finetune),  # a recipe's control: the same training, no technique
+)}  # fmt: skip
+
+
 def technique_name(config) -> str:
     """The name a config's technique has in reports (``prune``, ``prune_2_4``, ``cluster``, ``qat``, ``distill``)."""
-    if isinstance(config, PruneConfig):
-        return "prune_2_4" if config.structure == "2:4" else "prune"
-    for cls, name in ((ClusterConfig, "cluster"), (QATConfig, "qat"), (DistillConfig, "distill"),
-                      (FilterPruneConfig, "filter_prune"), (FineTuneConfig, "finetune")):  # fmt: skip
-        if isinstance(config, cls):
-            return name
-    raise UserError(f"unknown compression config {type(config).__name__}; use PruneConfig, FilterPruneConfig, "
-                    "ClusterConfig, QATConfig or DistillConfig")  # fmt: skip
+    if isinstance(config, PruneConfig) and config.structure == "2:4":
+        return "prune_2_4"
+    for technique in TECHNIQUES.values():
+        if type(config) is technique.config:
+            return technique.name
+    raise UserError(f"unknown compression config {type(config).__name__}; use one of "
+                    f"{', '.join(dict.fromkeys(t.config.__name__ for t in TECHNIQUES.values()))}")  # fmt: skip
 
 
-TECHNIQUES: dict[str, Callable] = {
-    "prune": _techniques.prune,
-    "prune_2_4": _techniques.prune,
-    "cluster": _techniques.cluster,
-    "qat": _techniques.qat,
-    "distill": _distill.distill,
-    "filter_prune": _filters.filter_prune,
-    "finetune": _techniques.finetune,
-}
+def configs_from_options(names: str, options) -> list:
+    """The configs of ``edgedl compress --technique`` (comma-separated names) with the command's options."""
+    offered = {name: t for name, t in TECHNIQUES.items() if t.from_options is not None}
+    epochs = {"epochs": options.epochs} if options.epochs is not None else {}
+    configs = []
+    for name in names.split(","):
+        if name not in offered:
+            raise UserError(f"unknown technique {name!r}; known: {', '.join(offered)} (combine with commas)")
+        configs.append(offered[name].from_options(options, epochs))
+    return configs
 
 
 def model_stats(model, techniques: Sequence[str] = ()) -> dict:
@@ -106,7 +135,7 @@ def compress(model, configs: Sequence, data: Dataset, task: str = "classificatio
         backup = None if workdir is None else Path(workdir) / _backup_name(name, config, done, seed)
         with dist.strategy.scope():  # the technique's variables (wrappers, a student) are the strategy's
             # A copy: tfmot wraps the very layer objects it is given, so pruning would zero the caller's weights.
-            thinner = TECHNIQUES[name](_stats.copy_model(model), config, data, task, done, backup=backup)
+            thinner = TECHNIQUES[name].apply(_stats.copy_model(model), config, data, task, done, backup=backup)
         thinner = distribute.detached(thinner)
         if name == "filter_prune":
             widths = _filters.layer_widths(model, thinner)

@@ -12,15 +12,15 @@ smaller receptive field, one it can reach.
 """
 from __future__ import annotations
 
-
+from exporters.tfkeras import keras, output_names, tf
 from runtime.errors import UserError, one_line
 
-from ..training import distribute
-from exporters.tfkeras import keras, tf
 from ..data.datasets import Dataset
+from ..tasks import HOST_TASKS, host_task
+from ..training import distribute
+from ..training.model_io import require_tf_keras
 from ..training.train import compile_for_task
 from ._configs import DistillConfig
-from ..training.model_io import require_tf_keras
 
 EPS = 1e-7
 
@@ -108,7 +108,7 @@ SCALED = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D", "C
 def output_heads(model) -> set:
     """The names of the layers that set the outputs' widths: each output's layer and, back through layers
     without weights (a Reshape, an Activation, a Concatenate), the last layers with weights before it."""
-    heads, todo = set(), [model.get_layer(name) for name in model.output_names]
+    heads, todo = set(), [model.get_layer(name) for name in output_names(model)]
     while todo:
         layer = todo.pop()
         if layer.name in heads:
@@ -194,10 +194,11 @@ def distill(teacher, config: DistillConfig, data: Dataset, task: str, before: tu
     teacher gives the same starting student, so the two compare pairwise.
     """
     require_tf_keras(teacher, "distillation")
-    try:
-        how = DISTILLERS[task]
-    except KeyError:
-        raise UserError(f"distillation is implemented for {', '.join(DISTILLERS)} models, not {task}") from None
+    kind = host_task(task).distiller
+    if kind is None:
+        served = ", ".join(name for name, t in HOST_TASKS.items() if t.distiller)
+        raise UserError(f"distillation is implemented for {served} models, not {task}")
+    how = DISTILLERS[kind]
     return how(teacher, config, data, backup)
 
 
@@ -227,4 +228,5 @@ def _classifier(teacher, config: DistillConfig, data: Dataset, backup):
     return student
 
 
-DISTILLERS = {"classification": _classifier, "denoising": _denoiser, "generic": _towards_outputs}
+# By the task's ``distiller`` (``edgedl.tasks``' registry).
+DISTILLERS = {"labels": _classifier, "clean": _denoiser, "outputs": _towards_outputs}

@@ -11,11 +11,11 @@ import functools
 
 import numpy as np
 
+from exporters.tfkeras import keras, tf
 from runtime.errors import UserError, one_line
 
-from ..training import distribute
-from exporters.tfkeras import keras, tf
 from ..data.datasets import Dataset
+from ..training import distribute
 from ..training.model_io import OUTPUT_ONLY, output_quantize_config, qat_custom_objects, require_tf_keras, tfmot
 from ..training.train import compile_for_task
 from ._configs import ClusterConfig, PruneConfig, QATConfig
@@ -26,7 +26,7 @@ def _wrap(technique: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ValueError, RuntimeError, TypeError) as exc:
-        raise UserError(f"{technique}: {one_line(exc)}") from None
+        raise UserError(f"{technique}: {one_line(exc, 1000)}") from None  # it names the layer last
 
 
 def fine_tune(model, data, task: str, lr: float, epochs: int, batch: int, callbacks=(), backup=None) -> None:

@@ -17,14 +17,14 @@ from typing import Optional
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.images import IMAGE_SUFFIXES
 
-MNIST_DIR = Path(__file__).parent / "assets" / "mnist"
+MNIST_DIR = Path(__file__).resolve().parents[1] / "assets" / "mnist"
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 MNIST_LABELS = tuple(str(i) for i in range(10))
 DEFAULT_TRAIN = 8000
 DEFAULT_EVAL = 2000
 HOLDOUT_FRACTION = 0.2
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from typing import Optional
 import numpy as np
 
 from runtime.errors import UserError
+from runtime.images import IMAGE_SUFFIXES
 
 from . import datasets
 
 BLIND_RANGE = (0.0, 55.0)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import numpy as np
 
 from exporters import EDGEDL_VERSION
 from runtime.answers import file_answer
-from runtime.bundle import KIND, MANIFEST
+from runtime.bundle import MANIFEST, make_manifest
 from runtime.errors import UserError
 from runtime.files import atomic_path, sha256_file, write_json
 from runtime.metadata import sidecar_path
@@ -36,7 +36,7 @@ from runtime.tasks import get_task
 
 from .targets import Target, get_target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the project: the runtime wheel is built from its runtime/
 SAMPLES = 8
 WHEEL_PYPROJECT = """\
 [build-system]
@@ -100,8 +100,8 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
         for name in names:
             if name not in by_name or by_name[name]["format"] == "keras":
                 known = ", ".join(v["name"] for v in report["variants"] if v["format"] != "keras" and is_ok(v))
-                raise UserError(f"no variant {name!r} in {run_dir / 'report.json'}; the run has: {known}")
-            problem = target.check(run_dir / by_name[name]["path"])
+                raise UserError(f"no variant {name!r} in {run_dir / REPORT_FILE}; the run has: {known}")
+            problem = target.check(resolve(by_name[name]["path"], run_dir))
             if problem:
                 raise UserError(f"{target.name} cannot run {name}: {problem}; {_instead(report, runs, target)}")
             chosen.append(by_name[name])
@@ -116,7 +116,7 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
 def runnable(report: dict, run_dir: Path, target: Target) -> list[dict]:
     """The run's variants whose artifact is present and passes the target's check."""
     return [v for v in report["variants"] if is_ok(v) and v["format"] == target.format
-            and (run_dir / v["path"]).is_file() and target.check(run_dir / v["path"]) is None]  # fmt: skip
+            and resolve(v["path"], run_dir).is_file() and target.check(resolve(v["path"], run_dir)) is None]
 
 
 def _instead(report: dict, runs: list, target: Target) -> str:
@@ -282,23 +282,21 @@ def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[d
         files = {p.relative_to(staging).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                  for p in sorted(staging.rglob("*")) if p.is_file()}  # fmt: skip
         original = next((v for v in report["variants"] if v["format"] == "keras"), None) if report else None
-        manifest = {
-            "kind": KIND,
-            "schema_version": 1,
-            "target": target.name,
-            "target_description": target.description,
-            "edgedl_version": EDGEDL_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "model": model,
-            "task": artifacts[0]["task"],
-            "why": why,
-            "artifacts": artifacts,
-            "reference": {"variant": original["name"], "metrics": original["metrics"]} if original else None,
-            "eval": "data/eval.npz" if eval_src else None,
-            "samples": [f"samples/{s}" for s in samples],
-            "requirements": requirements,
-            "files": files,
-        }
+        manifest = make_manifest(
+            target=target.name,
+            target_description=target.description,
+            edgedl_version=EDGEDL_VERSION,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            model=model,
+            task=artifacts[0]["task"],
+            why=why,
+            artifacts=artifacts,
+            reference={"variant": original["name"], "metrics": original["metrics"]} if original else None,
+            eval=f"data/{EVAL_FILE}" if eval_src else None,
+            samples=[f"samples/{s}" for s in samples],
+            requirements=requirements,
+            files=files,
+        )
         write_json(staging / MANIFEST, manifest)
         _tar(staging, out)
     return BundleResult(out, target.name, tuple(a["variant"] for a in artifacts), why, len(files) + 1,

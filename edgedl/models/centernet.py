@@ -3,6 +3,7 @@ learned NMS, a small plain CNN to stride 4 and one head, builtin TFLite operator
 from __future__ import annotations
 
 from exporters.tfkeras import keras
+
 from ._registry import register_model
 
 CANVAS = 96

@@ -12,6 +12,7 @@ which see 33 × 33 pixels, as far as a 16-layer DnCNN, for the cost of 7.
 from __future__ import annotations
 
 from exporters.tfkeras import keras
+
 from ._registry import register_model
 
 

@@ -8,6 +8,7 @@ STACK.md).
 from __future__ import annotations
 
 from exporters.tfkeras import keras
+
 from ._registry import register_model
 
 

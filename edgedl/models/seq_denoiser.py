@@ -26,6 +26,7 @@ import functools
 import numpy as np
 
 from exporters.tfkeras import keras, tf
+
 from ._registry import register_model
 
 FRAMES = 8

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from exporters.tfkeras import keras
+
 from ._registry import register_model
 
 CANVAS = 64

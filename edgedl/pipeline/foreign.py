@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+
 import numpy as np
 
 import runtime
@@ -38,8 +39,8 @@ def run(config, terminal) -> dict:
     from runtime.metadata import Normalization
     from runtime.report import failed_record, is_ok
 
-    from .provenance import build_key, built_with
     from ..tasks import content_hash
+    from .provenance import build_key, built_with
 
     source, out = Path(config.model), Path(config.out)
     precisions = _chosen(config.variants, source)

@@ -17,6 +17,7 @@ from ..compress import (
     QATConfig,
     technique_name,
 )
+from ..tasks import host_task
 
 POST_TRAINING = (
     ("tflite", "float32"),
@@ -39,8 +40,9 @@ class Recipe:
     name: str
     configs: tuple
     exports: tuple
-    # generic: fine-tuned towards the original; segmentation: on its masks, as a classifier on its labels
-    tasks: tuple = ("classification", "denoising", "segmentation", "detection", "embedding", "generic")
+    # What of its task the recipe needs (a ``HostTask`` field: "distiller", "student_from_labels", "labelled");
+    # None: it applies to every task (generic: fine-tuned towards the original; segmentation: on its masks).
+    needs: Optional[str] = None
     parent: Optional[str] = None
     label: Optional[tuple] = None
     default: bool = True  # built when no variant is named; a control only when asked for (``control``)
@@ -71,11 +73,11 @@ RECIPES = {
         # tfmot's collaborative optimization: sparsity- and cluster-preserving QAT (PCQAT).
         Recipe("prune_cluster_qat", (ClusterConfig(16), QATConfig()), (("tflite", "int8"),), parent="prune"),
         Recipe("distill", (DistillConfig(),), (("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32")),
-               tasks=("classification", "denoising", "generic")),  # fmt: skip
+               needs="distiller"),
         # The same student, same epochs and seed, trained on the labels (clean images) alone: what distillation
         # is measured against.
-        Recipe("student", (DistillConfig(alpha=1.0),), (("tflite", "float32"),), tasks=("classification", "denoising"),
-               label=("student_scratch",)),  # fmt: skip
+        Recipe("student", (DistillConfig(alpha=1.0),), (("tflite", "float32"),), needs="student_from_labels",
+               label=("student_scratch",)),
     )
 }
 
@@ -86,7 +88,7 @@ def _control(recipe: Recipe) -> Recipe:
     isolates the technique. A distilled student's control is ``student``, trained without the teacher."""
     steps = tuple(FineTuneConfig(c.epochs, c.learning_rate, c.batch_size, isinstance(c, QATConfig))
                   for c in recipe.configs)  # fmt: skip
-    return Recipe(f"control_{recipe.name}", steps, (("tflite", "float32"),), recipe.tasks,
+    return Recipe(f"control_{recipe.name}", steps, (("tflite", "float32"),), recipe.needs,
                   parent=f"control_{recipe.parent}" if recipe.parent else None, default=False)  # fmt: skip
 
 
@@ -98,13 +100,18 @@ RECIPES.update({recipe_name(r): Recipe(recipe_name(r), (FilterPruneConfig(r),), 
                 ("tflite", "dynamic"), ("tflite", "int8")), default=False) for r in SEARCH_RATIOS})  # fmt: skip
 # A searched width trained on the labels alone (same pruned start, epochs and seed): what its teacher buys.
 RECIPES.update({f"{recipe_name(r)}_labels": Recipe(f"{recipe_name(r)}_labels", (FilterPruneConfig(r, teacher=False),),
-                (("tflite", "float32"),), ("classification",), default=False,
+                (("tflite", "float32"),), "labelled", default=False,
                 label=("filter_prune", "no_teacher")) for r in SEARCH_RATIOS})  # fmt: skip
 
 
 def search_candidates(task: str) -> list:
     """The search's candidate recipes that apply to ``task``, in the order they are tried."""
-    return [recipe_name(r) for r in SEARCH_RATIOS if task in RECIPES[recipe_name(r)].tasks]
+    return [recipe_name(r) for r in SEARCH_RATIOS if applies(RECIPES[recipe_name(r)], task)]
+
+
+def applies(recipe: Recipe, task: str) -> bool:
+    """Whether ``recipe`` serves a model of ``task`` (what it needs, the task's registry entry has)."""
+    return recipe.needs is None or bool(getattr(host_task(task), recipe.needs))
 
 
 def control_of(name: str) -> Optional[str]:
@@ -155,7 +162,7 @@ def all_variants(task: str = "classification", recipes: Optional[tuple] = None, 
     specs = [VariantSpec(f"{fmt}_{p}", None, fmt, p) for fmt, p in POST_TRAINING]
     for recipe in RECIPES.values():
         zoo = recipes is None or recipe.name.removeprefix("control_") in recipes
-        if task in recipe.tasks and zoo and (recipe.default or controls):
+        if applies(recipe, task) and zoo and (recipe.default or controls):
             specs += [VariantSpec(f"{recipe.name}_{fmt}_{p}", recipe.name, fmt, p) for fmt, p in recipe.exports]
     return tuple(specs)
 

@@ -7,9 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from ..training import distribute
 from .. import tasks
 from ..models import build_for_task, model_entry
+from ..training import distribute
 from ..training.model_io import load_keras_model
 from ..training.train import train
 

@@ -10,7 +10,6 @@ from runtime.errors import UserError
 from ..data import datasets
 from .prepared import CALIBRATION_SAMPLES, CHECK_SAMPLES, Prepared, content_hash
 
-
 SEGMENTATION_TRAIN = 8000  # canvases built from the training digits
 SEGMENTATION_EVAL = 300  # canvases built from the evaluation digits (their scores: 300×64×64×11 floats, 54 MB)
 

@@ -123,6 +123,7 @@ def teacher_batches(teacher, inputs, batch_size: int, seed: int):
     model without labels is fine-tuned (or a student distilled) towards. ``inputs`` is an array, or a dict
     of arrays by input name."""
     from exporters.tfkeras import keras
+
     from ..data.model_data import count
 
     n = count(inputs)
@@ -254,20 +255,26 @@ class HostTask:
     noisy: bool = False  # trained on noise the run draws: the noise is part of what its model was trained on
     # (trained model, Prepared) -> the decoding parameters its artifacts carry (runtime.metadata's decoding)
     decoding: Optional[Callable] = None
+    # How a student learns from a model of this task (``compress``'s distillers): "labels" (the labels and the
+    # teacher's softened scores), "clean" (a denoiser's clean images and the teacher's), "outputs" (the
+    # teacher's outputs alone); None: distillation does not apply.
+    distiller: Optional[str] = None
+    student_from_labels: bool = False  # a student trained on the targets alone: distillation's control
+    labelled: bool = False  # labels to fine-tune on without a teacher (the search's no-teacher control)
 
 
 HOST_TASKS = {
     task.name: task
     for task in (
         HostTask("classification", "sparse_categorical_crossentropy", ("accuracy",), prepare=_classification,
-                 normalized_inputs=True),  # fmt: skip
-        HostTask("denoising", "mse", prepare=_denoising, noisy=True),
+                 normalized_inputs=True, distiller="labels", student_from_labels=True, labelled=True),  # fmt: skip
+        HostTask("denoising", "mse", prepare=_denoising, noisy=True, distiller="clean", student_from_labels=True),
         # Per pixel, as the classifier per image; inputs in [0, 1] (the canvases are made, not photographed).
         HostTask("segmentation", "sparse_categorical_crossentropy", ("accuracy",),
                  prepare=_segmentation),
         HostTask("detection", _centernet_loss, prepare=_detection, decoding=_detection_parameters),
         HostTask("embedding", _contrastive_loss, prepare=_embedding, decoding=_threshold),
-        HostTask("generic", "mse"),
+        HostTask("generic", "mse", distiller="outputs"),
     )
 }
 

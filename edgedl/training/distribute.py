@@ -258,6 +258,7 @@ def dataset_fn(source):
 def validation_dataset(data, global_batch: int):
     """The evaluation split as its own dataset (never part of a training shard), sharded by data."""
     from exporters.tfkeras import tf
+
     from ..data.datasets import Dataset
 
     if data is None:

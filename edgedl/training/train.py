@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from exporters.tfkeras import keras, tf
 from runtime.errors import UserError
 from runtime.files import atomic_path, write_json
-
-from exporters.tfkeras import keras, tf
 
 from . import distribute
 from .model_io import save_model

@@ -117,7 +117,7 @@ def full_report() -> dict:
     return report(rows)
 
 
-@pytest.mark.network
+@pytest.mark.browser
 def test_report_html_fits_1280_pixels_and_marks_the_selected_variant_in_headless_chromium(tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:

@@ -94,7 +94,10 @@ def test_a_killed_worker_is_restarted_and_the_run_resumes_from_its_backup(tmp_pa
             if record["last"] >= per_epoch * 3 // 2:  # halfway through the second epoch
                 os.kill(record["pid"], signal.SIGKILL)
                 killed = record
-        time.sleep(0.05)
+        try:  # wait on the launcher: its end stops the watch as soon as it comes; between, look at the steps again
+            launcher.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
     stdout, stderr = launcher.communicate(timeout=600)
     assert killed is not None, stderr[-3000:]
     assert launcher.returncode == 0, stderr[-3000:]

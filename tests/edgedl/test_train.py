@@ -21,8 +21,8 @@ def test_mirrored_strategy_trains_over_several_devices():
         from exporters.tfkeras import tf, keras
         cpu = tf().config.list_physical_devices("CPU")[0]
         tf().config.set_logical_device_configuration(cpu, [tf().config.LogicalDeviceConfiguration()] * 2)
-        from edgedl import distribute
-        from edgedl.train import compile_for_task
+        from edgedl.training import distribute
+        from edgedl.training.train import compile_for_task
         from edgedl.models import create_model
         dist = distribute.Distribution(distribute.choose("mirrored", ["/cpu:0", "/cpu:1"], mixed_precision="on"))
         keras().mixed_precision.set_global_policy("mixed_float16")

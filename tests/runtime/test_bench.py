@@ -5,16 +5,29 @@ from runtime.bench import latency, run_all
 from runtime.metrics import accuracy
 
 
-def test_latency_counts_calls_and_measures_what_they_cost():
-    import time
+class FakeClock:
+    """Nanoseconds that pass only when a call says so: timings that no other process can move."""
 
+    def __init__(self):
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+    def spend(self, ms: float) -> None:
+        self.now += int(ms * 1e6)
+
+
+def test_latency_counts_calls_and_measures_what_they_cost():
     calls = []
     stats = latency(lambda: calls.append(1), runs=50, warmup=5)
     assert len(calls) == 55 and stats["runs"] == 50
-    slow = latency(lambda: time.sleep(0.002), runs=5, warmup=0)
-    assert 2.0 <= slow["p50"] < 200.0 and slow["p50"] > 10 * stats["p50"]  # milliseconds, and it tells them apart
-    budget = latency(lambda: time.sleep(0.002), warmup=0, seconds=0.05)
-    assert 5 <= budget["runs"] <= 25
+    clock = FakeClock()
+    costs = iter([2.0, 3.0, 2.0, 10.0, 2.0])
+    slow = latency(lambda: clock.spend(next(costs)), runs=5, warmup=0, clock=clock)
+    assert (slow["p50"], slow["min"], slow["runs"]) == (2.0, 2.0, 5) and slow["mean"] == pytest.approx(3.8)
+    budget = latency(lambda: clock.spend(2.0), warmup=3, seconds=0.05, clock=clock)  # milliseconds, in seconds
+    assert budget["runs"] == 25 and budget["p50"] == 2.0  # 50 ms of 2 ms calls; the warm-up is not timed
     with pytest.raises(ValueError):
         latency(lambda: None, runs=0)
 

@@ -99,6 +99,16 @@ def _tar(path, members):
             tar.addfile(info, io.BytesIO(data))
 
 
+def _manifest(**fields) -> dict:
+    """A manifest as ``edgedl bundle`` writes one (no files), with ``fields`` replaced."""
+    from runtime.bundle import make_manifest
+
+    base = {"target": "linux", "target_description": "", "edgedl_version": "0", "created": "", "model": "m",
+            "task": "generic", "why": "", "artifacts": [], "reference": None, "eval": None, "samples": [],
+            "requirements": [], "files": {}}  # fmt: skip
+    return make_manifest(**{**base, **fields})
+
+
 def test_unpack_refuses_hostile_and_corrupt_archives_and_leaves_nothing_behind(tmp_path, monkeypatch):
     from runtime import bundle
 
@@ -107,8 +117,12 @@ def test_unpack_refuses_hostile_and_corrupt_archives_and_leaves_nothing_behind(t
         "abs.tar.gz": ([("/etc/evil", b"x")], "absolute or climbing path"),
         "climb.tar.gz": ([("b/../../x", b"x")], "absolute or climbing path"),
         "two.tar.gz": ([("a/x", b"x"), ("b/y", b"y")], "2 top-level entries"),
-        "nosha.tar.gz": ([("b/manifest.json", json.dumps({"kind": "edgedl-bundle", "files": {"x": {}}}).encode()),
-                          ("b/x", b"x")], "has no sha256"),  # fmt: skip
+        "nosha.tar.gz": ([("b/manifest.json", json.dumps(_manifest(files={"x": {}})).encode()), ("b/x", b"x")],
+                         "has no sha256"),
+        "fields.tar.gz": ([("b/manifest.json", json.dumps({"kind": "edgedl-bundle", "schema_version": 1,
+                                                          "files": {}}).encode())], "'target' is missing"),
+        "future.tar.gz": ([("b/manifest.json", json.dumps({**_manifest(), "schema_version": 99}).encode())],
+                          "manifest version 99; this runtime reads 1 to 1"),
         "big.tar.gz": ([("b/manifest.json", b"{}"), ("b/blob", b"\0" * 5000)], "unpacks to more than"),
     }
     monkeypatch.setattr(bundle, "MAX_UNPACKED_BYTES", 4096)
