@@ -7,6 +7,8 @@ from runtime import load
 from runtime.errors import UserError
 from runtime.tasks import get_task
 
+from .tfkeras import output_names
+
 # Largest mean absolute difference from the Keras output accepted per precision
 # (probabilities for classifiers, pixels in [0, 1] for denoisers; relative to the mean magnitude of an
 # output larger than that). Quantized
@@ -35,7 +37,7 @@ def keras_outputs(model, inputs) -> dict:
     """The Keras model's outputs by name (its output layers' names, which converters keep)."""
     out = model(inputs, training=False)
     out = out if isinstance(out, (list, tuple)) else [out]
-    return {name: np.asarray(y, dtype=np.float32) for name, y in zip(model.output_names, out)}
+    return {name: np.asarray(y, dtype=np.float32) for name, y in zip(output_names(model), out)}
 
 
 def check_against_keras(path, model, inputs, precision: str, task: str) -> tuple[float, float]:

@@ -42,14 +42,15 @@ def _float_onnx(model, path: Path) -> None:
     t = tf()
     names = input_names(model)
     spec = [t.TensorSpec(x.shape, t.float32, name=n) for x, n in zip(model.inputs, names)]
-    options = {"input_signature": spec, "opset": OPSET, "output_path": str(path), "optimizers": _optimizers()}
+    options = {"input_signature": spec, "opset": OPSET, "output_path": str(path)}
     if isinstance(model, keras().Model):
         from ._dilated import direct_dilation
 
         with direct_dilation(model, explicit_padding=True):  # a dilated Conv: one Conv
-            tf2onnx.convert.from_keras(model, **options)
+            tf2onnx.convert.from_keras(model, optimizers=_optimizers(), **options)
     else:  # Keras 3: tf2onnx's Keras path fails on it (KeyError 'keras_tensor_N'); its graph path does not.
-        tf2onnx.convert.from_function(t.function(model), **options)
+        tf2onnx.convert.from_function(t.function(lambda *x: model(x if len(x) > 1 else x[0], training=False)),
+                                      **options)
 
 
 def _optimizers():

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from exporters.tfkeras import keras, output_names
 from runtime.errors import UserError
 from runtime.tasks import get_task
-
-from exporters.tfkeras import keras
 
 PRODUCERS = ("Conv2D", "Dense")
 # Layers whose output channels are their input's (and that slice their own weights by them, for BN and depthwise).
@@ -98,7 +97,7 @@ def _trace(model, heads: set):
         else:
             groups.fix([g[1] if isinstance(g, tuple) else g for g in ins])
             source[layer.name] = None
-    outputs = [source.get(name) for name in model.output_names]  # the model's outputs keep their widths
+    outputs = [source.get(name) for name in output_names(model)]  # the model's outputs keep their widths
     groups.fix([g[1] if isinstance(g, tuple) else g for g in outputs])
     return source, reads, groups
 
@@ -167,9 +166,9 @@ def filter_pruned(model, ratio: float, heads: set):
 def filter_prune(model, config, data, task: str, before: tuple, backup=None):
     """The technique (see ``compress``): thin the model, then fine-tune it; a classifier is distilled from the
     original (same data, its soft answers), a denoiser or generic model fine-tuned on its targets."""
-    from ._configs import DistillConfig
-    from ._distill import output_heads, distill
     from ..training.model_io import require_tf_keras
+    from ._configs import DistillConfig
+    from ._distill import distill, output_heads
     from ._techniques import fine_tune
 
     require_tf_keras(model, "filter pruning")

@@ -34,6 +34,12 @@ def _io(layer) -> tuple:
     return _shape(inp[1:]), _shape(out[1:])
 
 
+def _depthwise_kernel(layer):
+    """A depthwise kernel: ``depthwise_kernel`` in tf-keras, ``kernel`` in Keras 3's DepthwiseConv2D."""
+    kernel = getattr(layer, "depthwise_kernel", None)
+    return kernel if kernel is not None else layer.kernel
+
+
 def layer_macs(layer) -> Optional[int]:
     """Multiply-accumulates of one call on one sample (batch dimension excluded); None where unknown."""
     if type(layer).__name__ == "TimeDistributed":  # the inner layer, once per time step
@@ -50,14 +56,17 @@ def layer_macs(layer) -> Optional[int]:
         inp, out = _io(layer)
     except (AttributeError, RuntimeError, ValueError):
         return None if layer.weights else 0
-    if kind in ("Conv2D", "Conv1D", "Conv2DTranspose"):
+    if kind in ("Conv2D", "Conv1D", "Conv2DTranspose", "Conv1DTranspose"):
         kernel = layer.kernel.shape  # (kh, kw, cin/groups, cout) or transposed (kh, kw, cout, cin)
         spatial = int(np.prod(out[:-1])) if kind != "Conv2DTranspose" else int(np.prod(inp[:-1]))
         return spatial * int(np.prod(kernel))
-    if kind == "DepthwiseConv2D":
-        return int(np.prod(out[:-1])) * int(np.prod(layer.depthwise_kernel.shape))
-    if kind == "SeparableConv2D":
-        return int(np.prod(out[:-1])) * int(np.prod(layer.depthwise_kernel.shape) + np.prod(layer.pointwise_kernel.shape))
+    if kind in ("DepthwiseConv2D", "DepthwiseConv1D"):
+        return int(np.prod(out[:-1])) * int(np.prod(_depthwise_kernel(layer).shape))
+    if kind in ("SeparableConv2D", "SeparableConv1D"):
+        kernels = np.prod(_depthwise_kernel(layer).shape) + np.prod(layer.pointwise_kernel.shape)
+        return int(np.prod(out[:-1])) * int(kernels)
+    if kind == "Conv3D":
+        return int(np.prod(out[:-1])) * int(np.prod(layer.kernel.shape))
     if kind == "Dense":
         return int(np.prod(inp[:-1])) * int(np.prod(layer.kernel.shape))
     if kind in ("LSTM", "GRU", "SimpleRNN"):

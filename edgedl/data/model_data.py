@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from exporters.tfkeras import output_names
 from runtime.errors import UserError
 from runtime.images import IMAGE_SUFFIXES, from_pixels, load_image, read_npy, read_npz, to_layout
 from runtime.metadata import ModelMetadata, Normalization, TensorSpec
@@ -28,7 +29,7 @@ def describe_keras(model, normalization: Normalization, task: str = "generic") -
 
     return ModelMetadata(task=task, format="keras", precision="float32", normalization=normalization,
                          inputs=tuple(spec(t, t.name.split(":")[0]) for t in model.inputs),
-                         outputs=tuple(spec(t, n) for t, n in zip(model.outputs, model.output_names)))  # fmt: skip
+                         outputs=tuple(spec(t, n) for t, n in zip(model.outputs, output_names(model))))  # fmt: skip
 
 
 def _pictures(meta: ModelMetadata, folder: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[tuple]]:

@@ -14,14 +14,14 @@ import sys
 import numpy as np
 
 from benchmarks.measure import measure_args
+from exporters.tfkeras import output_names, tf
 from runtime.bench import first_sample, peak_rss_mb, profile, run_all
+from runtime.cli import run_cli
+from runtime.metrics import fidelity
 from runtime.runfolder import load_eval
 from runtime.samples import load_outputs, save_outputs
 from runtime.tasks import score, tail
-from runtime.metrics import fidelity
-from runtime.cli import run_cli
 
-from exporters.tfkeras import tf
 from ..training.model_io import load_keras_model
 
 
@@ -50,7 +50,7 @@ def measure(path, eval_path, threads: int = 1, runs: int = 200, warmup: int = 20
         def predict(batch):
             out = (one if shape(batch) == shape(first) else any_shape)(t.nest.map_structure(lambda v: t.constant(v, t.float32), batch))
             if isinstance(out, (list, tuple)):  # several outputs: by name, as the artifacts give them
-                return {name: y.numpy() for name, y in zip(model.output_names, out)}
+                return {name: y.numpy() for name, y in zip(output_names(model), out)}
             return out.numpy()
 
         return predict

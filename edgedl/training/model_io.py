@@ -126,8 +126,10 @@ def load_keras_model(path: str | Path):
     if path.is_dir() and not (path / "saved_model.pb").exists():
         raise UserError(f"{path}: folder is not a SavedModel (no saved_model.pb inside)")
     from ..models.seq_denoiser import recurrent_frame_denoiser
+    from .twin import keras3_activations
 
     recurrent_frame_denoiser()  # registers edgedl's own layer before a model that uses it loads
+    keras3_activations()  # and the Keras 3 activations a tf-keras twin keeps (MobileNetV3's hard-swish)
     try:
         if _saved_by_keras3(path):
             import keras as keras3  # Keras 3 files load with Keras 3: post-training variants only
