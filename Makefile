@@ -16,7 +16,7 @@ demo: $(VENV)/.installed
 	@echo "edgedl and edgedl-run are in $(VENV)/bin: '. $(VENV)/bin/activate' puts them on this shell's PATH"
 
 test: $(VENV)/.installed chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The report test opens report.html in Debian's Chromium: installed here when missing (as root, as CI runs).
 chromium:

@@ -49,6 +49,8 @@ COLUMNS = (
     ("PSNR Δ min (dB)", lambda r: _signed(r["metrics"].get("psnr_delta_min"))),
     ("worst image", lambda r: r.get("worst_sample", "") if r["format"] != "keras" else ""),
     ("p50 (µs)", lambda r: round(r["latency_ms"]["p50"] * 1e3, 1)),
+    ("× float32", lambda r: "" if r.get("speed_vs_float32") is None else
+     f"{r['speed_vs_float32']:.2f}" + (" (slower than float32)" if r["speed_vs_float32"] < 1 else "")),
     ("p90 (µs)", lambda r: round(r["latency_ms"]["p90"] * 1e3, 1)),
     ("p99 (µs)", lambda r: round(r["latency_ms"]["p99"] * 1e3, 1)),
     ("init (ms)", lambda r: round(r["init_ms"], 1) if r.get("init_ms") is not None else ""),
@@ -60,7 +62,8 @@ TEXT_COLUMNS = ("machine", "variant", "format", "precision", "techniques", "wors
 
 
 # Shown when some variant has them: fidelity, and the tail of the damage (runtime.metrics.tail).
-OPTIONAL = ("Δ control", "top-1 agree", "SNR (dB)", "flips", "recall drop max (points)", "IoU drop max (points)",
+OPTIONAL = ("× float32", "Δ control", "top-1 agree", "SNR (dB)", "flips", "recall drop max (points)",
+            "IoU drop max (points)",
             "AP@0.5 drop max (points)", "PSNR Δ p5 (dB)", "PSNR Δ min (dB)", "worst image")  # fmt: skip
 
 

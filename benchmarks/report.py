@@ -29,7 +29,7 @@ SHOWN = {"snr_db": "{:.1f}", "flips": "{:d}", "recall_drop_max": "{:.2f}", "psnr
 # The terminal table's columns in the order shown, each with its short header and its rank when the terminal
 # is too narrow for all: the highest ranks are left out first (variant, metric, Δ, p50 and sizes stay).
 # The variant's name holds its format and precision; every column is in report.md and report.csv.
-RANK = {"variant": 0, "metric": 1, "delta": 2, "p50": 3, "gzip": 4, "size": 5, "control": 6, "flips": 7,
+RANK = {"variant": 0, "metric": 1, "delta": 2, "p50": 3, "gzip": 4, "size": 5, "speed": 6, "control": 6, "flips": 7,
         "psnr_delta_min": 7, "iou_drop_max": 7, "ap50_drop_max": 7, "recall_drop_max": 8, "ssim": 9,
         "top1_agreement": 9, "snr_db": 10, "p90": 11,
         "p99": 12, "mean": 13, "format": 14, "precision": 15}  # fmt: skip
@@ -70,8 +70,12 @@ def _columns(report: dict) -> list[tuple[str, str, object]]:
         if any(v.get("control_delta") is not None for v in ok):
             cols.append(("control", "Δ control", lambda v: signed(v.get("control_delta"))))
     cols += [(m, HEADERS[m], lambda v, m=m: _cell(v["metrics"], m)) for m in extra]
-    cols += [("p50", "p50 µs", lat("p50")), ("p90", "p90 µs", lat("p90")), ("p99", "p99 µs", lat("p99")),
-             ("mean", "mean µs", lat("mean"))]  # fmt: skip
+    cols += [("p50", "p50 µs", lat("p50"))]
+    if any(v.get("speed_vs_float32") is not None for v in ok):  # below 1: slower than its format's float32
+        speed = lambda v: v.get("speed_vs_float32")  # noqa: E731
+        cols.append(("speed", "× f32", lambda v: "-" if speed(v) is None else
+                     f"{speed(v):.2f}{' slower' if speed(v) < 1 else ''}"))  # fmt: skip
+    cols += [("p90", "p90 µs", lat("p90")), ("p99", "p99 µs", lat("p99")), ("mean", "mean µs", lat("mean"))]
     return cols
 
 

@@ -92,6 +92,7 @@ class ModelInfo:
     build_key: str = ""  # what the artifact was built from and with (see edgedl.pipeline): reused only on a match
     layout: str = "NHWC"  # where the image input's channels are (a PyTorch export: NCHW)
     decoding: tuple = ()  # the task's decoding parameters, (name, number) pairs (runtime.metadata)
+    resize: str = "stretch"  # how a picture of another aspect was fitted to the input (runtime.metadata)
 
     def record(self, fmt: str, precision: str, inputs: tuple, outputs: tuple) -> ModelMetadata:
         """The artifact's metadata, its checksum left zeroed for ``runtime.files.seal`` to fill in."""
@@ -99,7 +100,7 @@ class ModelInfo:
 
         return ModelMetadata(task=self.task, format=fmt, precision=precision, inputs=inputs, outputs=outputs,
                              normalization=self.normalization, layout=self.layout, labels=self.labels,
-                             techniques=tuple(self.techniques), decoding=tuple(self.decoding),
+                             techniques=tuple(self.techniques), decoding=tuple(self.decoding), resize=self.resize,
                              source_sha256=self.source_sha256, build_key=self.build_key,
                              edgedl_version=EDGEDL_VERSION, artifact_sha256=UNSEALED)  # fmt: skip
 

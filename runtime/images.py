@@ -101,6 +101,32 @@ def decode_picture(path: Path, channels: Optional[int], background: str):
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
+def fit_picture(pixels: np.ndarray, height: int, width: int, policy: str = "stretch") -> np.ndarray:
+    """A decoded picture (H, W, C floats in [0, 255]) at the input's size by ``policy``: ``stretch`` resizes it
+    as it is; ``crop`` takes the centre of the input's aspect first; ``pad`` adds black borders to the input's
+    aspect first. The host reads its training and evaluation pictures with this very function."""
+    h, w = pixels.shape[:2]
+    if policy == "crop" and h * width != w * height:
+        if w * height > h * width:  # wider than the input: keep the middle columns
+            keep = max(1, round(h * width / height))
+            pixels = pixels[:, (w - keep) // 2 : (w - keep) // 2 + keep]
+        else:
+            keep = max(1, round(w * height / width))
+            pixels = pixels[(h - keep) // 2 : (h - keep) // 2 + keep]
+    elif policy == "pad" and h * width != w * height:
+        if w * height > h * width:  # wider: rows above and below
+            total = round(w * height / width) - h
+            pixels = np.pad(pixels, ((total // 2, total - total // 2), (0, 0), (0, 0)))
+        else:
+            total = round(h * width / height) - w
+            pixels = np.pad(pixels, ((0, 0), (total // 2, total - total // 2), (0, 0)))
+    elif policy not in ("stretch", "crop", "pad"):
+        raise UserError(f"--resize {policy!r}: give stretch, crop or pad")
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    return _resize(pixels, height, width)
+
+
 def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
@@ -139,7 +165,7 @@ def from_pixels(pixels: np.ndarray, meta: ModelMetadata, keep_size: bool = False
     if options.size is not None:
         height, width = options.size
     if not keep_size and height and width and (height, width) != pixels.shape[:2]:
-        pixels = _resize(pixels, height, width)
+        pixels = fit_picture(pixels, height, width, meta.resize)
     stored = _as_stored(pixels, meta)
     return stored if stored is not None else _normalize(pixels, meta)
 

@@ -22,7 +22,8 @@ from typing import Optional
 from .errors import UserError, one_line
 from .tasks import TASKS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: ``resize``, how a picture of another shape is fitted to the input
+RESIZE_POLICIES = ("stretch", "crop", "pad")
 ONNX_METADATA_KEY = "edgedl"
 TFLITE_METADATA_NAME = "edgedl"
 FORMATS = ("tflite", "onnx", "keras")  # keras: a model the host describes (the pipeline's original), never a file
@@ -186,6 +187,9 @@ class ModelMetadata:
     notes: tuple = ()  # what was assumed rather than read (a foreign model's normalisation, say)
     # The task's decoding parameters, as (name, number) pairs: an embedder's same/different threshold, say.
     decoding: tuple = ()
+    # How a picture of another aspect becomes the input: "stretch" (resized as it is), "crop" (the centre of
+    # the input's aspect, then resized) or "pad" (black borders to the input's aspect, then resized).
+    resize: str = "stretch"
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
@@ -196,6 +200,8 @@ class ModelMetadata:
         _str(self.precision, "precision", r"[a-z0-9_]{1,32}")
         if self.layout not in LAYOUTS:
             raise _fail("layout", f"{self.layout!r} is neither NHWC nor NCHW")
+        if self.resize not in RESIZE_POLICIES:
+            raise _fail("resize", f"{self.resize!r} is none of {', '.join(RESIZE_POLICIES)}")
         for kind in ("inputs", "outputs"):
             specs = getattr(self, kind)
             if not isinstance(specs, tuple) or not specs or not all(isinstance(s, TensorSpec) for s in specs):
@@ -317,6 +323,7 @@ class ModelMetadata:
             origin=_str(d.get("origin", "edgedl"), "origin", r"[a-z-]{1,32}"),
             notes=tuple(notes),
             decoding=tuple(sorted(decoding.items())),
+            resize=d.get("resize", "stretch") if version >= 3 else "stretch",
             schema_version=SCHEMA_VERSION,
         )
 

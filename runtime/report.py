@@ -74,6 +74,17 @@ def is_ok(variant: dict) -> bool:
     return variant.get("status", "ok") == "ok"
 
 
+def nothing_built(report: dict) -> Optional[str]:
+    """Why a run gave nothing to deploy (it had variants to build, and every one failed), naming each with its
+    reason; None when a variant was built."""
+    variants = [v for v in report["variants"] if v["format"] != "keras" and v.get("name") != "original"]
+    if not variants or any(is_ok(v) for v in variants):
+        return None
+    reasons = "; ".join(f"{v['name']}: {v.get('error', 'failed')}" for v in variants[:3])
+    more = f" (and {len(variants) - 3} more)" if len(variants) > 3 else ""
+    return f"every variant failed to build or run: {reasons}{more}"
+
+
 def with_deltas(variants: list[dict], metric: Optional[str]) -> list[dict]:
     """``metric_delta`` (variant minus the original, the Keras model or else the first measured variant)."""
     measured = [v for v in variants if is_ok(v) and metric in v.get("metrics", {})]
@@ -84,6 +95,21 @@ def with_deltas(variants: list[dict], metric: Optional[str]) -> list[dict]:
         if original is not None and v in measured:
             delta = metric_delta(v["metrics"][metric], original["metrics"][metric], metric)
         out.append({**v, "status": v.get("status", "ok"), "metric_delta": delta})
+    return out
+
+
+def with_speed(variants: list[dict]) -> list[dict]:
+    """``speed_vs_float32``: how many times faster than the same format's float32 variant (p50 at batch 1,
+    measured in the same run): below 1, the variant is slower than the float model it was made to beat
+    (dynamic-range convolutions are, on MobileNetV2 here), and the report says so."""
+    floats = {v["format"]: v for v in variants if is_ok(v) and v.get("precision") == "float32"
+              and not v.get("techniques") and v["format"] != "keras" and v.get("latency_ms")}  # fmt: skip
+    out = []
+    for v in variants:
+        base = floats.get(v.get("format"))
+        if base is not None and v is not base and is_ok(v) and v.get("latency_ms", {}).get("p50"):
+            v = {**v, "speed_vs_float32": round(base["latency_ms"]["p50"] / v["latency_ms"]["p50"], 3)}
+        out.append(v)
     return out
 
 
@@ -99,7 +125,7 @@ def make_report(model: str, task: str, variants: list[dict], machine: dict, extr
         "metric": metric,
         "machine": machine,
         **(extra or {}),
-        "variants": with_deltas(variants, metric),
+        "variants": with_speed(with_deltas(variants, metric)),
     }
 
 

@@ -51,7 +51,12 @@ class Task:
 
 
 def _labelled(data: dict) -> tuple:
-    return data["x"].astype(np.float32), data["y"]
+    """Inputs and labels; inputs kept as 8-bit pixels come with the scale and offset that make them the
+    model's (``x_scale``, ``x_offset``: one value, or one per channel)."""
+    x = data["x"].astype(np.float32)
+    if "x_scale" in data:
+        x = x * data["x_scale"].astype(np.float32) + data["x_offset"].astype(np.float32)
+    return x, data["y"]
 
 
 def _pairs(data: dict) -> tuple:

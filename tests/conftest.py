@@ -58,6 +58,15 @@ def run_cli(*argv: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, cwd=cwd or ROOT)
 
 
+def zoo_pipeline(tmp_path, *argv) -> dict:
+    """``edgedl pipeline *argv`` into ``tmp_path/run``, which must succeed; its report."""
+    import json
+
+    proc = run_cli("edgedl", "pipeline", "--out", str(tmp_path / "run"), "--runs", "200", *argv)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((tmp_path / "run" / "report.json").read_text())
+
+
 def run_in_terminal(*argv: str, columns: int = 80, cwd=None) -> tuple[int, str]:
     """Run a console script in a pseudo-terminal ``columns`` wide, as a user's shell would; return its exit
     code and everything it showed (stdout and stderr, as the user sees them), colour codes removed."""

@@ -170,23 +170,6 @@ def test_tensorflows_chatter_is_in_log_txt_not_on_the_terminal(run_dir):
     assert "evaluating on 2000 images" in data_line and len(data_line) > 80
 
 
-def test_a_keras3_model_gets_post_training_variants_and_a_clear_no_for_pruning(tmp_path):
-    import keras as keras3
-
-    model = keras3.Sequential([keras3.Input((28, 28, 1)), keras3.layers.Conv2D(4, 3, activation="relu"),
-                               keras3.layers.Flatten(), keras3.layers.Dense(10, activation="softmax")])  # fmt: skip
-    model.save(tmp_path / "k3.keras")
-    proc = run_cli("edgedl", "pipeline", "--model", str(tmp_path / "k3.keras"), "--out", str(tmp_path / "run"),
-                   "--runs", "200", "--variants", "tflite_int8,onnx_float32")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert [v["name"] for v in report["variants"]] == ["original", "tflite_int8", "onnx_float32"]
-    proc = run_cli("edgedl", "pipeline", "--model", str(tmp_path / "k3.keras"), "--out", str(tmp_path / "run2"),
-                   "--variants", "prune")  # fmt: skip
-    assert proc.returncode == 2
-    assert "needs a tf-keras (Keras 2) model, and this is a Keras 3 model" in proc.stderr.strip().splitlines()[-1]
-
-
 def test_a_users_saved_model_goes_through_the_same_pipeline(tmp_path, trained_cnn):
     from edgedl.training.model_io import save_model
 

@@ -1,6 +1,6 @@
 """``python -m edgedl.cli``: the ``edgedl`` command."""
 import sys
 
-from .commands import main
+from .parser import main
 
 sys.exit(main())

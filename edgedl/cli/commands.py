@@ -1,4 +1,4 @@
-"""``edgedl``: the host-side command line. Each subcommand is a thin call into the library.
+"""``edgedl``'s commands, each a thin call into the library (``parser`` reads the command line).
 
     edgedl models
     edgedl train --model cnn --out runs/cnn
@@ -7,42 +7,16 @@
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
-from runtime.cli import OneLineParser, add_timing_args, run_cli
 from runtime.errors import UserError
-from runtime.tasks import TASKS, get_task
+from runtime.tasks import get_task
 
-from ..training.cluster import in_cluster, launched, on_cluster
-from .inputs import (
-    add_data_args,
-    add_normalization_args,
-    add_strategy_args,
-    add_train_args,
-    compress_configs,
-    log_name,
-    prepare,
-    prepare_model,
-    setup_distribution,
-    train_config,
-)
-
-HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
-
-
-def _missing_host_module() -> Optional[str]:
-    for module in HOST_MODULES:
-        try:
-            if importlib.util.find_spec(module) is None:
-                return module
-        except (ImportError, ValueError):
-            return module
-    return None
+from ..training.cluster import launched, on_cluster
+from .inputs import (compress_configs, log_name, model_options, prepare, prepare_model, setup_distribution,
+                     train_config)  # fmt: skip
 
 
 def _print_columns(rows: list) -> None:
@@ -71,29 +45,36 @@ def cmd_train(args) -> int:
     terminal = Terminal(quiet=args.quiet, verbose=args.verbose)
     # TensorFlow is imported inside: its start-up lines and Keras's bars go to OUT/log.txt, a line per epoch here.
     with terminal.capture(args.out, f"edgedl train --model {args.model} --out {args.out}", log_name()):
+        from .. import tasks
+        from ..data.preprocessing import RAW_PIXELS
         from ..models import build_for_task, model_entry
+        from ..training.model_io import load_matching_weights
         from ..training.train import train
 
         dist = setup_distribution(args)
         entry = model_entry(args.model)
+        options = entry.check_options(dict(model_options(args)))
         config = train_config(args, args.model)
-        data = prepare(args, entry.task, entry.input_shape, config.batch_size, config.seed)
+        data = prepare(args, entry.task, entry.input_shape_for(options), config.batch_size, config.seed)
+        if entry.raw_pixels:
+            data = tasks.normalized(data, RAW_PIXELS)
         where = dist.describe(config.batch_size)
         terminal.say(f"train: {args.model}, {config.epochs} epochs on {data.train_source}, {where}")
-        model = train(lambda: build_for_task(entry, data.labels), entry.task, data.fit, data.validation, config,
-                      args.out, on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
+
+        def build():
+            model = build_for_task(entry, data.labels, options)
+            if args.weights is not None:
+                loaded, total = load_matching_weights(model, args.weights)
+                terminal.say(f"weights: {loaded} of {total} layers from {args.weights}")
+            return model
+
+        model = train(build, entry.task, data.fit, data.validation, config, args.out,
+                      on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
         terminal.steps.finish()
         if dist.is_chief:
             terminal.out.print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)",
                                soft_wrap=True)  # fmt: skip
     return 0
-
-
-def _add_output_args(p) -> None:
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--quiet", action="store_true", help="show only the results, failures and the summary")
-    shown.add_argument("--verbose", action="store_true",
-                       help="show TensorFlow's and the converters' output as it comes (default: in OUT/log.txt)")
 
 
 def cmd_export(args) -> int:
@@ -111,7 +92,7 @@ def cmd_export(args) -> int:
     data = prepare_model(args, model, task, norm)
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
     info = ModelInfo(task=task, labels=labels if get_task(task).class_scores else None,
-                     normalization=norm, source_sha256=weights_sha256(model))  # fmt: skip
+                     normalization=norm, source_sha256=weights_sha256(model), resize=args.resize)  # fmt: skip
     art = export(model, args.out, args.format, info, precision=args.precision, calibration=data.calibration,
                  check_inputs=data.check)  # fmt: skip
     print(f"wrote {art.path} ({art.format}, {art.precision}, {art.size_bytes:,} bytes, sha256 {art.sha256[:12]}…)")
@@ -130,12 +111,13 @@ def cmd_compress(args) -> int:
     from ..compress import compress, model_stats
     from ..data.preprocessing import model_normalization
     from ..training.model_io import load_keras_model, save_model
+    from ..training.twin import as_tf_keras
 
     configs = compress_configs(args)
     if (code := launched(args)) is not None:
         return code
     dist = setup_distribution(args)  # before the model loads: a multi-worker strategy must come first
-    model = load_keras_model(args.model)
+    model = as_tf_keras(load_keras_model(args.model))  # a Keras 3 model: its tf-keras twin, which tfmot takes
     task = tasks.task_of(model)
     data = prepare_model(args, model, task, model_normalization(model)[0])
     out = Path(args.out)
@@ -143,7 +125,8 @@ def cmd_compress(args) -> int:
     if not dist.is_chief:  # the chief alone writes what the cluster made
         return 0
     precision = args.precision or ("int8" if result.quantized else "float32")
-    info = ModelInfo(task=task, labels=data.labels, techniques=result.techniques, source_sha256=weights_sha256(model))
+    info = ModelInfo(task=task, labels=data.labels, techniques=result.techniques, source_sha256=weights_sha256(model),
+                     resize=data.resize)  # fmt: skip
     name = "_".join(result.techniques)
     art = export(result.model, out / f"{name}_{precision}.tflite", "tflite", info, precision=precision,
                  calibration=data.calibration, check_inputs=data.check)  # fmt: skip
@@ -220,6 +203,10 @@ def cmd_pipeline(args) -> int:
             budget=None if args.max_drop is None else {"max_drop": args.max_drop, "by": args.by},
             mean=mean,
             std=std,
+            model_options=model_options(args),
+            weights=args.weights,
+            resize=args.resize,
+            augment=not args.no_augment,
         )
         report = run_pipeline(config, terminal)
         if report is None:  # another worker than the chief: its share is done
@@ -262,128 +249,3 @@ def cmd_bundle(args) -> int:
     print(f"bundled {', '.join(result.variants)} for {result.target} ({result.why})")
     print(f"{result.path}: {result.files} files, {result.bytes:,} bytes")
     return 0
-
-
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="edgedl", description="Train, compress, export and benchmark edge image models.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
-
-    p = sub.add_parser("models", help="list the model zoo")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("train", help="train a zoo model")
-    p.add_argument("--model", default="cnn", help="registry name (see 'edgedl models')")
-    p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, model.keras, history.json")
-    add_data_args(p)
-    add_train_args(p)
-    add_strategy_args(p)
-    _add_output_args(p)
-    p.set_defaults(func=in_cluster(cmd_train))
-
-    p = sub.add_parser("export", help="export a saved Keras model to one artifact")
-    p.add_argument("model", help="a saved Keras model (.keras, .h5 or SavedModel folder)")
-    p.add_argument("--format", required=True, help="tflite or onnx")
-    p.add_argument("--precision", default="float32", help="float32, float16, dynamic or int8 (default float32)")
-    p.add_argument("--out", type=Path, required=True, help="the artifact to write (.tflite or .onnx)")
-    p.add_argument("--data", type=Path, help="calibration data (default: the embedded MNIST split)")
-    p.add_argument("--task", choices=tuple(TASKS),
-                   help="default: inferred from the inputs and outputs (generic: several, or boxes, masks)")
-    p.add_argument("--labels", help="comma-separated class names (default: from the data)")
-    p.add_argument("--sigma", default="25", help="denoisers: noise σ of the calibration inputs (default 25)")
-    add_normalization_args(p)
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
-    p.add_argument("model", help="a saved tf-keras model (.keras, .h5 or SavedModel folder)")
-    from ..compress import TECHNIQUES
-
-    offered = [f"{t.name} ({t.about})" for t in TECHNIQUES.values() if t.from_options is not None]
-    p.add_argument("--technique", required=True, help=f"{'; '.join(offered)}; or a chain such as prune,qat")
-    p.add_argument("--out", type=Path, required=True, help="folder for the artifact, model.keras, compression.json")
-    p.add_argument("--sparsity", type=float, default=0.8, help="pruning target sparsity in [0, 1) (default 0.8)")
-    p.add_argument("--ratio", type=float, default=0.5,
-                   help="filter_prune: share of each layer's filters removed, in [0, 1) (default 0.5)")
-    p.add_argument("--clusters", type=int, default=16, help="clusters per kernel (default 16)")
-    p.add_argument("--student", default="width:0.5",
-                   help="distillation student: width:F (the model F times as wide; default width:0.5), a saved "
-                        "model, or a registry name (cnn_student)")
-    p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
-    p.add_argument("--alpha", type=float, default=0.5,
-                   help="weight of the labels (a denoiser's clean image) against the teacher (default 0.5)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs per technique (default: each technique's own)")
-    p.add_argument("--precision", help="precision of the .tflite (default int8 after qat, float32 otherwise)")
-    p.add_argument("--sigma", default="25", help="denoisers: noise σ for fine-tuning (default 25)")
-    add_data_args(p)
-    add_strategy_args(p, training=False)
-    p.set_defaults(func=in_cluster(cmd_compress))
-
-    p = sub.add_parser("variants", help="list the variants the pipeline can build")
-    p.add_argument("--task", default="classification", choices=tuple(TASKS))
-    p.set_defaults(func=cmd_variants)
-
-    p = sub.add_parser("report", help="report.md, report.csv and report.html (with plots) from one or more runs")
-    p.add_argument("reports", type=Path, nargs="+", metavar="RUN.json", help="report.json files to merge")
-    p.add_argument("--out", type=Path, required=True, help="folder for the report files")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("select", help="pick the fastest (or smallest) variant within an accuracy budget")
-    from benchmarks.select import add_select_args, add_tail_arg
-
-    add_select_args(p)
-    p.set_defaults(func=cmd_select)
-
-    from ..deploy.targets import TARGETS
-
-    p = sub.add_parser("bundle", help="pack artifacts, the device runtime and eval data for a Raspberry Pi or Jetson")
-    p.add_argument("source", type=Path, metavar="RUN_DIR_OR_ARTIFACT",
-                   help="a run folder of 'edgedl pipeline', or one .tflite/.onnx artifact")  # fmt: skip
-    p.add_argument("--target", required=True, help="; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
-    p.add_argument("--out", type=Path, required=True, help="the bundle to write (.tar.gz)")
-    p.add_argument("--variant", action="append", default=[],
-                   help="variant(s) of the run to bundle (repeat or comma-separate; default: the one 'select' "
-                        "picks among those the target runs)")  # fmt: skip
-    p.add_argument("--max-drop", type=float, help="for the default choice: metric budget (default: the task's)")
-    p.add_argument("--by", default="latency", help="for the default choice: latency (default) or size")
-    add_tail_arg(p)
-    p.set_defaults(func=cmd_bundle)
-
-    p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")
-    p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")
-    p.add_argument("--out", type=Path, required=True, help="run folder")
-    add_data_args(p)
-    add_train_args(p)
-    p.add_argument("--retrain", action="store_true", help="train a saved model further on --data")
-    p.add_argument("--eval-sigma", type=float, help="denoisers: σ of the evaluation noise (default: --sigma, or 25)")
-    p.add_argument("--variants", help="comma-separated variants or recipes, e.g. tflite_int8,prune,qat; 'post' for "
-                                      "all post-training ones (default: all; see 'edgedl variants')")  # fmt: skip
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads when benchmarking (default 1)")
-    add_timing_args(p, " per variant")
-    p.add_argument("--max-drop", type=float, help="then select the best variant within this metric budget")
-    p.add_argument("--by", default="latency", help="with --max-drop: latency (default) or size")
-    p.add_argument("--search-seconds", type=float, default=900,
-                   help="with --max-drop: time budget of the search for thinner filter-pruned variants (default 900)")
-    p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
-    p.add_argument("--target", help="with --max-drop: select among the variants this device runs (see 'edgedl bundle')")
-    add_normalization_args(p)
-    add_strategy_args(p)
-    _add_output_args(p)
-    p.set_defaults(func=in_cluster(cmd_pipeline))
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    missing = _missing_host_module()
-    if missing is not None:
-        print(f"edgedl: the host side is not installed ({missing} is missing): pip install 'edgedl[train]'",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # what --workers runs in each worker
-    # TensorFlow's C++ INFO/WARNING lines drown the progress display; a user's own setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return run_cli(lambda: args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,6 +12,11 @@ def add_data_args(p) -> None:
     p.add_argument("--data", type=Path, help="training data: MNIST IDX file/folder, .npz, or a folder per class "
                                              "(default: the embedded MNIST split)")  # fmt: skip
     p.add_argument("--eval-data", type=Path, help="evaluation data, same forms (default: see --data)")
+    p.add_argument("--resize", default="stretch", choices=("stretch", "crop", "pad"),
+                   help="how a picture of another aspect fits the input: stretch (default), crop its centre, or pad "
+                        "it with black; recorded in every artifact, so that the device does the same")  # fmt: skip
+    p.add_argument("--no-augment", action="store_true",
+                   help="train on pictures from files as they are (default: flipped, shifted, brightened a little)")
 
 
 def add_normalization_args(p) -> None:
@@ -19,6 +24,21 @@ def add_normalization_args(p) -> None:
                                   "recorded in every artifact (default: pixel/255, or raw pixels for a model whose "
                                   "first layer is Rescaling/Normalization)")  # fmt: skip
     p.add_argument("--std", help="see --mean")
+
+
+def add_model_args(p) -> None:
+    """A zoo model's architecture choices and starting weights (``ModelEntry.options``)."""
+    p.add_argument("--width", type=float, help="width multiplier of the zoo model (mobilenet_v2: 0.35 to 1.4)")
+    p.add_argument("--input-size", type=int, help="its input's height and width in pixels (mobilenet_v2: 96 to 224)")
+    p.add_argument("--weights", type=Path, help="start from this checkpoint of the same architecture (an HDF5 weights "
+                                                 "file by layer name, or a saved model); a head of another shape "
+                                                 "is trained afresh")  # fmt: skip
+
+
+def model_options(args) -> tuple:
+    """The zoo model's options the user gave, as sorted (name, value) pairs."""
+    given = {"width": getattr(args, "width", None), "input_size": getattr(args, "input_size", None)}
+    return tuple(sorted((k, v) for k, v in given.items() if v is not None))
 
 
 def add_train_args(p) -> None:
@@ -76,7 +96,15 @@ def prepare(args, task: str, image_shape: tuple, batch_size: int = 64, seed: int
     from ..data.denoising import Noise
 
     noise = Noise.parse(getattr(args, "sigma", "25"), getattr(args, "eval_sigma", None))
-    return tasks.prepare(task, args.data, getattr(args, "eval_data", None), image_shape, noise, batch_size, seed)
+    return tasks.prepare(task, args.data, getattr(args, "eval_data", None), image_shape, noise, batch_size, seed,
+                         reading(args))  # fmt: skip
+
+
+def reading(args):
+    """How the user's pictures are read (``--resize``, ``--no-augment``)."""
+    from ..data.datasets import Reading
+
+    return Reading(getattr(args, "resize", "stretch"), not getattr(args, "no_augment", False))
 
 
 def prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int = 0):

@@ -8,6 +8,7 @@ model ready to export (pruning and clustering wrappers stripped).
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
@@ -26,7 +27,9 @@ def _wrap(technique: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ValueError, RuntimeError, TypeError) as exc:
-        raise UserError(f"{technique}: {one_line(exc, 1000)}") from None  # it names the layer last
+        kind = re.search(r"<class '(?:[\w.]+\.)?(\w+)'>", str(exc))  # tfmot names the layer's class last
+        layer = f"{kind.group(1)} layers are not supported: " if kind else ""
+        raise UserError(f"{technique}: {layer}{one_line(exc, 1000)}") from None
 
 
 def fine_tune(model, data, task: str, lr: float, epochs: int, batch: int, callbacks=(), backup=None) -> None:
@@ -42,14 +45,14 @@ def _steps_per_epoch(data, batch: int) -> int:
 
 def _prunable(technique: str, model, **kwargs):
     """tfmot's whole-model pruning wrapper; for a model with a weightless layer tfmot does not know (an
-    embedder's UnitNormalization), every layer with weights wrapped on its own and the rest left as they are.
+    embedder's UnitNormalization, a Rescaling of pixels), every layer with weights wrapped on its own and the
+    rest left as they are.
     A layer with weights that tfmot cannot prune is still a one-line error naming it."""
     sparsity = tfmot().sparsity.keras
     try:
         return sparsity.prune_low_magnitude(model, **kwargs)
     except ValueError:
-        if all(layer.weights for layer in model.layers if type(layer).__name__ in OUTPUT_ONLY):
-            raise
+        pass  # a layer tfmot does not know: wrapped one by one below, weightless ones left as they are
 
     def wrap(layer):
         if isinstance(layer, keras().layers.InputLayer) or not layer.weights:

@@ -17,7 +17,6 @@ from typing import Optional
 import numpy as np
 
 from runtime.errors import UserError
-from runtime.images import IMAGE_SUFFIXES
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / "assets" / "mnist"
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -29,9 +28,10 @@ HOLDOUT_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images in [0, 1], integer labels, and the class names they index."""
+    """Images in [0, 1] (an array, or ``photos.Pictures`` decoded on demand), integer labels, and the class
+    names they index."""
 
-    x: np.ndarray
+    x: object
     y: np.ndarray
     labels: tuple
     source: str
@@ -40,7 +40,36 @@ class Dataset:
         return len(self.x)
 
     def take(self, index, source: Optional[str] = None) -> "Dataset":
-        return Dataset(self.x[index], self.y[index], self.labels, source or self.source)
+        x = self.x.rows(index) if hasattr(self.x, "rows") else self.x[index]
+        return Dataset(x, self.y[index], self.labels, source or self.source)
+
+    def kept(self) -> "Dataset":
+        """The same set with its pictures decoded and kept, when they fit in ``photos.KEEP_BYTES``."""
+        from .photos import KEEP_BYTES
+
+        small = hasattr(self.x, "rows") and len(self.x) * int(np.prod(self.x.image_shape)) * 4 <= KEEP_BYTES
+        return Dataset(self.x.kept(), self.y, self.labels, self.source) if small else self
+
+
+def _log(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a user's pictures are read: fitted to the input by ``resize`` (stretch, crop or pad; recorded in
+    every artifact, so that the device does the same), ``augment``ed for training, and where the data's
+    own lines (skipped files) go."""
+
+    resize: str = "stretch"
+    augment: bool = True
+    log: object = _log
+
+    def __post_init__(self):
+        if self.resize not in ("stretch", "crop", "pad"):
+            raise UserError(f"--resize {self.resize!r}: give stretch, crop or pad")
 
     def save_npz(self, path: Path, task: str) -> None:
         """These images as an evaluation set of ``task`` (``runtime.runfolder.write_eval``)."""
@@ -130,35 +159,17 @@ def _npz(path: Path, split: str) -> Dataset:
     raise UserError(f"{path}: .npz needs arrays x_train/y_train, x_test/y_test or x/y; it has {sorted(data.files)}")
 
 
-def _image_folder(folder: Path, image_shape: tuple) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
-
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
-    height, width, channels = image_shape
-    xs, ys = [], []
-    for index, name in enumerate(classes):
-        for f in sorted((folder / name).iterdir()):
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(f) as img:
-                    img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
-                    xs.append(np.asarray(img))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise UserError(f"{f}: not a readable image ({exc})") from None
-            ys.append(index)
-    if not xs:
-        raise UserError(f"{folder}: no images found in class sub-folders (expected {folder}/<class>/<image>.png)")
-    x = np.stack(xs)
-    return Dataset(_to_float_images(x, str(folder)), np.array(ys, dtype=np.int64), tuple(classes), str(folder))
-
-
-def load_data(path: str | Path, split: str = "train", image_shape: tuple = (28, 28, 1)) -> Dataset:
-    """Load a user's data set: MNIST IDX file or folder, ``.npz``, or an image folder per class.
+def load_data(path: str | Path, split: str = "train", image_shape: tuple = (28, 28, 1),
+              reading: Optional["Reading"] = None) -> Dataset:  # fmt: skip
+    """Load a user's data set: MNIST IDX file or folder, ``.npz``, a folder with a sub-folder of pictures per
+    class, or a CSV of ``path,label`` (``data.photos``: read as ``reading`` says, on demand when large).
 
     ``split`` ("train" or "test") picks the matching part where the source has
     both (``train-*``/``t10k-*`` IDX files, ``x_train``/``x_test`` arrays).
     """
+    from .photos import read_photos
+
+    reading = reading or Reading()
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such data file or folder")
@@ -167,11 +178,14 @@ def load_data(path: str | Path, split: str = "train", image_shape: tuple = (28, 
             return _npz(path, split)
         if "idx3-ubyte" in path.name:
             return _idx_pair(path)
-        raise UserError(f"{path}: unknown data format; give an IDX images file, an .npz or an image folder")
+        if path.suffix.lower() == ".csv":
+            return Dataset(*read_photos(path, image_shape, reading.resize, reading.log))
+        raise UserError(f"{path}: unknown data format; give an IDX images file, an .npz, a CSV of path,label or a "
+                        "folder of class folders")  # fmt: skip
     idx = _idx_in_folder(path, split)
     if idx is not None:
         return _idx_pair(idx)
-    return _image_folder(path, image_shape)
+    return Dataset(*read_photos(path, image_shape, reading.resize, reading.log))
 
 
 def has_split(path: str | Path, split: str) -> bool:
@@ -191,23 +205,47 @@ def train_eval(
     eval_data: Optional[str | Path] = None,
     image_shape: tuple = (28, 28, 1),
     seed: int = 0,
+    reading: Optional[Reading] = None,
 ) -> tuple[Dataset, Dataset]:
+    """The (training, evaluation) pair the pipeline uses (see ``_split``); pictures read from files are decoded
+    on demand, a small set once, and the training pictures augmented when ``reading`` says so."""
+    reading = reading or Reading()
+    train, evaluation = _split(data, eval_data, image_shape, seed, reading)
+    if reading.augment and hasattr(train.x, "augmented"):
+        train = Dataset(train.x.augmented(seed), train.y, train.labels, f"{train.source}, augmented")
+    else:
+        train = train.kept()
+    return train, evaluation.kept()
+
+
+def _split(data, eval_data, image_shape: tuple, seed: int, reading: Reading) -> tuple[Dataset, Dataset]:
     """The (training, evaluation) pair the pipeline uses.
 
     Neither given: the embedded MNIST split. Only ``data``: its test part if it
-    has one, otherwise a seeded 20 % hold-out. Only ``eval_data``: train on the
-    embedded split, evaluate on the user's data.
+    has one, otherwise a seeded 20 % hold-out. Only ``eval_data``: for a model
+    of MNIST's digits, train on the embedded split and evaluate on the user's
+    data; for any other model, a seeded 20 % of the user's data trains (and
+    calibrates) and the rest evaluates: never digits for a model of photos.
     """
     if data is None:
         default_train, default_eval = mnist_default()
         if eval_data is None:
             return default_train, default_eval
-        return default_train, load_data(eval_data, "test", image_shape)
-    train = load_data(data, "train", image_shape)
+        evaluation = load_data(eval_data, "test", image_shape, reading)
+        if tuple(image_shape) == default_train.x.shape[1:]:
+            return default_train, evaluation
+        order = np.random.default_rng(seed).permutation(len(evaluation))
+        cut = max(1, int(len(evaluation) * HOLDOUT_FRACTION))
+        if len(evaluation) - cut < 1:
+            raise UserError(f"{eval_data}: {len(evaluation)} pictures cannot be split into calibration and "
+                            "evaluation data; give more, or --data for the calibration")  # fmt: skip
+        return (evaluation.take(order[:cut], f"{evaluation.source} (20 %, for calibration and fine-tuning)"),
+                evaluation.take(order[cut:], f"{evaluation.source} (the other 80 %)"))
+    train = load_data(data, "train", image_shape, reading)
     if eval_data is not None:
-        return train, load_data(eval_data, "test", image_shape)
+        return train, load_data(eval_data, "test", image_shape, reading)
     if has_split(data, "test"):
-        return train, load_data(data, "test", image_shape)
+        return train, load_data(data, "test", image_shape, reading)
     order = np.random.default_rng(seed).permutation(len(train))
     cut = int(len(train) * (1 - HOLDOUT_FRACTION))
     return train.take(order[:cut], f"{train.source} (80 %)"), train.take(order[cut:], f"{train.source} (20 % hold-out)")

@@ -106,6 +106,11 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
                 raise UserError(f"{target.name} cannot run {name}: {problem}; {_instead(report, runs, target)}")
             chosen.append(by_name[name])
         return chosen, "named with --variant"
+    if not runs:  # say what happened: nothing of the target's format was built, or nothing the target runs
+        failed = [v["name"] for v in report["variants"] if not is_ok(v) and v["format"] == target.format]
+        built = "" if not failed else f"; {', '.join(failed)} failed to build (their reasons are in the report)"
+        raise UserError(f"nothing to bundle for {target.name}: no {target.format} variant of this run runs on it"
+                        f"{built}; {_instead(report, runs, target)}")  # fmt: skip
     picked = select({**report, "variants": runs}, max_drop, by, max_tail_drop)
     if picked.variant is None:
         raise UserError(f"nothing to bundle for {target.name}: {picked.explanation}; "
@@ -115,8 +120,11 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
 
 def runnable(report: dict, run_dir: Path, target: Target) -> list[dict]:
     """The run's variants whose artifact is present and passes the target's check."""
+    def runs(path) -> bool:
+        return path.is_file() and target.check(path) is None
+
     return [v for v in report["variants"] if is_ok(v) and v["format"] == target.format
-            and resolve(v["path"], run_dir).is_file() and target.check(resolve(v["path"], run_dir)) is None]
+            and runs(resolve(v["path"], run_dir))]  # fmt: skip
 
 
 def _instead(report: dict, runs: list, target: Target) -> str:
@@ -140,7 +148,8 @@ def _write_samples(eval_path: Path, meta, folder: Path) -> list[str]:
     for i in range(min(SAMPLES, len(inputs))):
         x = np.asarray(inputs[i], dtype=np.float32)
         name = sample_name(i, targets[i] if targets is not None else None)
-        if x.ndim != 3:  # not a picture (a sequence of frames, a vector): the array, as 'edgedl-run' takes it
+        if x.ndim != 3 or x.shape[-1] not in (1, 3, 4) or min(x.shape[:2]) < 2:  # not a picture: the array
+            # (a sequence of frames, a vector, an audio frame of 1×1×320), as 'edgedl-run' takes it
             name = f"{Path(name).stem}.npy"
         if name.endswith(".npy"):
             np.save(folder / name, x)

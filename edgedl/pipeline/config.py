@@ -36,6 +36,10 @@ class PipelineConfig:
     budget: Optional[dict] = None  # {"max_drop": D, "by": "latency"}: what the report marks as selected
     mean: Optional[tuple] = None  # the model's inputs are (pixel / 255 - mean) / std (see data.preprocessing)
     std: Optional[tuple] = None
+    model_options: tuple = ()  # a zoo model's architecture choices, as (name, value) pairs: width, input_size
+    weights: Optional[Path] = None  # a checkpoint of the zoo model's architecture to start training from
+    resize: str = "stretch"  # how pictures of another aspect fit the input (recorded in every artifact)
+    augment: bool = True  # pictures read from files are flipped, shifted and brightened for training
 
     @property
     def is_model_file(self) -> bool:

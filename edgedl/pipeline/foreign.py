@@ -33,14 +33,14 @@ VARIANTS = ("float32", "float16", "dynamic", "int8")
 def run(config, terminal) -> dict:
     """The whole job for a model file; returns the report (also written to ``OUT/report.json``).
     ``terminal``: where its lines and progress go (``edgedl.terminal.Terminal``)."""
-    from benchmarks import Variant, make_report, measure_all, print_table, write_report
-    from benchmarks.render import render
+    from benchmarks import Variant, make_report, measure_all
     from exporters import ModelInfo, NotApplicable, convert_onnx
     from runtime.metadata import Normalization
     from runtime.report import failed_record, is_ok
 
     from ..tasks import content_hash
     from .provenance import build_key, built_with
+    from .report import publish
 
     source, out = Path(config.model), Path(config.out)
     precisions = _chosen(config.variants, source)
@@ -99,13 +99,7 @@ def run(config, terminal) -> dict:
     report = make_report(source.name, task, records + failed, config.bench.threads,
                          extra={"data": {"eval": str(config.eval_data or "embedded MNIST digits"),
                                          "eval_size": count(x)}})  # fmt: skip
-    write_report(out / "report.json", report)
-    terminal.steps.begin("report")
-    written = render([out / "report.json"], out / "report")
-    terminal.steps.finish()
-    print_table(report, terminal.out)
-    log(f"report: {out / 'report.json'}, {written['html']}")
-    return report
+    return publish(report, out, terminal, source.name)
 
 
 def _chosen(requested: tuple, source: Path) -> tuple:

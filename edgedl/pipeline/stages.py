@@ -21,27 +21,29 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from benchmarks import Variant, make_report, measure_all, measure_variant, print_table, write_report
-from benchmarks.render import render_reports
+from benchmarks import Variant, make_report, measure_all, measure_variant
 from exporters import ModelInfo, NotApplicable, export, get_exporter
 from exporters.tfkeras import weights_sha256
 from runtime.errors import UserError, one_line
-from runtime.report import failed_record, is_ok, read_report
-from runtime.runfolder import EVAL_FILE, REPORT_FILE, read_compression, write_compression
+from runtime.report import failed_record, is_ok
+from runtime.runfolder import EVAL_FILE, read_compression, write_compression
 from runtime.tasks import get_task
 
 from .. import tasks
 from ..compress import DistillConfig, compress, model_stats
+from ..data.datasets import Reading
 from ..data.model_data import describe_keras
-from ..data.preprocessing import DEFAULT, model_normalization
+from ..data.preprocessing import DEFAULT, RAW_PIXELS, model_normalization
 from ..models import model_entry
 from ..terminal import Terminal
 from ..training import distribute
-from ..training.model_io import is_tf_keras, load_keras_model, require_tf_keras
+from ..training.model_io import is_tf_keras, load_keras_model
+from ..training.twin import is_keras3, tf_keras_twin
 from ..training.train import TrainConfig
 from . import foreign, keras_measure
 from .config import USER_STUDENT, PipelineConfig
 from .provenance import build_key, built_with, library_versions
+from .report import merged_with_previous, publish
 from .recipes import RECIPES, control_deltas, search_candidates, select_variants
 from .search import search
 from .trained import Trainer
@@ -75,6 +77,11 @@ class Pipeline:
         self.entry = None if self.is_user_model else model_entry(config.model)
         self.specs = None if self.entry is None else select_variants(config.variants, self.entry.task,
                                                                      self.entry.recipes)  # fmt: skip
+        if self.entry is not None:
+            self.entry.check_options(dict(config.model_options))
+        elif config.model_options or config.weights:
+            raise UserError(f"{config.model}: --width, --input-size and --weights are for a zoo model; a saved "
+                            "model keeps its own architecture and weights")  # fmt: skip
         self.train_config = config.train or TrainConfig(**({} if self.entry is None else self.entry.train_defaults))
         self.trainer = Trainer(config, self.out, self.train_config, self.terminal)
         self._compressed: dict = {}
@@ -98,15 +105,11 @@ class Pipeline:
         # data, model, an export and a measurement per variant, the original's measurement, the report
         self.terminal.steps.plan(2 * len(specs) + 4 + (1 if entry is not None and entry.baseline else 0))
         self.terminal.steps.begin("data")
-        if user_model is not None and not is_tf_keras(user_model):
-            if cfg.variants:
-                for spec in specs:
-                    if spec.recipe is not None:  # says, in one line, that compression needs tf-keras
-                        require_tf_keras(user_model, f"{spec.name} ({', '.join(spec.techniques)})")
-            else:
-                specs = tuple(s for s in specs if s.recipe is None)
-                self.log("model: a Keras 3 model: post-training variants only (compression needs tf-keras)")
+        if user_model is not None and is_keras3(user_model):
+            user_model, specs = self._in_tf_keras(user_model, specs)
         norm, why = model_normalization(user_model, cfg.mean, cfg.std)
+        if entry is not None and entry.raw_pixels and cfg.mean is None:
+            norm, why = RAW_PIXELS, f"{entry.name} scales 0–255 pixels itself"
         if tasks.host_task(task).prepare is None:  # no data of its own: inputs read for the model
             data = self._generic_data(user_model, norm)
         else:
@@ -126,13 +129,32 @@ class Pipeline:
             normalization=norm,
             source_sha256=weights_sha256(original),
             decoding=tuple(sorted(decode_with(original, data).items())) if decode_with else (),
+            resize=data.resize,
         )
         return Run(entry, task, specs, data, original, original_path, info)
 
+    def _in_tf_keras(self, model, specs: tuple) -> tuple:
+        """A Keras 3 model's tf-keras twin, which every technique can compress (tfmot works on tf-keras alone),
+        and the variants; without a twin, the Keras 3 model and its post-training variants (a compression named
+        with --variants is refused in one line saying why)."""
+        try:
+            twin = tf_keras_twin(model)
+        except UserError as exc:
+            named = [s.name for s in specs if s.recipe is not None]
+            if self.config.variants and named:
+                raise UserError(f"{self.config.model}: {', '.join(named)} need a tf-keras model: {exc}") from None
+            self.log(f"model: a Keras 3 model, post-training variants only: {exc}")
+            return model, tuple(s for s in specs if s.recipe is None)
+        self.log("model: a Keras 3 model, rebuilt in tf-keras with the same layers, weights and outputs "
+                 "(tensorflow-model-optimization compresses tf-keras models)")  # fmt: skip
+        return twin, specs
+
     def _data(self, task: str, user_model) -> tasks.Prepared:
         cfg, tc = self.config, self.train_config
-        shape = self.entry.input_shape if user_model is None else tuple(user_model.inputs[0].shape[1:])
-        prepared = tasks.prepare(task, cfg.data, cfg.eval_data, shape, cfg.noise, tc.batch_size, tc.seed)
+        shape = (self.entry.input_shape_for(dict(cfg.model_options)) if user_model is None
+                 else tuple(user_model.inputs[0].shape[1:]))  # fmt: skip
+        reading = Reading(cfg.resize, cfg.augment, self.log)
+        prepared = tasks.prepare(task, cfg.data, cfg.eval_data, shape, cfg.noise, tc.batch_size, tc.seed, reading)
         self.log(f"data: training on {prepared.train_source}; evaluating on {prepared.eval_size} images "
                  f"({prepared.eval_source})")  # fmt: skip
         return prepared
@@ -293,47 +315,15 @@ class Pipeline:
 
     # -- report ------------------------------------------------------------------------------------
 
-    def _merged_with_previous(self, records: list, run: Run) -> list:
-        """A re-run of some variants into the same folder keeps the others' records (same model and data)."""
-        previous_path = self.out / REPORT_FILE
-        if not previous_path.exists():
-            return records
-        try:
-            previous = read_report(previous_path)
-        except UserError:
-            return records
-        fingerprint = (previous.get("data") or {}).get("fingerprint")
-        if (previous["model"], previous["task"], fingerprint) != (str(self.config.model), run.task,
-                                                                  run.data.fingerprint):  # fmt: skip
-            return records
-        ran = {r["name"] for r in records}
-        fresh = {r["name"]: r for r in records}
-        kept = [v["name"] for v in previous["variants"] if v["name"] not in ran]
-        if kept:
-            self.log(f"report: keeping {len(kept)} variants of the previous run ({', '.join(kept)})")
-        merged = [fresh.pop(v["name"], None) or {k: x for k, x in v.items() if k != "metric_delta"}
-                  for v in previous["variants"]]  # the previous order, this run's records in place
-        return merged + list(fresh.values())
-
     def report(self, run: Run, records: list) -> dict:
         """The report, made and written once (``report.json``), then rendered from memory."""
         cfg, data = self.config, run.data
-        records = self._merged_with_previous(records, run)
+        records = merged_with_previous(records, self.out, str(cfg.model), run.task, data.fingerprint, self.log)
         report = make_report(str(cfg.model), run.task, records, cfg.bench.threads,
                              extra={"data": {"train": data.train_source, "eval": data.eval_source,
                                              "eval_size": data.eval_size, "fingerprint": data.fingerprint},
                                     **({"budget": cfg.budget} if cfg.budget else {})})  # fmt: skip
-        write_report(self.out / REPORT_FILE, report)
-        bad = [r for r in report["variants"] if not is_ok(r)]
-        if bad:
-            self.terminal.note(f"[yellow]{len(bad)} of {len(report['variants'])} variants failed[/] "
-                               f"({', '.join(r['name'] for r in bad)}): their reasons are in the report")
-        self.terminal.steps.begin("report")
-        written = render_reports([report], [self.out], self.out / "report")
-        self.terminal.steps.finish()
-        print_table(report, self.terminal.out)
-        self.log(f"report: {self.out / REPORT_FILE}, {written['html']}")
-        return report
+        return publish(report, self.out, self.terminal, str(cfg.model))
 
     # -- the whole job -----------------------------------------------------------------------------
 

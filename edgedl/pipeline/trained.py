@@ -9,8 +9,11 @@ from typing import Callable
 
 from .. import tasks
 from ..models import build_for_task, model_entry
+from runtime.files import sha256_file
+
 from ..training import distribute
-from ..training.model_io import load_keras_model
+from ..training.model_io import load_keras_model, load_matching_weights
+from ..training.twin import as_tf_keras
 from ..training.train import train
 
 
@@ -47,18 +50,29 @@ class Trainer:
         saved, marker = self.out / "model.keras", self.out / "train_config.json"
         noise = asdict(cfg.noise) if tasks.host_task(data.task).noisy else None
         wanted = {"model": str(cfg.model), "train": asdict(self.train_config), "data": data.fingerprint,
-                  "labels": list(data.labels or ()), "noise": noise, "computed": _computed()}
+                  "labels": list(data.labels or ()), "noise": noise, "computed": _computed(),
+                  **({"options": dict(cfg.model_options)} if cfg.model_options else {}),
+                  **({"weights": sha256_file(cfg.weights)} if cfg.weights else {})}  # fmt: skip
         if saved.exists() and _records(marker, wanted):
             self.log(f"model: reusing {saved} (trained with the same settings)")
             return load_keras_model(saved), saved
         if user_model is None:
-            build: Callable = lambda: build_for_task(entry, data.labels)  # noqa: E731
+            build: Callable = lambda: self.built(entry, data.labels)  # noqa: E731
         else:
-            build = lambda: load_keras_model(cfg.model)  # noqa: E731
+            build = lambda: as_tf_keras(load_keras_model(cfg.model))  # noqa: E731
         self.log(f"train: {cfg.model}, {self.train_config.epochs} epochs")
         model = train(build, data.task, data.fit, data.validation, self.train_config, self.out,
                       on_epoch=self.terminal.epochs(self.train_config.epochs, "train"), record=wanted)  # fmt: skip
         return model, saved
+
+    def built(self, entry, labels):
+        """``entry``'s model with the user's architecture choices, from their checkpoint when given."""
+        model = build_for_task(entry, labels, dict(self.config.model_options))
+        if self.config.weights is not None:
+            loaded, total = load_matching_weights(model, self.config.weights)
+            self.log(f"weights: {loaded} of {total} layers from {self.config.weights} (the others as built: "
+                     "a head for these classes)")  # fmt: skip
+        return model
 
     def baseline_model(self, name: str, data: tasks.Prepared) -> Path:
         """The baseline ``name`` trained as the original was (or reused): its saved model."""

@@ -30,6 +30,7 @@ class Prepared:
     eval_size: int
     fingerprint: str = ""  # sha256 of the training and evaluation arrays and the noise: what the data *is*
     held_out: object = None  # a Dataset of the training classes kept out of training (an embedder's threshold)
+    resize: str = "stretch"  # how a picture of another aspect was fitted to the input (the artifacts record it)
 
     def save_eval(self, path: Path) -> None:
         """``eval.npz``; a generic model's holds its inputs alone (by input name): no targets to score."""

@@ -24,20 +24,30 @@ DENOISE_PATCH = 40  # DnCNN's training patch size
 DENOISE_PATCHES_PER_IMAGE = 32
 
 
-def classification(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
-    train, ev = datasets.train_eval(data, eval_data, image_shape, seed)
+def classification(data, eval_data, image_shape: tuple, seed: int, reading=None) -> Prepared:
+    """Labelled pictures; read from files, the evaluation set keeps their 8-bit pixels and the scale and
+    offset that make them the model's inputs (a quarter of float32's size)."""
+    reading = reading or datasets.Reading()
+    train, ev = datasets.train_eval(data, eval_data, image_shape, seed, reading)
+    plain = train.x.augmented(None) if hasattr(train.x, "augmented") else train.x  # calibrated as they are
+    if hasattr(ev.x, "pixels"):
+        pictures = {"x": ev.x.pixels(), "x_scale": np.float32(ev.x.scale).reshape(-1),
+                    "x_offset": np.float32(ev.x.offset).reshape(-1)}  # fmt: skip
+    else:
+        pictures = {"x": ev.x}
     return Prepared(
         task="classification",
         fit=train,
         validation=ev,
-        calibration=train.x[:CALIBRATION_SAMPLES],
-        check=ev.x[:CHECK_SAMPLES],
+        calibration=np.asarray(plain[:CALIBRATION_SAMPLES]),
+        check=np.asarray(ev.x[:CHECK_SAMPLES]),
         labels=train.labels,
-        eval_arrays={"x": ev.x, "y": ev.y, "labels": np.array(train.labels)},
+        eval_arrays={**pictures, "y": ev.y, "labels": np.array(train.labels)},
         train_source=train.source,
         eval_source=ev.source,
         eval_size=len(ev),
         fingerprint=content_hash(train.x, train.y, ev.x, ev.y, train.labels),
+        resize=reading.resize,
     )
 
 
@@ -110,12 +120,18 @@ def normalized(prepared: Prepared, norm) -> Prepared:
         return prepared
 
     def mapped(ds):
+        if hasattr(ds.x, "normalized"):  # pictures read from files: pixel * scale + offset as they are decoded
+            return replace(ds, x=ds.x.normalized(norm.scale, norm.offset))
         return replace(ds, x=to_model_inputs(ds.x, norm))
 
+    arrays = prepared.eval_arrays
+    if "x_scale" in arrays:  # 8-bit pixels kept: the evaluation set's scale and offset are the model's
+        arrays = {**arrays, "x_scale": np.float32(norm.scale), "x_offset": np.float32(norm.offset)}
+    else:
+        arrays = {**arrays, "x": to_model_inputs(arrays["x"], norm)}
     return replace(prepared, fit=mapped(prepared.fit), validation=mapped(prepared.validation),
                    calibration=to_model_inputs(prepared.calibration, norm),
-                   check=to_model_inputs(prepared.check, norm),
-                   eval_arrays={**prepared.eval_arrays, "x": to_model_inputs(prepared.eval_arrays["x"], norm)})
+                   check=to_model_inputs(prepared.check, norm), eval_arrays=arrays)
 
 
 def teacher_batches(teacher, inputs, batch_size: int, seed: int):
@@ -178,16 +194,17 @@ def generic(teacher, meta, what: str, data, eval_data, batch_size: int, seed: in
 
 
 def prepare(task: str, data, eval_data, image_shape: tuple, noise: denoising.Noise, batch_size: int,
-            seed: int) -> Prepared:  # fmt: skip
+            seed: int, reading=None) -> Prepared:  # fmt: skip
     """The data of ``task``: labelled images for a classifier, noisy/clean pairs (or sequences) for a
     denoiser. A generic model's data comes from ``generic``, which needs the model itself."""
     prepare_data = host_task(task).prepare
     if prepare_data is None:
         raise UserError(f"task {task!r} has no data of its own; its inputs come from the model ('generic')")
-    return prepare_data(data, eval_data, image_shape, noise, batch_size, seed)
+    return prepare_data(data, eval_data, image_shape, noise, batch_size, seed, reading)
 
 
-def _denoising(data, eval_data, image_shape: tuple, noise: denoising.Noise, batch_size: int, seed: int) -> Prepared:
+def _denoising(data, eval_data, image_shape: tuple, noise: denoising.Noise, batch_size: int, seed: int,
+               reading=None) -> Prepared:  # fmt: skip
     """Noisy/clean image pairs, or noisy/clean sequences for a model whose input is a sequence of frames."""
     if len(image_shape) == 4:
         if data is not None or eval_data is not None:
@@ -196,23 +213,27 @@ def _denoising(data, eval_data, image_shape: tuple, noise: denoising.Noise, batc
     return denoising_task(data, eval_data, noise, batch_size, seed)
 
 
-def _classification(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
-    return classification(data, eval_data, image_shape, seed)
+def _classification(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int,
+                    reading=None) -> Prepared:  # fmt: skip
+    return classification(data, eval_data, image_shape, seed, reading)
 
 
-def _segmentation(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
+def _segmentation(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int,
+                  reading=None) -> Prepared:  # fmt: skip
     from .digits import segmentation
 
     return segmentation(data, eval_data, image_shape, seed)
 
 
-def _detection(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
+def _detection(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int,
+               reading=None) -> Prepared:  # fmt: skip
     from .digits import detection
 
     return detection(data, eval_data, image_shape, seed)
 
 
-def _embedding(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int) -> Prepared:
+def _embedding(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int,
+               reading=None) -> Prepared:  # fmt: skip
     from .digits import embedding
 
     return embedding(data, eval_data, image_shape, batch_size, seed)
@@ -249,7 +270,8 @@ class HostTask:
     name: str
     loss: object  # a Keras loss, or model -> loss; generic: fine-tuned towards the original's outputs alike
     keras_metrics: tuple = ()
-    # (data, eval_data, image_shape, noise, batch_size, seed) -> Prepared; None: the data comes with the model
+    # (data, eval_data, image_shape, noise, batch_size, seed, reading) -> Prepared; None: its data comes with
+    # the model
     prepare: Optional[Callable] = None
     normalized_inputs: bool = False  # its inputs take the model's normalization (else they stay in [0, 1])
     noisy: bool = False  # trained on noise the run draws: the noise is part of what its model was trained on

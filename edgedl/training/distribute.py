@@ -263,10 +263,20 @@ def validation_dataset(data, global_batch: int):
 
     if data is None:
         return None
-    arrays = (data.x, np.asarray(data.y)) if isinstance(data, Dataset) else tuple(data)
     t = tf()
     options = t.data.Options()
     options.experimental_distribute.auto_shard_policy = t.data.experimental.AutoShardPolicy.DATA
+    if isinstance(data, Dataset) and hasattr(data.x, "rows"):  # pictures read from files: a batch at a time
+        x, y = data.x, np.asarray(data.y)
+
+        def batches():
+            for start in range(0, len(y), global_batch):
+                yield x[start : start + global_batch], y[start : start + global_batch]
+
+        signature = (t.TensorSpec((None, *x.image_shape), t.float32), t.TensorSpec((None,), t.as_dtype(y.dtype)))
+        options.experimental_distribute.auto_shard_policy = t.data.experimental.AutoShardPolicy.OFF
+        return t.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2).with_options(options)
+    arrays = (data.x, np.asarray(data.y)) if isinstance(data, Dataset) else tuple(data)
     return t.data.Dataset.from_tensor_slices(arrays).batch(global_batch).with_options(options)
 
 

@@ -7,6 +7,8 @@ import functools
 import json
 from pathlib import Path
 
+import numpy as np
+
 from exporters.tfkeras import keras, tf
 from runtime.errors import UserError
 from runtime.files import atomic_path
@@ -41,7 +43,8 @@ def require_tf_keras(model, technique: str) -> None:
 # Concatenate): a residual denoiser's Subtract, an embedder's UnitNormalization. Annotated with
 # ``output_quantize_config`` instead, their output is quantized as tfmot quantizes an Add's, so the whole
 # model trains with its int8 rounding; pruning leaves them as they are.
-OUTPUT_ONLY = ("Subtract", "Multiply", "Maximum", "Minimum", "Average", "UnitNormalization")
+OUTPUT_ONLY = ("Subtract", "Multiply", "Maximum", "Minimum", "Average", "UnitNormalization", "Rescaling",
+               "Normalization")  # the last two: a model that normalises its own pixels (keras.applications)
 
 
 @functools.lru_cache(maxsize=None)
@@ -114,6 +117,47 @@ def save_model(model, path: Path) -> None:
                 clean.save(tmp, include_optimizer=False)
         else:
             clean.save(tmp)
+
+
+def load_matching_weights(model, path: str | Path) -> tuple[int, int]:
+    """Every weight of the checkpoint at ``path`` (an HDF5 weights file by layer name, as keras-applications
+    ships them, or a saved model) that a layer of ``model`` of the same name and shapes has; a layer of another
+    shape (the classifier head for other classes) keeps its own. Returns (layers loaded, layers of the model
+    with weights); refuses a checkpoint that fits no layer."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--weights {path}: no such file")
+    source = {}
+    if path.suffix in (".h5", ".hdf5") and not _is_saved_model_h5(path):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            for name in group.attrs.get("layer_names", list(group.keys())):
+                name = name.decode() if isinstance(name, bytes) else name
+                names = group[name].attrs.get("weight_names", [])
+                source[name] = [np.asarray(group[name][w.decode() if isinstance(w, bytes) else w]) for w in names]
+    else:
+        source = {layer.name: layer.get_weights() for layer in load_keras_model(path).layers}
+    with_weights = [layer for layer in model.layers if layer.weights]
+    loaded = 0
+    for layer in with_weights:
+        weights = source.get(layer.name)
+        if weights and [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            loaded += 1
+    if not loaded:
+        raise UserError(f"--weights {path}: no layer of {model.name} has its name and shapes there; give a "
+                        "checkpoint of the same architecture (width and layer names)")  # fmt: skip
+    return loaded, len(with_weights)
+
+
+def _is_saved_model_h5(path: Path) -> bool:
+    """Whether an HDF5 file is a whole saved model (``model_config`` inside), not a weights file."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return "model_config" in f.attrs
 
 
 def load_keras_model(path: str | Path):

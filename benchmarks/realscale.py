@@ -1,0 +1,117 @@
+"""Real scale: MobileNetV2 on a folder of photos, through ``edgedl pipeline``, and what the run cost.
+
+    python -m benchmarks.realscale --work /tmp/rs --photos 2000 --width 0.35 --input-size 96 --epochs 3
+    python -m benchmarks.realscale --work /tmp/rs --photos 20000 --memory-only
+
+Makes a folder of JPEGs (three classes of coloured shapes on noise, 256×192: not square, so ``--resize``
+matters), runs ``edgedl pipeline --model mobilenet_v2`` on it in a child process, and prints: parameters,
+MACs, accuracy, every variant's p50 at one thread and its speed against its format's float32, the fastest
+variant within one point, and the run's peak memory (the largest process of its tree: the pipeline, or a
+variant's measurement). ``--memory-only`` trains one epoch and builds one variant: the peak memory of a
+folder of that size, for comparing folders of 2,000 and 20,000 pictures.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime.cli import OneLineParser, run_cli
+from runtime.errors import UserError
+from runtime.report import read_report
+
+CLASSES = ("disc", "square", "stripes")
+VARIANTS = "tflite_float32,tflite_dynamic,tflite_int8,onnx_float32,onnx_int8,prune,filter_prune,qat"
+
+
+def make_photos(folder: Path, count: int, seed: int = 0) -> Path:
+    """``count`` JPEGs of 256×192 in three class folders (kept when already made)."""
+    from PIL import Image, ImageDraw
+
+    if folder.exists() and sum(1 for _ in folder.rglob("*.jpg")) == count:
+        return folder
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        name = CLASSES[i % len(CLASSES)]
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray(rng.integers(0, 90, (192, 256, 3), dtype=np.uint8))
+        pen = ImageDraw.Draw(image)
+        colour = tuple(int(c) for c in rng.integers(110, 256, 3))
+        x, y, r = int(rng.integers(50, 206)), int(rng.integers(50, 142)), int(rng.integers(24, 46))
+        if name == "disc":
+            pen.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+        elif name == "square":
+            pen.rectangle([x - r, y - r, x + r, y + r], fill=colour)
+        else:
+            for row in range(0, 192, 20):
+                pen.rectangle([0, row, 255, row + 8], fill=colour)
+        image.save(folder / name / f"{i:06d}.jpg", quality=90)
+    return folder
+
+
+def run_pipeline(photos: Path, out: Path, width: float, size: int, epochs: int, variants: str) -> tuple[float, float]:
+    """(seconds, peak MB of the largest process of the run's tree)."""
+    exe = str(Path(sys.executable).with_name("edgedl"))
+    command = [exe, "pipeline", "--model", "mobilenet_v2", "--width", str(width), "--input-size", str(size),
+               "--data", str(photos), "--epochs", str(epochs), "--out", str(out), "--variants", variants,
+               "--resize", "crop", "--quiet"]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise UserError(f"edgedl pipeline failed: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def figures(report: dict) -> list[str]:
+    by_name = {v["name"]: v for v in report["variants"] if v.get("status", "ok") == "ok"}
+    original = by_name["original"]
+    lines = [f"params {original['params']:,}, MACs {original['macs']:,}, accuracy {original['metrics']['accuracy']:.4f} "
+             f"on {report['data']['eval_size']} pictures"]  # fmt: skip
+    for v in report["variants"][1:]:
+        if v.get("status", "ok") != "ok":
+            lines.append(f"  {v['name']:<28} failed: {v['error']}")
+            continue
+        speed = v.get("speed_vs_float32")
+        lines.append(f"  {v['name']:<28} p50 {v['latency_ms']['p50']:8.2f} ms  Δ {v['metric_delta']:+6.2f} pts  "
+                     f"{'' if speed is None else f'{speed:.2f}× its float32'}")  # fmt: skip
+    within = [v for v in by_name.values() if v["format"] != "keras" and v["metric_delta"] >= -1.0]
+    if within and "tflite_float32" in by_name:
+        best = min(within, key=lambda v: v["latency_ms"]["p50"])
+        ratio = by_name["tflite_float32"]["latency_ms"]["p50"] / best["latency_ms"]["p50"]
+        lines.append(f"fastest within 1 point: {best['name']} ({ratio:.2f}× tflite_float32)")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = OneLineParser(prog="python -m benchmarks.realscale", description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, required=True, help="folder for the photos and the run")
+    p.add_argument("--photos", type=int, default=2000)
+    p.add_argument("--width", type=float, default=0.35)
+    p.add_argument("--input-size", type=int, default=96)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--memory-only", action="store_true", help="one epoch, one variant: the run's peak memory")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        photos = make_photos(args.work / f"photos-{args.photos}", args.photos)
+        out = args.work / f"run-{args.photos}-{args.width:g}-{args.input_size}"
+        epochs, variants = (1, "tflite_float32") if args.memory_only else (args.epochs, VARIANTS)
+        seconds, peak = run_pipeline(photos, out, args.width, args.input_size, epochs, variants)
+        print(f"mobilenet_v2 {args.width:g} at {args.input_size}, {args.photos:,} photos: {seconds:.0f} s, "
+              f"peak {peak:,.0f} MB (largest process)")  # fmt: skip
+        if not args.memory_only:
+            print("\n".join(figures(read_report(out / "report.json"))))
+        print(json.dumps({"photos": args.photos, "seconds": round(seconds, 1), "peak_mb": round(peak)}))
+        return 0
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The zoo's real-scale classifier: MobileNetV2 at a chosen width and input size, from a checkpoint, on a folder
+of photos (made here: coloured shapes on noise, three classes, non-square JPEGs)."""
+import json
+
+import numpy as np
+import pytest
+
+from runtime.errors import UserError
+from tests.conftest import run_cli
+
+CLASSES = ("disc", "square", "stripes")
+
+
+def photo_folder(root, per_class: int = 40, seed: int = 0):
+    """JPEGs of 120×90 (not square), one sub-folder per class; a class is a shape, its colour random."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for name in CLASSES:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 80, (90, 120, 3), dtype=np.uint8)
+            image = Image.fromarray(pixels)
+            pen = ImageDraw.Draw(image)
+            colour = tuple(int(c) for c in rng.integers(120, 256, 3))
+            x, y, r = int(rng.integers(30, 90)), int(rng.integers(25, 65)), int(rng.integers(14, 24))
+            if name == "disc":
+                pen.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+            elif name == "square":
+                pen.rectangle([x - r, y - r, x + r, y + r], fill=colour)
+            else:
+                for row in range(0, 90, 12):
+                    pen.rectangle([0, row, 119, row + 5], fill=colour)
+            image.save(root / name / f"{i:03d}.jpg", quality=90)
+    return root
+
+
+def test_its_width_and_input_size_are_the_users_and_its_costs_the_papers():
+    from edgedl.compress import model_stats
+    from edgedl.models import build_for_task, model_entry
+
+    entry = model_entry("mobilenet_v2")
+    model = build_for_task(entry, tuple("abcde"), {"width": 0.35, "input_size": 96})
+    assert model.input_shape == (None, 96, 96, 3) and model.output_shape == (None, 5)
+    assert entry.input_shape_for({"input_size": 96}) == (96, 96, 3) and entry.raw_pixels
+    full = build_for_task(entry, tuple(str(i) for i in range(1000)), {})
+    assert model_stats(full)["params"] == 3_538_984  # keras-applications' MobileNetV2 1.0
+    assert model_stats(full)["macs"] == pytest.approx(300e6, rel=0.01)  # Sandler et al. (2018): 300 M
+    with pytest.raises(UserError, match="--width: cnn takes no width; mobilenet_v2 does"):
+        build_for_task(model_entry("cnn"), tuple("ab"), {"width": 0.5})
+
+
+def test_a_checkpoint_of_the_same_architecture_loads_but_its_head(tmp_path):
+    from edgedl.models import build_for_task, create_model, model_entry
+    from edgedl.training.model_io import load_matching_weights
+
+    entry = model_entry("mobilenet_v2")
+    pretrained = build_for_task(entry, tuple("abc"), {"width": 0.35, "input_size": 96})
+    pretrained.save_weights(tmp_path / "no_top.h5")  # HDF5 by layer name, as keras-applications ships them
+    mine = build_for_task(entry, tuple("abcde"), {"width": 0.35, "input_size": 96})
+    loaded, total = load_matching_weights(mine, tmp_path / "no_top.h5")
+    assert loaded == total - 1  # every layer but the head for five classes
+    np.testing.assert_array_equal(mine.get_layer("Conv1").get_weights()[0],
+                                  pretrained.get_layer("Conv1").get_weights()[0])  # fmt: skip
+    assert mine.get_layer("predictions").get_weights()[0].shape == (1280, 5)
+    create_model("cnn").save_weights(tmp_path / "cnn.h5")
+    with pytest.raises(UserError, match="no layer of .* has its name and shapes there"):
+        load_matching_weights(mine, tmp_path / "cnn.h5")
+
+
+def test_a_photo_folder_trains_it_and_every_technique_compresses_it(tmp_path):
+    photos = photo_folder(tmp_path / "photos")
+    out = tmp_path / "run"
+    proc = run_cli("edgedl", "pipeline", "--model", "mobilenet_v2", "--width", "0.35", "--input-size", "96",
+                   "--data", str(photos), "--epochs", "3", "--out", str(out), "--runs", "20", "--warmup", "2",
+                   "--variants", "tflite_float32,tflite_int8,onnx_int8,prune,filter_prune,qat")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    by_name = {v["name"]: v for v in report["variants"]}
+    assert [v["name"] for v in report["variants"] if v["status"] != "ok"] == []
+    assert by_name["original"]["params"] == 414_051  # 0.35 wide, three classes
+    assert by_name["filter_prune_tflite_float32"]["macs"] < 0.6 * by_name["original"]["macs"]
+    sparsity = by_name["prune_tflite_float32"]["layer_sparsity"]  # tfmot leaves depthwise kernels whole
+    assert sorted(sparsity.values())[len(sparsity) // 2] == pytest.approx(0.8, abs=0.01)
+    assert sparsity["Conv1"] == pytest.approx(0.8, abs=0.01)
+    meta = json.loads((out / "train_config.json").read_text())
+    assert meta["options"] == {"input_size": 96, "width": 0.35}
