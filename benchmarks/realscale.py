@@ -29,27 +29,30 @@ CLASSES = ("disc", "square", "stripes")
 VARIANTS = "tflite_float32,tflite_dynamic,tflite_int8,onnx_float32,onnx_int8,prune,filter_prune,qat"
 
 
-def make_photos(folder: Path, count: int, seed: int = 0) -> Path:
-    """``count`` JPEGs of 256×192 in three class folders (kept when already made)."""
+def make_photos(folder: Path, count: int, size: tuple = (256, 192), seed: int = 0) -> Path:
+    """``count`` JPEGs of ``size`` (width, height) in three class folders, a class a shape of a random colour on
+    noise (kept when already made)."""
     from PIL import Image, ImageDraw
 
     if folder.exists() and sum(1 for _ in folder.rglob("*.jpg")) == count:
         return folder
+    width, height = size
     rng = np.random.default_rng(seed)
     for i in range(count):
         name = CLASSES[i % len(CLASSES)]
         (folder / name).mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray(rng.integers(0, 90, (192, 256, 3), dtype=np.uint8))
+        image = Image.fromarray(rng.integers(0, 90, (height, width, 3), dtype=np.uint8))
         pen = ImageDraw.Draw(image)
         colour = tuple(int(c) for c in rng.integers(110, 256, 3))
-        x, y, r = int(rng.integers(50, 206)), int(rng.integers(50, 142)), int(rng.integers(24, 46))
+        r = int(rng.integers(height // 8, height // 4))
+        x, y = int(rng.integers(r, width - r)), int(rng.integers(r, height - r))
         if name == "disc":
             pen.ellipse([x - r, y - r, x + r, y + r], fill=colour)
         elif name == "square":
             pen.rectangle([x - r, y - r, x + r, y + r], fill=colour)
         else:
-            for row in range(0, 192, 20):
-                pen.rectangle([0, row, 255, row + 8], fill=colour)
+            for row in range(0, height, height // 10):
+                pen.rectangle([0, row, width - 1, row + height // 24], fill=colour)
         image.save(folder / name / f"{i:06d}.jpg", quality=90)
     return folder
 

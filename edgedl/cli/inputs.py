@@ -48,6 +48,13 @@ def add_train_args(p) -> None:
     p.add_argument("--sigma", default="25", help="denoisers: noise σ on the 0-255 scale, or 'blind' (default 25)")
 
 
+def add_training_args(p) -> None:
+    """What a command that trains a zoo model reads: its data, its training, its architecture."""
+    add_data_args(p)
+    add_train_args(p)
+    add_model_args(p)
+
+
 def add_strategy_args(p, training: bool = True) -> None:
     """Where training runs (``edgedl.training.distribute``); with ``training``, how it computes too."""
     from ..training.distribute import MIXED_PRECISION, STRATEGIES

@@ -19,7 +19,7 @@ from runtime.tasks import TASKS
 from ..training.cluster import in_cluster
 from .commands import (cmd_bundle, cmd_compress, cmd_export, cmd_models, cmd_pipeline, cmd_report, cmd_select,
                        cmd_train, cmd_variants)  # fmt: skip
-from .inputs import add_data_args, add_model_args, add_normalization_args, add_strategy_args, add_train_args
+from .inputs import add_data_args, add_normalization_args, add_strategy_args, add_training_args
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
@@ -51,9 +51,7 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("train", help="train a zoo model")
     p.add_argument("--model", default="cnn", help="registry name (see 'edgedl models')")
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, model.keras, history.json")
-    add_data_args(p)
-    add_train_args(p)
-    add_model_args(p)
+    add_training_args(p)
     add_strategy_args(p)
     _add_output_args(p)
     p.set_defaults(func=in_cluster(cmd_train))
@@ -130,9 +128,7 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")
     p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    add_data_args(p)
-    add_train_args(p)
-    add_model_args(p)
+    add_training_args(p)
     p.add_argument("--retrain", action="store_true", help="train a saved model further on --data")
     p.add_argument("--eval-sigma", type=float, help="denoisers: σ of the evaluation noise (default: --sigma, or 25)")
     p.add_argument("--variants", help="comma-separated variants or recipes, e.g. tflite_int8,prune,qat; 'post' for "

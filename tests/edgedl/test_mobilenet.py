@@ -1,38 +1,14 @@
 """The zoo's real-scale classifier: MobileNetV2 at a chosen width and input size, from a checkpoint, on a folder
-of photos (made here: coloured shapes on noise, three classes, non-square JPEGs)."""
+of photos (made here, as the real-scale benchmark makes its: coloured shapes on noise, three classes,
+non-square JPEGs)."""
 import json
 
 import numpy as np
 import pytest
 
+from benchmarks.realscale import make_photos
 from runtime.errors import UserError
 from tests.conftest import run_cli
-
-CLASSES = ("disc", "square", "stripes")
-
-
-def photo_folder(root, per_class: int = 40, seed: int = 0):
-    """JPEGs of 120×90 (not square), one sub-folder per class; a class is a shape, its colour random."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    for name in CLASSES:
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 80, (90, 120, 3), dtype=np.uint8)
-            image = Image.fromarray(pixels)
-            pen = ImageDraw.Draw(image)
-            colour = tuple(int(c) for c in rng.integers(120, 256, 3))
-            x, y, r = int(rng.integers(30, 90)), int(rng.integers(25, 65)), int(rng.integers(14, 24))
-            if name == "disc":
-                pen.ellipse([x - r, y - r, x + r, y + r], fill=colour)
-            elif name == "square":
-                pen.rectangle([x - r, y - r, x + r, y + r], fill=colour)
-            else:
-                for row in range(0, 90, 12):
-                    pen.rectangle([0, row, 119, row + 5], fill=colour)
-            image.save(root / name / f"{i:03d}.jpg", quality=90)
-    return root
 
 
 def test_its_width_and_input_size_are_the_users_and_its_costs_the_papers():
@@ -69,7 +45,7 @@ def test_a_checkpoint_of_the_same_architecture_loads_but_its_head(tmp_path):
 
 
 def test_a_photo_folder_trains_it_and_every_technique_compresses_it(tmp_path):
-    photos = photo_folder(tmp_path / "photos")
+    photos = make_photos(tmp_path / "photos", 120, size=(120, 90))  # not square: --resize matters
     out = tmp_path / "run"
     proc = run_cli("edgedl", "pipeline", "--model", "mobilenet_v2", "--width", "0.35", "--input-size", "96",
                    "--data", str(photos), "--epochs", "3", "--out", str(out), "--runs", "20", "--warmup", "2",
