@@ -35,7 +35,8 @@ def test_lstm_classifier_goes_through_with_its_own_recipes(tmp_path):
 
 def test_seq_denoiser_report_carries_the_per_frame_baseline(tmp_path):
     report = _pipeline(tmp_path, "--model", "seq_denoiser", "--epochs", "1", "--variants", "tflite_int8",
-                       "--sigma", "50")  # fmt: skip
+                       "--sigma", "50", "--train-size", "2000")  # fmt: skip
+    assert "2000 moving-digit sequences" in report["data"]["train"]  # --train-size: a quick trial run
     metrics = report["variants"][0]["metrics"]
     assert {"psnr", "ssim", "psnr_per_frame_baseline", "ssim_per_frame_baseline"} <= set(metrics)
     noisy_psnr = 20 * np.log10(255 / 50)  # σ = 50 on the 0–255 scale: what the input scores

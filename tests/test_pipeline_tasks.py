@@ -11,7 +11,8 @@ from tests.conftest import run_cli, zoo_pipeline as _pipeline
 def test_unet_lite_segments_canvases_scores_miou_and_edgedl_run_writes_masks(tmp_path):
     from PIL import Image
 
-    report = _pipeline(tmp_path, "--model", "unet_lite", "--epochs", "1", "--variants", "tflite_int8")
+    report = _pipeline(tmp_path, "--model", "unet_lite", "--epochs", "1", "--variants", "tflite_int8",
+                       "--train-size", "4000")  # fmt: skip
     assert report["task"] == "segmentation" and report["metric"] == "miou"
     original, i8 = report["variants"]
     assert original["metrics"]["pixel_accuracy"] > 0.9  # the background alone is about 95 % of the pixels
@@ -43,7 +44,8 @@ def test_unet_lite_segments_canvases_scores_miou_and_edgedl_run_writes_masks(tmp
 def test_centernet_lite_detects_digits_on_canvases_scores_map_and_edgedl_run_gives_boxes(tmp_path):
     from PIL import Image
 
-    report = _pipeline(tmp_path, "--model", "centernet_lite", "--epochs", "1", "--variants", "tflite_int8")
+    report = _pipeline(tmp_path, "--model", "centernet_lite", "--epochs", "1", "--variants", "tflite_int8",
+                       "--train-size", "3000")  # fmt: skip
     assert report["task"] == "detection" and report["metric"] == "map50"
     original, i8 = report["variants"]
     assert 0 <= original["metrics"]["map"] <= original["metrics"]["map50"] <= 1

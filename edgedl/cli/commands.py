@@ -207,6 +207,7 @@ def cmd_pipeline(args) -> int:
             weights=args.weights,
             resize=args.resize,
             augment=not args.no_augment,
+            train_size=args.train_size,
         )
         report = run_pipeline(config, terminal)
         if report is None:  # another worker than the chief: its share is done

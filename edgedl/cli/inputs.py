@@ -15,6 +15,8 @@ def add_data_args(p) -> None:
     p.add_argument("--resize", default="stretch", choices=("stretch", "crop", "pad"),
                    help="how a picture of another aspect fits the input: stretch (default), crop its centre, or pad "
                         "it with black; recorded in every artifact, so that the device does the same")  # fmt: skip
+    p.add_argument("--train-size", type=int, help="train on at most this many examples (pictures, canvases, "
+                                                  "sequences): a quick trial run on large data")  # fmt: skip
     p.add_argument("--no-augment", action="store_true",
                    help="train on pictures from files as they are (default: flipped, shifted, brightened a little)")
 
@@ -111,7 +113,8 @@ def reading(args):
     """How the user's pictures are read (``--resize``, ``--no-augment``)."""
     from ..data.datasets import Reading
 
-    return Reading(getattr(args, "resize", "stretch"), not getattr(args, "no_augment", False))
+    return Reading(getattr(args, "resize", "stretch"), not getattr(args, "no_augment", False),
+                   limit=getattr(args, "train_size", None))
 
 
 def prepare_model(args, model, task: str, norm, batch_size: int = 64, seed: int = 0):

@@ -50,6 +50,12 @@ class Dataset:
         small = hasattr(self.x, "rows") and len(self.x) * int(np.prod(self.x.image_shape)) * 4 <= KEEP_BYTES
         return Dataset(self.x.kept(), self.y, self.labels, self.source) if small else self
 
+    def save_npz(self, path: Path, task: str) -> None:
+        """These images as an evaluation set of ``task`` (``runtime.runfolder.write_eval``)."""
+        from runtime.runfolder import write_eval
+
+        write_eval(path, {"x": np.asarray(self.x), "y": self.y, "labels": np.array(self.labels)}, task)
+
 
 def _log(message: str) -> None:
     import sys
@@ -66,16 +72,17 @@ class Reading:
     resize: str = "stretch"
     augment: bool = True
     log: object = _log
+    limit: Optional[int] = None  # at most this many training examples (--train-size: a quick trial run)
 
     def __post_init__(self):
         if self.resize not in ("stretch", "crop", "pad"):
             raise UserError(f"--resize {self.resize!r}: give stretch, crop or pad")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--train-size {self.limit}: give at least 1")
 
-    def save_npz(self, path: Path, task: str) -> None:
-        """These images as an evaluation set of ``task`` (``runtime.runfolder.write_eval``)."""
-        from runtime.runfolder import write_eval
-
-        write_eval(path, {"x": self.x, "y": self.y, "labels": np.array(self.labels)}, task)
+    def limited(self, count: int) -> int:
+        """How many of ``count`` training examples to use."""
+        return count if self.limit is None else min(count, self.limit)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -211,6 +218,8 @@ def train_eval(
     on demand, a small set once, and the training pictures augmented when ``reading`` says so."""
     reading = reading or Reading()
     train, evaluation = _split(data, eval_data, image_shape, seed, reading)
+    if reading.limit is not None and reading.limit < len(train):
+        train = train.take(slice(0, reading.limit), f"{train.source}, the first {reading.limit}")
     if reading.augment and hasattr(train.x, "augmented"):
         train = Dataset(train.x.augmented(seed), train.y, train.labels, f"{train.source}, augmented")
     else:

@@ -40,6 +40,7 @@ class PipelineConfig:
     weights: Optional[Path] = None  # a checkpoint of the zoo model's architecture to start training from
     resize: str = "stretch"  # how pictures of another aspect fit the input (recorded in every artifact)
     augment: bool = True  # pictures read from files are flipped, shifted and brightened for training
+    train_size: Optional[int] = None  # at most this many training examples (a quick trial run)
 
     @property
     def is_model_file(self) -> bool:

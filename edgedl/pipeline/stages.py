@@ -153,7 +153,7 @@ class Pipeline:
         cfg, tc = self.config, self.train_config
         shape = (self.entry.input_shape_for(dict(cfg.model_options)) if user_model is None
                  else tuple(user_model.inputs[0].shape[1:]))  # fmt: skip
-        reading = Reading(cfg.resize, cfg.augment, self.log)
+        reading = Reading(cfg.resize, cfg.augment, self.log, cfg.train_size)
         prepared = tasks.prepare(task, cfg.data, cfg.eval_data, shape, cfg.noise, tc.batch_size, tc.seed, reading)
         self.log(f"data: training on {prepared.train_source}; evaluating on {prepared.eval_size} images "
                  f"({prepared.eval_source})")  # fmt: skip

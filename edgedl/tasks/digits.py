@@ -14,7 +14,7 @@ SEGMENTATION_TRAIN = 8000  # canvases built from the training digits
 SEGMENTATION_EVAL = 300  # canvases built from the evaluation digits (their scores: 300×64×64×11 floats, 54 MB)
 
 
-def segmentation(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
+def segmentation(data, eval_data, image_shape: tuple, seed: int, reading=None) -> Prepared:
     """Canvases of 1–3 embedded MNIST digits at sides of 20–36 px, a class for every pixel (``canvases``):
     training canvases from the training digits, evaluation canvases from the evaluation digits."""
     from ..data.canvases import digit_canvases, mask_labels
@@ -25,19 +25,20 @@ def segmentation(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
         raise UserError(f"segmentation canvases are square; the model takes {image_shape}")
     train, ev = datasets.mnist_default()
     size = int(image_shape[0])
-    fit = digit_canvases(train.x, train.y, SEGMENTATION_TRAIN, size, np.random.default_rng(seed))
+    count = SEGMENTATION_TRAIN if reading is None else reading.limited(SEGMENTATION_TRAIN)
+    fit = digit_canvases(train.x, train.y, count, size, np.random.default_rng(seed))
     test = digit_canvases(ev.x, ev.y, SEGMENTATION_EVAL, size, np.random.default_rng(seed + 1))
     labels = mask_labels(train.labels)
     what = f"{size}×{size} canvases of 1–3 digits"
     return Prepared(
         task="segmentation",
-        fit=datasets.Dataset(fit.images, fit.masks, labels, f"{SEGMENTATION_TRAIN} {what} from {train.source}"),
+        fit=datasets.Dataset(fit.images, fit.masks, labels, f"{count} {what} from {train.source}"),
         validation=datasets.Dataset(test.images, test.masks, labels, f"{SEGMENTATION_EVAL} {what} from {ev.source}"),
         calibration=fit.images[:CALIBRATION_SAMPLES],
         check=test.images[:CHECK_SAMPLES],
         labels=labels,
         eval_arrays={"x": test.images, "y": test.masks, "labels": np.array(labels)},
-        train_source=f"{SEGMENTATION_TRAIN} {what} from {train.source}",
+        train_source=f"{count} {what} from {train.source}",
         eval_source=f"{SEGMENTATION_EVAL} {what} from {ev.source}",
         eval_size=SEGMENTATION_EVAL,
         fingerprint=content_hash(fit.images, fit.masks, test.images, test.masks, seed),
@@ -47,7 +48,7 @@ def segmentation(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
 DETECTION_EVAL = 500  # canvases built from the evaluation digits
 
 
-def detection(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
+def detection(data, eval_data, image_shape: tuple, seed: int, reading=None) -> Prepared:
     """Canvases of 1–5 embedded MNIST digits at sides of 20–36 px with their boxes and classes
     (``canvases``), and the detector's training targets (``detection.targets``)."""
     from ..data.canvases import digit_canvases
@@ -59,7 +60,8 @@ def detection(data, eval_data, image_shape: tuple, seed: int) -> Prepared:
         raise UserError(f"detection canvases are square; the model takes {image_shape}")
     train, ev = datasets.mnist_default()
     size, stride = int(image_shape[0]), 4
-    fit = digit_canvases(train.x, train.y, SEGMENTATION_TRAIN, size, np.random.default_rng(seed), per_canvas=(1, 5))
+    count = SEGMENTATION_TRAIN if reading is None else reading.limited(SEGMENTATION_TRAIN)
+    fit = digit_canvases(train.x, train.y, count, size, np.random.default_rng(seed), per_canvas=(1, 5))
     test = digit_canvases(ev.x, ev.y, DETECTION_EVAL, size, np.random.default_rng(seed + 1), per_canvas=(1, 5))
     classes = len(train.labels)
     what = f"{size}×{size} canvases of 1–5 digits"

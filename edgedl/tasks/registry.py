@@ -51,8 +51,11 @@ def classification(data, eval_data, image_shape: tuple, seed: int, reading=None)
     )
 
 
-def denoising_task(data, eval_data, noise: denoising.Noise, batch_size: int, seed: int) -> Prepared:
+def denoising_task(data, eval_data, noise: denoising.Noise, batch_size: int, seed: int, reading=None) -> Prepared:
     train, ev = denoising.train_eval(data, eval_data)
+    if reading is not None and reading.limited(len(train)) < len(train):
+        train = denoising.ImageSet(train.images[: reading.limit], f"{train.source}, the first {reading.limit}",
+                                   train.names[: reading.limit])  # fmt: skip
     small = all(img.shape[:2] == train.images[0].shape[:2] for img in train.images) and \
         train.images[0].shape[0] <= DENOISE_PATCH  # fmt: skip
     patch = train.images[0].shape[0] if small else DENOISE_PATCH
@@ -84,10 +87,13 @@ def denoising_task(data, eval_data, noise: denoising.Noise, batch_size: int, see
 SEQUENCE_EVAL = 500  # sequences built from the evaluation digits
 
 
-def sequence_task(image_shape: tuple, noise: denoising.Noise, batch_size: int, seed: int) -> Prepared:
+def sequence_task(image_shape: tuple, noise: denoising.Noise, batch_size: int, seed: int,
+                  reading=None) -> Prepared:  # fmt: skip
     """Moving-digit sequences from the embedded MNIST split (training digits / evaluation digits)."""
     frames, size = image_shape[0], image_shape[1]
     train, ev = datasets.mnist_default()
+    if reading is not None:
+        train = train.take(slice(0, reading.limited(len(train))))
     batches = denoising.sequence_batches(train.x, noise, frames, size, batch_size, seed)
     clean = denoising.moving_digit_sequences(ev.x[:SEQUENCE_EVAL], frames, size, np.random.default_rng(seed + 1))
     noisy = denoising.add_noise(clean, noise.eval_sigma, np.random.default_rng(seed + 2))
@@ -209,8 +215,8 @@ def _denoising(data, eval_data, image_shape: tuple, noise: denoising.Noise, batc
     if len(image_shape) == 4:
         if data is not None or eval_data is not None:
             raise UserError("sequence denoisers train on the embedded moving-digit sequences; drop --data/--eval-data")
-        return sequence_task(image_shape, noise, batch_size, seed)
-    return denoising_task(data, eval_data, noise, batch_size, seed)
+        return sequence_task(image_shape, noise, batch_size, seed, reading)
+    return denoising_task(data, eval_data, noise, batch_size, seed, reading)
 
 
 def _classification(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int,
@@ -222,14 +228,14 @@ def _segmentation(data, eval_data, image_shape: tuple, noise, batch_size: int, s
                   reading=None) -> Prepared:  # fmt: skip
     from .digits import segmentation
 
-    return segmentation(data, eval_data, image_shape, seed)
+    return segmentation(data, eval_data, image_shape, seed, reading)
 
 
 def _detection(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int,
                reading=None) -> Prepared:  # fmt: skip
     from .digits import detection
 
-    return detection(data, eval_data, image_shape, seed)
+    return detection(data, eval_data, image_shape, seed, reading)
 
 
 def _embedding(data, eval_data, image_shape: tuple, noise, batch_size: int, seed: int,

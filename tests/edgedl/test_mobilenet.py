@@ -45,18 +45,20 @@ def test_a_checkpoint_of_the_same_architecture_loads_but_its_head(tmp_path):
 
 
 def test_a_photo_folder_trains_it_and_every_technique_compresses_it(tmp_path):
-    photos = make_photos(tmp_path / "photos", 120, size=(120, 90))  # not square: --resize matters
+    photos = make_photos(tmp_path / "photos", 60, size=(120, 90))  # not square: --resize matters
     out = tmp_path / "run"
     proc = run_cli("edgedl", "pipeline", "--model", "mobilenet_v2", "--width", "0.35", "--input-size", "96",
-                   "--data", str(photos), "--epochs", "3", "--out", str(out), "--runs", "20", "--warmup", "2",
-                   "--variants", "tflite_float32,tflite_int8,onnx_int8,prune,filter_prune,qat")  # fmt: skip
+                   "--data", str(photos), "--epochs", "1", "--out", str(out), "--runs", "20", "--warmup", "2",
+                   "--variants", "tflite_int8,prune_tflite_int8,filter_prune_tflite_float32,qat_tflite_int8")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     by_name = {v["name"]: v for v in report["variants"]}
     assert [v["name"] for v in report["variants"] if v["status"] != "ok"] == []
     assert by_name["original"]["params"] == 414_051  # 0.35 wide, three classes
+    assert set(by_name) == {"original", "tflite_int8", "prune_tflite_int8", "filter_prune_tflite_float32",
+                            "qat_tflite_int8"}  # fmt: skip
     assert by_name["filter_prune_tflite_float32"]["macs"] < 0.6 * by_name["original"]["macs"]
-    sparsity = by_name["prune_tflite_float32"]["layer_sparsity"]  # tfmot leaves depthwise kernels whole
+    sparsity = by_name["prune_tflite_int8"]["layer_sparsity"]  # tfmot leaves depthwise kernels whole
     assert sorted(sparsity.values())[len(sparsity) // 2] == pytest.approx(0.8, abs=0.01)
     assert sparsity["Conv1"] == pytest.approx(0.8, abs=0.01)
     meta = json.loads((out / "train_config.json").read_text())
