@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from runtime.errors import UserError, one_line
+from runtime.errors import one_line
 from runtime.report import variant_record
 from runtime.runfolder import read_eval_arrays, stored_path
 

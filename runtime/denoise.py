@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32

@@ -9,9 +9,7 @@ device needs nothing but the metadata.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 

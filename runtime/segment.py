@@ -2,12 +2,8 @@
 share of the picture each class covers. ``answers`` writes the masks."""
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import numpy as np
 
-from .errors import UserError
 
 # Class 0 (background) black, then distinct colours (Trubetskoy's list of 20), repeated past 20 classes.
 COLOURS = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from runtime.errors import UserError
-
 
 def add_data_args(p) -> None:
     p.add_argument("--data", type=Path, help="training data: MNIST IDX file/folder, .npz, or a folder per class "

@@ -7,12 +7,11 @@ model ready to export (pruning and clustering wrappers stripped).
 """
 from __future__ import annotations
 
-import functools
 import re
 
 import numpy as np
 
-from exporters.tfkeras import keras, tf
+from exporters.tfkeras import keras
 from runtime.errors import UserError, one_line
 
 from ..data.datasets import Dataset

@@ -9,7 +9,6 @@ the benchmarks read ``eval.npz`` without knowing where it came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from exporters.tfkeras import keras, tf
 from runtime.errors import UserError
-from runtime.files import atomic_path, write_json
+from runtime.files import write_json
 
 from . import distribute
 from .model_io import save_model
