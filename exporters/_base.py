@@ -94,15 +94,16 @@ class ModelInfo:
     decoding: tuple = ()  # the task's decoding parameters, (name, number) pairs (runtime.metadata)
     resize: str = "stretch"  # how a picture of another aspect was fitted to the input (runtime.metadata)
 
-    def record(self, fmt: str, precision: str, inputs: tuple, outputs: tuple) -> ModelMetadata:
-        """The artifact's metadata, its checksum left zeroed for ``runtime.files.seal`` to fill in."""
+    def record(self, fmt: str, precision: str, inputs: tuple, outputs: tuple, notes: tuple = ()) -> ModelMetadata:
+        """The artifact's metadata, its checksum left zeroed for ``runtime.files.seal`` to fill in; ``notes``:
+        how the exporter chose to build it (an int8 ``.onnx``'s activation type, say)."""
         from runtime.files import UNSEALED
 
         return ModelMetadata(task=self.task, format=fmt, precision=precision, inputs=inputs, outputs=outputs,
                              normalization=self.normalization, layout=self.layout, labels=self.labels,
                              techniques=tuple(self.techniques), decoding=tuple(self.decoding), resize=self.resize,
                              source_sha256=self.source_sha256, build_key=self.build_key,
-                             edgedl_version=EDGEDL_VERSION, artifact_sha256=UNSEALED)  # fmt: skip
+                             edgedl_version=EDGEDL_VERSION, artifact_sha256=UNSEALED, notes=tuple(notes))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ The float graph comes from tf2onnx; ``dynamic`` is ``quantize_dynamic``
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +17,25 @@ from runtime.files import seal, sha256_file
 from runtime.metadata import ONNX_METADATA_KEY, TensorSpec
 
 from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, staged
-from .onnx_source import quantize
+from .onnx_source import activation_type, quantize
 from ._check import check_if_asked
 from .tfkeras import tf
 
 OPSET = 17
 
 
+@dataclass(frozen=True)
 class OnnxConfig(ExportConfig):
-    """``precision``: float32, dynamic (``quantize_dynamic``) or int8 (static QDQ, calibrated)."""
+    """``precision``: float32, dynamic (``quantize_dynamic``) or int8 (static QDQ, calibrated); ``activations``:
+    int8's activation type, ``auto`` (the best for this machine's processor), ``uint8`` or ``int8``
+    (``onnx_source.activation_type``)."""
 
     PRECISIONS = ("float32", "dynamic", "int8")
+    activations: str = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        activation_type(self.activations, arch="x86_64", extensions=[])  # checks the choice only
 
 
 def input_names(model) -> list:
@@ -65,11 +74,11 @@ def _optimizers():
     return None if found is None else OrderedDict((k, v) for k, v in found().items() if k != "reshape_optimizer")
 
 
-def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path) -> None:
+def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path) -> tuple:
     calibration = config.calibration_set() if config.precision == "int8" else None
     if calibration is not None and not isinstance(calibration, dict):
         calibration = {"input": calibration}  # the one input's name (``input_names``)
-    quantize(float_path, out, config.precision, calibration, work)
+    return quantize(float_path, out, config.precision, calibration, work, config.activations)
 
 
 def _spec(value_info) -> TensorSpec:
@@ -97,13 +106,13 @@ def export_onnx(model, path, config: OnnxConfig, info: ModelInfo) -> Artifact:
         work = Path(work_dir)
         float_path = work / "float.onnx"
         _float_onnx(model, float_path)
-        graph_path = float_path
+        graph_path, notes = float_path, ()
         if config.precision != "float32":
             graph_path = work / "quant.onnx"
-            _quantize(float_path, graph_path, config, work)
+            notes = _quantize(float_path, graph_path, config, work)
         proto = onnx.load(str(graph_path))
         meta = info.record("onnx", config.precision, tuple(_spec(v) for v in _graph_inputs(proto)),
-                           tuple(_spec(v) for v in proto.graph.output))  # fmt: skip
+                           tuple(_spec(v) for v in proto.graph.output), notes)  # fmt: skip
         onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: meta.to_json()})
         out.write_bytes(seal(proto.SerializeToString()))
         onnx.checker.check_model(str(out), full_check=True)

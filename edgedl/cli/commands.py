@@ -93,8 +93,9 @@ def cmd_export(args) -> int:
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
     info = ModelInfo(task=task, labels=labels if get_task(task).class_scores else None,
                      normalization=norm, source_sha256=weights_sha256(model), resize=args.resize)  # fmt: skip
+    options = {"activations": args.onnx_activations} if args.format == "onnx" else {}
     art = export(model, args.out, args.format, info, precision=args.precision, calibration=data.calibration,
-                 check_inputs=data.check)  # fmt: skip
+                 check_inputs=data.check, **options)  # fmt: skip
     print(f"wrote {art.path} ({art.format}, {art.precision}, {art.size_bytes:,} bytes, sha256 {art.sha256[:12]}…)")
     return 0
 
@@ -208,6 +209,7 @@ def cmd_pipeline(args) -> int:
             resize=args.resize,
             augment=not args.no_augment,
             train_size=args.train_size,
+            onnx_activations=args.onnx_activations,
         )
         report = run_pipeline(config, terminal)
         if report is None:  # another worker than the chief: its share is done

@@ -19,6 +19,14 @@ def add_data_args(p) -> None:
                    help="train on pictures from files as they are (default: flipped, shifted, brightened a little)")
 
 
+def add_onnx_args(p) -> None:
+    from exporters import ACTIVATIONS
+
+    p.add_argument("--onnx-activations", default="auto", choices=ACTIVATIONS,
+                   help="an int8 .onnx's activations: auto (default: uint8 on x86-64, whose onnxruntime kernels are "
+                        "fastest so; int8 on ARM and for TensorRT), uint8 or int8; recorded in the artifact")  # fmt: skip
+
+
 def add_normalization_args(p) -> None:
     p.add_argument("--mean", help="the model takes (pixel/255 - MEAN) / STD: per channel (0.485,0.456,0.406) or one; "
                                   "recorded in every artifact (default: pixel/255, or raw pixels for a model whose "

@@ -19,7 +19,7 @@ from runtime.tasks import TASKS
 from ..training.cluster import in_cluster
 from .commands import (cmd_bundle, cmd_compress, cmd_export, cmd_models, cmd_pipeline, cmd_report, cmd_select,
                        cmd_train, cmd_variants)  # fmt: skip
-from .inputs import add_data_args, add_normalization_args, add_strategy_args, add_training_args
+from .inputs import add_data_args, add_normalization_args, add_onnx_args, add_strategy_args, add_training_args
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
@@ -68,6 +68,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--sigma", default="25", help="denoisers: noise σ of the calibration inputs (default 25)")
     p.add_argument("--resize", default="stretch", choices=("stretch", "crop", "pad"),
                    help="how a picture of another aspect fits the input (recorded in the artifact; default stretch)")
+    add_onnx_args(p)
     add_normalization_args(p)
     p.set_defaults(func=cmd_export)
 
@@ -141,6 +142,7 @@ def build_parser() -> OneLineParser:
                    help="with --max-drop: time budget of the search for thinner filter-pruned variants (default 900)")
     p.add_argument("--no-search", action="store_true", help="with --max-drop: select among the variants, no search")
     p.add_argument("--target", help="with --max-drop: select among the variants this device runs (see 'edgedl bundle')")
+    add_onnx_args(p)
     add_normalization_args(p)
     add_strategy_args(p)
     _add_output_args(p)

@@ -34,7 +34,7 @@ def run(config, terminal) -> dict:
     """The whole job for a model file; returns the report (also written to ``OUT/report.json``).
     ``terminal``: where its lines and progress go (``edgedl.terminal.Terminal``)."""
     from benchmarks import Variant, make_report, measure_all
-    from exporters import ModelInfo, NotApplicable, convert_onnx
+    from exporters import ModelInfo, NotApplicable, activation_type, convert_onnx
     from runtime.metadata import Normalization
     from runtime.report import failed_record, is_ok
 
@@ -75,7 +75,8 @@ def run(config, terminal) -> dict:
         calibration_hash = content_hash(*parts)
         for precision in precisions:
             name, path = f"onnx_{precision}", out / "artifacts" / f"onnx_{precision}.onnx"
-            key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0)
+            form = {"activations": activation_type(config.onnx_activations)[0]} if precision == "int8" else {}
+            key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0, form=form)
             try:
                 if built_with(path, key):
                     step(f"export: {name} (reused)")
@@ -83,7 +84,7 @@ def run(config, terminal) -> dict:
                     step(f"export: {name}")
                     convert_onnx(source, path, precision, replace(info, build_key=key),
                                  calibration=None if calibration is None else take(calibration, CALIBRATION),
-                                 check=take(x, 16))  # fmt: skip
+                                 check=take(x, 16), **form)  # fmt: skip
                 variants.append(Variant(name, "onnx", precision, path, extra=_stats(path, x)))
             except Exception as exc:  # noqa: BLE001 - one variant's failure is recorded; the run goes on
                 if isinstance(exc, NotApplicable) and name not in config.variants:  # not named: left out

@@ -42,9 +42,9 @@ def recipe_settings(name: Optional[str]) -> list:
 
 def build_key(source_sha256: str, recipe: Optional[str], fmt: str, precision: str, calibration_sha256: str,
               data_sha256: str, seed: int, versions: Optional[dict] = None,
-              settings: Optional[list] = None) -> str:  # fmt: skip
+              settings: Optional[list] = None, form: Optional[dict] = None) -> str:  # fmt: skip
     """sha256 of everything that shapes one variant's artifact (``settings``: the recipe chain as applied,
-    when a run changes a recipe's configs)."""
+    when a run changes a recipe's configs; ``form``: the exporter's options, an int8 .onnx's activations)."""
     document = {
         "source": source_sha256,
         "recipe": settings if settings is not None else recipe_settings(recipe),
@@ -54,6 +54,7 @@ def build_key(source_sha256: str, recipe: Optional[str], fmt: str, precision: st
         "data": data_sha256 if recipe is not None else None,  # post-training variants see only the calibration
         "seed": seed if recipe is not None else None,
         "versions": versions if versions is not None else library_versions(),
+        **({"form": form} if form else {}),
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from benchmarks import Variant, make_report, measure_all, measure_variant
-from exporters import ModelInfo, NotApplicable, export, get_exporter
+from exporters import ModelInfo, NotApplicable, activation_type, export, get_exporter
 from exporters.tfkeras import weights_sha256
 from runtime.errors import UserError, one_line
 from runtime.report import failed_record, is_ok
@@ -224,7 +224,7 @@ class Pipeline:
         stats_path = self.out / "compressed" / f"{spec.recipe}.json"
         key = build_key(run.info.source_sha256, spec.recipe, spec.format, spec.precision, calibration,
                         run.data.fingerprint, self.train_config.seed, versions,
-                        settings=self._settings(spec.recipe))  # fmt: skip
+                        settings=self._settings(spec.recipe), form=self.export_options(spec))  # fmt: skip
         return path, stats_path, key
 
     def reusable(self, spec, path: Path, stats_path: Path, key: str) -> bool:
@@ -243,10 +243,18 @@ class Pipeline:
         self.step(f"export: {spec.name}")
         data = run.data
         art = export(model, path, spec.format, replace(run.info, techniques=spec.techniques, build_key=key),
-                     precision=spec.precision, calibration=data.calibration, check_inputs=data.check)  # fmt: skip
+                     precision=spec.precision, calibration=data.calibration, check_inputs=data.check,
+                     **self.export_options(spec))  # fmt: skip
         agreement = f", top-1 agreement {art.top1_agreement:.3f}" if get_task(data.task).class_scores else ""
         self.log(f"        {art.size_bytes:,} bytes, max |Δ| vs its Keras model {art.max_abs_diff:.2g}{agreement}")
         return stats
+
+    def export_options(self, spec) -> dict:
+        """The exporter's options for ``spec`` beyond its precision: an int8 .onnx's activation type, resolved
+        for this machine (so that a run on another processor builds its own)."""
+        if spec.format != "onnx" or spec.precision != "int8":
+            return {}
+        return {"activations": activation_type(self.config.onnx_activations)[0]}
 
     def _settings(self, name: Optional[str]) -> Optional[list]:
         """The recipe chain's settings as this run applies them (for the build key)."""

@@ -89,3 +89,44 @@ def test_onnx_metadata_is_inside_the_file(artifacts):
 
     props = {p.key: p.value for p in onnx.load(str(artifacts[("onnx", "int8")].path)).metadata_props}
     assert json.loads(props["edgedl"])["precision"] == "int8"
+
+
+def _activation_types(path) -> set:
+    """The element types of the zero points the graph's QuantizeLinear nodes quantize activations to."""
+    import onnx
+
+    model = onnx.load(str(path))
+    inits = {i.name: i.data_type for i in model.graph.initializer}
+    return {inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+
+
+def test_onnx_int8_activations_follow_the_processor():
+    from exporters import activation_type
+    from runtime.errors import UserError
+
+    assert activation_type("auto", arch="x86_64", extensions=["avx512_vnni"]) == ("uint8", False)
+    assert activation_type("auto", arch="x86_64", extensions=["avx2"]) == ("uint8", True)  # no VNNI: 7-bit weights
+    assert activation_type("auto", arch="aarch64", extensions=["asimd"]) == ("int8", False)
+    assert activation_type("int8", arch="x86_64", extensions=[]) == ("int8", False)
+    with pytest.raises(UserError, match="--onnx-activations 'u8' is not one of auto, uint8, int8"):
+        activation_type("u8", arch="x86_64", extensions=[])
+
+
+def test_onnx_int8_activation_type_is_chosen_and_recorded(artifacts, trained_cnn, model_info, mnist, tmp_path):
+    import onnx
+
+    from exporters import activation_type, export
+
+    form, _ = activation_type()  # this machine's
+    auto = artifacts[("onnx", "int8")]
+    want = onnx.TensorProto.UINT8 if form == "uint8" else onnx.TensorProto.INT8
+    assert _activation_types(auto.path) == {want}
+    assert any(f"int8 activations: {form}" in n for n in runtime.read_metadata(auto.path).notes)
+    other = "int8" if form == "uint8" else "uint8"
+    train, ev = mnist
+    art = export(trained_cnn, tmp_path / "other.onnx", "onnx", model_info, precision="int8",
+                 calibration=train.x[:200], check_inputs=ev.x[:32], activations=other)  # fmt: skip
+    assert _activation_types(art.path) == {onnx.TensorProto.UINT8 if other == "uint8" else onnx.TensorProto.INT8}
+    assert any(f"int8 activations: {other}" in n for n in art.metadata.notes)
+    got = runtime.load(art.path, threads=1).predict(ev.x[100:300])
+    assert np.mean(got.argmax(1) == trained_cnn.predict(ev.x[100:300], verbose=0).argmax(1)) >= 0.97
