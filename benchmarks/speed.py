@@ -4,7 +4,10 @@
 
 1. ``runtime`` ``predict`` at batch 1 against the raw interpreter's
    set-input / invoke / get-output on the same file and thread count
-   (p50 ratio; target ≤ 1.03×), interleaved in blocks so drift hits both.
+   (p50 ratio; target ≤ 1.03×), called in turn so that drift hits both.
+   Both take the same float32 batch and give float32 scores: on an int8
+   model the raw call quantizes the input and dequantizes the output the way
+   a user of the bare interpreter writes it.
 2. ``edgedl-run MODEL IMAGE`` from process start to printed result against
    ``python -c "import tensorflow"`` (median wall time; target ≤ 0.10×).
 3. int8 against float32 TFLite, 1 thread, with XNNPACK (the default) and
@@ -21,17 +24,16 @@ from pathlib import Path
 import numpy as np
 
 import runtime
-from runtime.bench import latency
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
 from runtime.runfolder import EVAL_FILE, read_eval_arrays
 
-BLOCKS = 10
-RUNS_PER_BLOCK = 300
+PAIRED_RUNS = 3000
 
 
-def _raw(path: Path, threads: int, x: np.ndarray, delegates: bool = True):
-    """The interpreter as a user without edgedl would drive it: set, invoke, get."""
+def _raw(path: Path, threads: int, x: np.ndarray, delegates: bool = True, convert: bool = False):
+    """The interpreter as a user without edgedl would drive it: set, invoke, get; with ``convert``, an int8
+    model's input quantized and its output dequantized in the call (without, the input once beforehand)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kwargs = {} if delegates else {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
@@ -39,7 +41,9 @@ def _raw(path: Path, threads: int, x: np.ndarray, delegates: bool = True):
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     scale, zero = inp["quantization"]
-    feed = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8) if inp["dtype"] == np.int8 else x
+    out_scale, out_zero = out["quantization"]
+    integer = inp["dtype"] == np.int8
+    feed = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8) if integer else x
     index, out_index, invoke, set_tensor, get_tensor = inp["index"], out["index"], interp.invoke, \
         interp.set_tensor, interp.get_tensor  # fmt: skip
 
@@ -48,16 +52,29 @@ def _raw(path: Path, threads: int, x: np.ndarray, delegates: bool = True):
         invoke()
         return get_tensor(out_index)
 
-    return call
+    def converting():
+        set_tensor(index, np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8))
+        invoke()
+        return (get_tensor(out_index).astype(np.float32) - out_zero) * out_scale
+
+    return converting if integer and convert else call
 
 
-def interleaved_p50(fns: dict, blocks: int = BLOCKS, runs: int = RUNS_PER_BLOCK) -> dict:
-    """p50 (µs) of each callable, timed in alternating blocks; the median over blocks of each block's p50."""
-    per = {name: [] for name in fns}
-    for _ in range(blocks):
-        for name, fn in fns.items():
-            per[name].append(latency(fn, runs=runs, warmup=20)["p50"] * 1e3)
-    return {name: float(np.median(v)) for name, v in per.items()}
+def paired_p50(fns: dict, runs: int = PAIRED_RUNS, warmup: int = 50,
+               clock=time.perf_counter_ns) -> dict:  # fmt: skip
+    """p50 (µs) of each callable, called in turn and timed call by call, the order turned each round: drift
+    (another process, the clock's frequency) hits every one of them alike."""
+    fns = list(fns.items())
+    for _ in range(warmup):
+        for _, fn in fns:
+            fn()
+    samples = {name: [] for name, _ in fns}
+    for i in range(runs):
+        for name, fn in fns if i % 2 == 0 else fns[::-1]:
+            start = clock()
+            fn()
+            samples[name].append(clock() - start)
+    return {name: float(np.median(v)) / 1e3 for name, v in samples.items()}
 
 
 def runtime_overhead(run_dir: Path, threads: int = 1) -> list[tuple]:
@@ -68,7 +85,7 @@ def runtime_overhead(run_dir: Path, threads: int = 1) -> list[tuple]:
         if not path.exists():
             raise UserError(f"{path}: missing; run 'edgedl pipeline --model cnn --out {run_dir}' first")
         model = runtime.load(path, threads=threads)
-        p50 = interleaved_p50({"raw": _raw(path, threads, x), "runtime": lambda: model.predict(x)})
+        p50 = paired_p50({"raw": _raw(path, threads, x, convert=True), "runtime": lambda: model.predict(x)})
         rows.append((f"runtime.predict / raw interpreter, {name}, p50", p50["runtime"] / p50["raw"], 1.03,
                      f"{p50['runtime']:.1f} µs vs {p50['raw']:.1f} µs"))  # fmt: skip
     return rows
@@ -102,7 +119,7 @@ def int8_vs_float(run_dir: Path) -> list[tuple]:
     paths = {p: run_dir / "artifacts" / f"tflite_{p}.tflite" for p in ("float32", "int8")}
     rows = []
     for delegates, label in ((True, "XNNPACK"), (False, "builtin kernels, no XNNPACK")):
-        p50 = interleaved_p50({p: _raw(path, 1, x, delegates) for p, path in paths.items()}, blocks=5)
+        p50 = paired_p50({p: _raw(path, 1, x, delegates) for p, path in paths.items()}, runs=1000)
         rows.append((f"float32 / int8 p50, 1 thread, {label}", p50["float32"] / p50["int8"], None,
                      f"float32 {p50['float32']:.1f} µs, int8 {p50['int8']:.1f} µs"))  # fmt: skip
     return rows

@@ -29,18 +29,23 @@ FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
 
 
+def interpreter_failure(path: Path, doing: str, exc: BaseException) -> UserError:
+    """Whatever the interpreter raised (RuntimeError, ValueError, onnxruntime's Fail...) as one line."""
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return UserError(f"{path.name}: out of memory while {doing}; use a smaller input or batch")
+    return UserError(f"{path.name}: the interpreter failed while {doing} ({one_line(exc, 240)}); the file may be "
+                     "damaged, or need operators this interpreter does not have")  # fmt: skip
+
+
 @contextlib.contextmanager
 def interpreter_errors(path: Path, doing: str):
-    """Turn whatever the interpreter raises (RuntimeError, ValueError, onnxruntime's Fail...) into one line."""
+    """``interpreter_failure`` around a block (the hot path of ``predict`` catches inline: no generator)."""
     try:
         yield
-    except UserError:
-        raise
-    except MemoryError:
-        raise UserError(f"{path.name}: out of memory while {doing}; use a smaller input or batch") from None
     except Exception as exc:  # noqa: BLE001 - the one boundary with the interpreter
-        raise UserError(f"{path.name}: the interpreter failed while {doing} ({one_line(exc, 240)}); the file may be "
-                        "damaged, or need operators this interpreter does not have") from None  # fmt: skip
+        raise interpreter_failure(path, doing, exc) from None
 
 
 def memory_bytes() -> int:
@@ -51,43 +56,64 @@ def memory_bytes() -> int:
         return 0
 
 
-def _quantize(x: np.ndarray, q: Quantization, dtype: np.dtype) -> np.ndarray:
-    """``clip(round(x / scale + zero_point))`` as ``dtype``; in place on one temporary (this runs per call).
-    The clip comes first, in real values: nothing can overflow after it, and no ``errstate`` is needed."""
-    info = np.iinfo(dtype)
-    t = np.clip(x, np.float32((info.min - q.zero_point) * q.scale), np.float32((info.max - q.zero_point) * q.scale))
-    t *= np.float32(1.0 / q.scale)
-    t += np.float32(q.zero_point)
-    np.rint(t, out=t)
-    return t.astype(dtype)
+class _Quantizer:
+    """A real-valued array -> the tensor's integers: ``clip(rint(x / scale + zero_point))``; the constants
+    made once per tensor (this runs on every call), the arithmetic in place on one float32 temporary. The clip
+    comes after the rounding, in the integer range itself: nothing can overflow the cast after it."""
+
+    def __init__(self, q: Quantization, dtype: np.dtype):
+        info = np.iinfo(dtype)
+        self.dtype, self.inverse, self.zero = dtype, np.float32(1.0 / q.scale), np.float32(q.zero_point)
+        self.low, self.high = np.float32(info.min), np.float32(info.max)
+
+    def __call__(self, x) -> np.ndarray:
+        t = np.multiply(x, self.inverse, dtype=np.float32)
+        t += self.zero
+        np.rint(t, out=t)
+        np.clip(t, self.low, self.high, out=t)
+        return t.astype(self.dtype)
 
 
-def _dequantize(x: np.ndarray, q: Quantization) -> np.ndarray:
-    t = x.astype(np.float32)
-    t -= np.float32(q.zero_point)
-    t *= np.float32(q.scale)
-    return t
+class _Dequantizer:
+    """The tensor's integers -> float32: ``(y - zero_point) * scale`` as ``y * scale + offset``, two steps."""
+
+    def __init__(self, q: Quantization):
+        self.scale, self.offset = np.float32(q.scale), np.float32(-q.zero_point * q.scale)
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        t = np.multiply(y, self.scale, dtype=np.float32)
+        t += self.offset
+        return t
 
 
-def _to_input(value, spec, dtype: np.dtype) -> np.ndarray:
-    """A real-valued array as the tensor's own dtype (quantized with its parameters); one already in that
-    dtype goes in as it is."""
-    x = np.asarray(value)
-    if x.dtype == dtype:
-        return x
+def _input_converter(spec, dtype: np.dtype):
+    """What turns a real-valued array into the tensor's own dtype (quantized with its parameters); an array
+    already in that dtype goes in as it is."""
+    quantizer = _Quantizer(spec.quantization, dtype) if spec.quantization is not None else None
+
+    def convert(value) -> np.ndarray:
+        x = np.asarray(value)
+        if x.dtype == dtype:
+            return x
+        if quantizer is not None:
+            return quantizer(x)
+        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values saturate, as the quantized path
+            if dtype.kind in "iu":
+                info = np.iinfo(dtype)
+                return np.clip(np.rint(x), info.min, info.max).astype(dtype)
+            return x.astype(dtype)
+
+    return convert
+
+
+def _output_converter(spec):
+    """What turns the tensor's values into what ``run`` returns: float32 (dequantized), or integers as they
+    are; None where there is nothing to do (a float32 output)."""
     if spec.quantization is not None:
-        return _quantize(x.astype(np.float32, copy=False), spec.quantization, dtype)
-    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values saturate, as the quantized path
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            return np.clip(np.rint(x), info.min, info.max).astype(dtype)
-        return x.astype(dtype)
-
-
-def _from_output(y: np.ndarray, spec) -> np.ndarray:
-    if spec.quantization is not None:
-        return _dequantize(y, spec.quantization)
-    return y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y
+        return _Dequantizer(spec.quantization)
+    if spec.dtype == "float32":
+        return None
+    return lambda y: y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y
 
 
 class Model:
@@ -107,6 +133,9 @@ class Model:
         self._in_specs = metadata.inputs
         self._out_specs = metadata.outputs
         self._in_dtypes = [np.dtype(s.dtype) for s in metadata.inputs]
+        self._to_inputs = [_input_converter(s, d) for s, d in zip(metadata.inputs, self._in_dtypes)]
+        self._from_outputs = [_output_converter(s) for s in metadata.outputs]
+        self._single = len(metadata.inputs) == 1 and len(metadata.outputs) == 1
         self._checked: Optional[tuple] = None  # the last input shapes found valid
 
     @property
@@ -148,7 +177,7 @@ class Model:
         """``inputs`` in the tensors' own dtypes (quantized where the model takes integers), in the form given:
         what a deployment feeds (a camera's 8-bit frame to an ``int8_pixels`` model), for timing the model
         without the conversion of a float batch on every call."""
-        xs = [_to_input(x, s, d) for x, s, d in zip(self._arrange(inputs), self._in_specs, self._in_dtypes)]
+        xs = [convert(x) for x, convert in zip(self._arrange(inputs), self._to_inputs)]
         if isinstance(inputs, Mapping):
             return dict(zip(self.input_names, xs))
         return xs[0] if len(xs) == 1 else xs
@@ -170,25 +199,35 @@ class Model:
         """Every output, by name, for a batch of model-ready inputs."""
         xs = self._arrange(inputs)
         self._check_shapes(xs)
-        feeds = [_to_input(x, s, d) for x, s, d in zip(xs, self._in_specs, self._in_dtypes)]
+        feeds = [convert(x) for x, convert in zip(xs, self._to_inputs)]
         with interpreter_errors(self.path, "running the model"):
             raw = self._run(feeds)
-        return {s.name: _from_output(y, s) for s, y in zip(self._out_specs, raw)}
+        return {s.name: y if convert is None else convert(y)
+                for s, y, convert in zip(self._out_specs, raw, self._from_outputs)}  # fmt: skip
 
     def predict(self, inputs: Inputs):
         """``run``, but a model with one output gives that array (float32 batches for edgedl's models)."""
-        if len(self._in_specs) == 1 and len(self._out_specs) == 1:  # the hot path: no dicts
-            x = np.asarray(inputs)
-            self._check_shapes([x])
-            feed = _to_input(x, self._in_specs[0], self._in_dtypes[0])
-            with interpreter_errors(self.path, "running the model"):
-                y = self._run([feed])[0]
-            return _from_output(y, self._out_specs[0])
+        if self._single:  # the hot path (within 3 % of the bare interpreter: benchmarks/speed.py): no dicts
+            x = inputs if type(inputs) is np.ndarray else np.asarray(inputs)
+            if (x.shape,) != self._checked:
+                self._check_shapes([x])
+            if x.dtype != self._in_dtypes[0]:
+                x = self._to_inputs[0](x)
+            try:
+                y = self._run_one(x)
+            except Exception as exc:  # noqa: BLE001 - inline, not a context manager: this runs per call
+                raise interpreter_failure(self.path, "running the model", exc) from None
+            convert = self._from_outputs[0]
+            return y if convert is None else convert(y)
         out = self.run(inputs)
         return next(iter(out.values())) if len(out) == 1 else out
 
     def _run(self, feeds: list) -> list:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _run_one(self, feed: np.ndarray) -> np.ndarray:
+        """The one output of a one-input model (subclasses shorten this: it is the hot path)."""
+        return self._run([feed])[0]
 
 
 class TFLiteModel(Model):
@@ -204,6 +243,7 @@ class TFLiteModel(Model):
         with interpreter_errors(path, "loading the model"):
             self._interp = self._interpreter(default_delegates=True)
             self._ins = self._interp.get_input_details()
+            self._in_index = self._ins[0]["index"]
             self._outs = [d["index"] for d in self._interp.get_output_details()]
             specs_in, specs_out = introspect.tflite_specs(module, self._interp)
         if not specs_in or not specs_out:
@@ -266,6 +306,20 @@ class TFLiteModel(Model):
                 self._interp.set_tensor(d["index"], x)
             self._interp.invoke()
         return [self._interp.get_tensor(i) for i in self._outs]
+
+    def _run_one(self, feed: np.ndarray) -> np.ndarray:
+        # Every Python step after an invoke runs on caches the invoke has emptied: a call on the seed CNN
+        # costs a microsecond a layer of calls, so the usual case (the shape of the last call) is set, invoke,
+        # get here, and anything else (a new shape, a fixed batch, XNNPACK refusing) goes the long way.
+        if self._fixed_batch is None and self._shapes[0] == feed.shape and self.delegate == "xnnpack":
+            interp = self._interp
+            interp.set_tensor(self._in_index, feed)
+            try:
+                interp.invoke()
+            except RuntimeError:
+                return self._run([feed])[0]
+            return interp.get_tensor(self._outs[0])
+        return self._run([feed])[0]
 
     def _run(self, feeds: list) -> list:
         if self._fixed_batch is None:
