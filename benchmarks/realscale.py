@@ -2,13 +2,17 @@
 
     python -m benchmarks.realscale --work /tmp/rs --photos 2000 --width 0.35 --input-size 96 --epochs 3
     python -m benchmarks.realscale --work /tmp/rs --photos 20000 --memory-only
+    python -m benchmarks.realscale --work /tmp/rs --width 1.0 --input-size 224 --train-size 320 --epochs 2 \
+        --variants tflite_float32,tflite_dynamic,tflite_int8,onnx_float32,onnx_int8,filter_prune
 
 Makes a folder of JPEGs (three classes of coloured shapes on noise, 256×192: not square, so ``--resize``
 matters), runs ``edgedl pipeline --model mobilenet_v2`` on it in a child process, and prints: parameters,
 MACs, accuracy, every variant's p50 at one thread and its speed against its format's float32, the fastest
 variant within one point, and the run's peak memory (the largest process of its tree: the pipeline, or a
-variant's measurement). ``--memory-only`` trains one epoch and builds one variant: the peak memory of a
-folder of that size, for comparing folders of 2,000 and 20,000 pictures.
+variant's measurement), and the input pipeline's pictures per second against the training's.
+``--memory-only`` trains one epoch and builds one variant: the peak memory of a folder of that size, for
+comparing folders of 2,000 and 20,000 pictures. At 1.0 / 224 this machine (2 cores) trains about 4 pictures
+a second: ``--train-size`` measures the speeds at full size on a short training.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -57,18 +62,30 @@ def make_photos(folder: Path, count: int, size: tuple = (256, 192), seed: int = 
     return folder
 
 
-def run_pipeline(photos: Path, out: Path, width: float, size: int, epochs: int, variants: str) -> tuple[float, float]:
+def run_pipeline(photos: Path, out: Path, width: float, size: int, epochs: int, variants: str,
+                 train_size: Optional[int] = None) -> tuple[float, float]:  # fmt: skip
     """(seconds, peak MB of the largest process of the run's tree)."""
     exe = str(Path(sys.executable).with_name("edgedl"))
     command = [exe, "pipeline", "--model", "mobilenet_v2", "--width", str(width), "--input-size", str(size),
                "--data", str(photos), "--epochs", str(epochs), "--out", str(out), "--variants", variants,
-               "--resize", "crop", "--quiet"]  # fmt: skip
+               "--resize", "crop", "--quiet", *(["--train-size", str(train_size)] if train_size else [])]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise UserError(f"edgedl pipeline failed: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def input_against_training(run: Path) -> str:
+    """The input pipeline's pictures per second alone against the training's (from the run's record)."""
+    record = json.loads((run / "train_config.json").read_text()).get("run", {})
+    reading, training = record.get("input_examples_per_s"), record.get("train_examples_per_s")
+    if reading is None or training is None:
+        return "input pipeline: not measured (the training data was not read from files)"
+    return (f"input pipeline {reading:,.0f} pictures/s alone, training {training:,.0f} pictures/s: "
+            f"{'the input keeps ahead' if reading > training else 'training waits on the input'} "
+            f"({reading / training:.1f}×)")
 
 
 def figures(report: dict) -> list[str]:
@@ -98,16 +115,20 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=float, default=0.35)
     p.add_argument("--input-size", type=int, default=96)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--variants", default=VARIANTS, help=f"the pipeline's variants (default {VARIANTS})")
+    p.add_argument("--train-size", type=int, help="train on at most this many photos (speed at full size, where "
+                                                  "training to convergence would take this machine hours)")  # fmt: skip
     p.add_argument("--memory-only", action="store_true", help="one epoch, one variant: the run's peak memory")
     args = p.parse_args(argv)
 
     def body() -> int:
         photos = make_photos(args.work / f"photos-{args.photos}", args.photos)
         out = args.work / f"run-{args.photos}-{args.width:g}-{args.input_size}"
-        epochs, variants = (1, "tflite_float32") if args.memory_only else (args.epochs, VARIANTS)
-        seconds, peak = run_pipeline(photos, out, args.width, args.input_size, epochs, variants)
+        epochs, variants = (1, "tflite_float32") if args.memory_only else (args.epochs, args.variants)
+        seconds, peak = run_pipeline(photos, out, args.width, args.input_size, epochs, variants, args.train_size)
         print(f"mobilenet_v2 {args.width:g} at {args.input_size}, {args.photos:,} photos: {seconds:.0f} s, "
               f"peak {peak:,.0f} MB (largest process)")  # fmt: skip
+        print(input_against_training(out))
         if not args.memory_only:
             print("\n".join(figures(read_report(out / "report.json"))))
         print(json.dumps({"photos": args.photos, "seconds": round(seconds, 1), "peak_mb": round(peak)}))

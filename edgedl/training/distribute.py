@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -206,6 +207,15 @@ def batch_source(data, per_replica_batch: int, seed: int):
     from ..data.datasets import Dataset
 
     return ArrayBatches(data.x, data.y, per_replica_batch, seed) if isinstance(data, Dataset) else data
+
+
+def input_rate(source, batches: int = 5, clock=time.perf_counter) -> float:
+    """Examples per second the input pipeline reads and prepares alone (its first ``batches`` batches): what
+    to set beside the training step's rate, to see which of the two a run waits on."""
+    count, start = 0, clock()
+    for i in range(min(batches, len(source))):
+        count += len(_as_tuples(source[i])[1])
+    return count / max(clock() - start, 1e-9)
 
 
 def steps_per_epoch(source, replicas: int) -> int:

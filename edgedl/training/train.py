@@ -64,6 +64,17 @@ def compile_for_task(model, task: str, learning_rate: float, jit_compile: bool =
                   jit_compile=jit_compile)  # fmt: skip
 
 
+def _input_speed(train_data, config: TrainConfig) -> Optional[float]:
+    """Pictures read from files: how many a second the input pipeline prepares alone (decoded, fitted,
+    augmented), measured on a copy of the training batches (the training's own order is not touched)."""
+    from ..data.datasets import Dataset
+    from ..data.photos import Pictures
+
+    if not isinstance(train_data, Dataset) or not isinstance(train_data.x, Pictures):
+        return None
+    return distribute.input_rate(distribute.batch_source(train_data, config.batch_size, config.seed + 1))
+
+
 def train(build: Callable[[], object], task: str, train_data, eval_data, config: TrainConfig, out_dir: Path,
           on_epoch: Optional[Callable[[int, dict], None]] = None, record: Optional[dict] = None):  # fmt: skip
     """Build a model under this process's strategy, train it; the chief saves ``model.keras``,
@@ -98,6 +109,7 @@ def train(build: Callable[[], object], task: str, train_data, eval_data, config:
             callbacks.append(k.callbacks.LearningRateScheduler(
                 lambda epoch, lr: config.learning_rate * (0.1 if epoch >= drop else 1.0)))  # fmt: skip
         backup = out_dir / "backup"
+        input_speed = _input_speed(train_data, config) if dist.is_chief else None
         history = distribute.fit(model, train_data, batch_size=config.batch_size, epochs=config.epochs,
                                  seed=config.seed, validation=eval_data, callbacks=callbacks, backup=backup)
     finally:
@@ -106,6 +118,12 @@ def train(build: Callable[[], object], task: str, train_data, eval_data, config:
     if dist.is_chief:
         runs = {**distribute.steps_run(distribute.steps_folder(backup)),
                 "epoch_seconds": [round(t, 3) for t in epoch_seconds]}
+        if input_speed is not None and epoch_seconds:
+            per_epoch = distribute.steps_per_epoch(distribute.batch_source(train_data, config.batch_size, config.seed),
+                                                   dist.replicas) * config.batch_size * dist.replicas
+            steady = epoch_seconds[1:] or epoch_seconds  # the first epoch also traces the step
+            runs.update(input_examples_per_s=round(input_speed, 1),
+                        train_examples_per_s=round(per_epoch * len(steady) / sum(steady), 1))
         history_record = {name: [float(v) for v in vals] for name, vals in history.history.items()}
         save_model(model, out_dir / "model.keras")
         write_json(out_dir / "history.json", {"config": asdict(config), "distribution": dist.record(config.batch_size),

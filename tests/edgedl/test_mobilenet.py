@@ -63,3 +63,4 @@ def test_a_photo_folder_trains_it_and_every_technique_compresses_it(tmp_path):
     assert sparsity["Conv1"] == pytest.approx(0.8, abs=0.01)
     meta = json.loads((out / "train_config.json").read_text())
     assert meta["options"] == {"input_size": 96, "width": 0.35}
+    assert meta["run"]["input_examples_per_s"] > 0 and meta["run"]["train_examples_per_s"] > 0
