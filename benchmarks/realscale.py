@@ -1,7 +1,7 @@
 """Real scale: MobileNetV2 on a folder of photos, through ``edgedl pipeline``, and what the run cost.
 
     python -m benchmarks.realscale --work /tmp/rs --photos 2000 --width 0.35 --input-size 96 --epochs 3
-    python -m benchmarks.realscale --work /tmp/rs --photos 20000 --memory-only
+    python -m benchmarks.realscale --work /tmp/rs --photos 20000 --photo-size 224x224 --memory-only
     python -m benchmarks.realscale --work /tmp/rs --width 1.0 --input-size 224 --train-size 320 --epochs 2 \
         --variants tflite_float32,tflite_dynamic,tflite_int8,onnx_float32,onnx_int8,filter_prune
 
@@ -112,6 +112,7 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="python -m benchmarks.realscale", description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, required=True, help="folder for the photos and the run")
     p.add_argument("--photos", type=int, default=2000)
+    p.add_argument("--photo-size", default="256x192", help="the JPEGs' width x height (default 256x192)")
     p.add_argument("--width", type=float, default=0.35)
     p.add_argument("--input-size", type=int, default=96)
     p.add_argument("--epochs", type=int, default=3)
@@ -122,7 +123,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        photos = make_photos(args.work / f"photos-{args.photos}", args.photos)
+        try:
+            size = tuple(int(v) for v in args.photo_size.lower().split("x"))
+        except ValueError:
+            size = ()
+        if len(size) != 2 or min(size) < 16:
+            raise UserError(f"--photo-size {args.photo_size!r}: give WIDTHxHEIGHT, each at least 16 (256x192)")
+        folder = f"photos-{args.photos}" + ("" if size == (256, 192) else f"-{size[0]}x{size[1]}")
+        photos = make_photos(args.work / folder, args.photos, size)
         out = args.work / f"run-{args.photos}-{args.width:g}-{args.input_size}"
         epochs, variants = (1, "tflite_float32") if args.memory_only else (args.epochs, args.variants)
         seconds, peak = run_pipeline(photos, out, args.width, args.input_size, epochs, variants, args.train_size)

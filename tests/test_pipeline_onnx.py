@@ -1,6 +1,7 @@
 """An .onnx made elsewhere through the pipeline: edgedl's ONNX variants of it, calibrated on the user's own
 pictures as the model takes them, measured and reported like any run; ranked by fidelity without labels."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -46,11 +47,23 @@ def pictures(tmp_path_factory):
 def test_an_onnx_model_gets_its_variants_and_a_report(pytorch_like_onnx, pictures, tmp_path):
     out = tmp_path / "run"
     proc = run_cli("edgedl", "pipeline", "--model", str(pytorch_like_onnx), "--eval-data", str(pictures), "--out",
-                   str(out), "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", *FAST)  # fmt: skip
+                   str(out), "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--resize", "crop",
+                   *FAST)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     by_name = {v["name"]: v for v in report["variants"]}
     assert list(by_name) == ["original", "onnx_float32", "onnx_float16", "onnx_dynamic", "onnx_int8"]
+    # The 24×20 pictures were cropped to the input's square, and the artifacts say so: the device does the same.
+    from runtime.images import load_image, to_layout
+    from runtime.runfolder import read_eval_arrays
+
+    device = runtime.read_metadata(out / "artifacts" / "onnx_float32.onnx")
+    assert device.resize == "crop"
+    stretched = replace(device, resize="stretch")
+    seen = read_eval_arrays(out / "eval.npz")["x"][0]
+    for meta, expected in ((device, True), (stretched, False)):  # one of the pictures, fitted by crop alone
+        fitted = [to_layout(load_image(f, meta)[None], meta)[0] for f in sorted(pictures.glob("*/*.png"))]
+        assert any(np.allclose(seen, f, atol=1e-5) for f in fitted) == expected
     assert report["metric"] == "accuracy" and all(v["status"] == "ok" for v in by_name.values()), report
     assert by_name["onnx_float32"]["metrics"]["top1_agreement"] == 1.0
     assert by_name["onnx_float16"]["size_bytes"] < by_name["onnx_float32"]["size_bytes"]

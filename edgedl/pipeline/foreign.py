@@ -49,7 +49,7 @@ def run(config, terminal) -> dict:
     terminal.steps.begin("data")
     norm = Normalization.from_mean_std(config.mean, config.std) if config.mean is not None else None
     model = runtime.load(source, threads=1, normalization=norm)
-    meta = model.metadata
+    meta = replace(model.metadata, resize=config.resize)  # how its pictures are fitted, here and on the device
     log(f"model: {source.name} ({meta.format}, {len(meta.inputs)} input(s), {len(meta.outputs)} output(s); "
         f"pictures as {meta.normalization.shown()}, {meta.layout})")  # fmt: skip
     x, y, labels = model_inputs(meta, source.name, config.eval_data)
@@ -68,7 +68,7 @@ def run(config, terminal) -> dict:
     save_eval(eval_path, x, meta.inputs[0].name, y, labels or meta.labels)
     task = "classification" if y is not None else "generic"
     info = ModelInfo(task=task, labels=labels or meta.labels, normalization=meta.normalization,
-                     source_sha256=sha256_file(source), layout=meta.layout)  # fmt: skip
+                     source_sha256=sha256_file(source), layout=meta.layout, resize=meta.resize)  # fmt: skip
     variants, failed = [], []
     if meta.format == "onnx":
         parts = [] if calibration is None else list(calibration.values()) if isinstance(calibration, dict) else [calibration]
@@ -76,7 +76,8 @@ def run(config, terminal) -> dict:
         for precision in precisions:
             name, path = f"onnx_{precision}", out / "artifacts" / f"onnx_{precision}.onnx"
             form = {"activations": activation_type(config.onnx_activations)[0]} if precision == "int8" else {}
-            key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0, form=form)
+            key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0,
+                            form={**form, "resize": info.resize})  # fmt: skip
             try:
                 if built_with(path, key):
                     step(f"export: {name} (reused)")

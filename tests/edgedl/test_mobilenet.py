@@ -11,6 +11,14 @@ from runtime.errors import UserError
 from tests.conftest import run_cli
 
 
+def _operators(path) -> dict:
+    from collections import Counter
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    return dict(Counter(op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()))
+
+
 def test_its_width_and_input_size_are_the_users_and_its_costs_the_papers():
     from edgedl.compress import model_stats
     from edgedl.models import build_for_task, model_entry
@@ -61,6 +69,8 @@ def test_a_photo_folder_trains_it_and_every_technique_compresses_it(tmp_path):
     sparsity = by_name["prune_tflite_int8"]["layer_sparsity"]  # tfmot leaves depthwise kernels whole
     assert sorted(sparsity.values())[len(sparsity) // 2] == pytest.approx(0.8, abs=0.01)
     assert sparsity["Conv1"] == pytest.approx(0.8, abs=0.01)
+    # QAT's batch norms are folded into their convolutions: the same operators as post-training int8's graph.
+    assert _operators(out / "artifacts" / "qat_tflite_int8.tflite") == _operators(out / "artifacts" / "tflite_int8.tflite")
     meta = json.loads((out / "train_config.json").read_text())
     assert meta["options"] == {"input_size": 96, "width": 0.35}
     assert meta["run"]["input_examples_per_s"] > 0 and meta["run"]["train_examples_per_s"] > 0
