@@ -22,8 +22,9 @@ from .bundle import verify_for
 from .errors import UserError, import_first, one_line
 from .files import MAX_MODEL_BYTES, check_regular, read_limited
 from .introspect import edgedl_record
-from .metadata import ModelMetadata, Normalization, Quantization
+from .metadata import ModelMetadata, Normalization
 from .providers import check_providers, onnx_session
+from .quantization import input_converter, output_converter
 
 FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
@@ -56,66 +57,6 @@ def memory_bytes() -> int:
         return 0
 
 
-class _Quantizer:
-    """A real-valued array -> the tensor's integers: ``clip(rint(x / scale + zero_point))``; the constants
-    made once per tensor (this runs on every call), the arithmetic in place on one float32 temporary. The clip
-    comes after the rounding, in the integer range itself: nothing can overflow the cast after it."""
-
-    def __init__(self, q: Quantization, dtype: np.dtype):
-        info = np.iinfo(dtype)
-        self.dtype, self.inverse, self.zero = dtype, np.float32(1.0 / q.scale), np.float32(q.zero_point)
-        self.low, self.high = np.float32(info.min), np.float32(info.max)
-
-    def __call__(self, x) -> np.ndarray:
-        t = np.multiply(x, self.inverse, dtype=np.float32)
-        t += self.zero
-        np.rint(t, out=t)
-        np.clip(t, self.low, self.high, out=t)
-        return t.astype(self.dtype)
-
-
-class _Dequantizer:
-    """The tensor's integers -> float32: ``(y - zero_point) * scale`` as ``y * scale + offset``, two steps."""
-
-    def __init__(self, q: Quantization):
-        self.scale, self.offset = np.float32(q.scale), np.float32(-q.zero_point * q.scale)
-
-    def __call__(self, y: np.ndarray) -> np.ndarray:
-        t = np.multiply(y, self.scale, dtype=np.float32)
-        t += self.offset
-        return t
-
-
-def _input_converter(spec, dtype: np.dtype):
-    """What turns a real-valued array into the tensor's own dtype (quantized with its parameters); an array
-    already in that dtype goes in as it is."""
-    quantizer = _Quantizer(spec.quantization, dtype) if spec.quantization is not None else None
-
-    def convert(value) -> np.ndarray:
-        x = np.asarray(value)
-        if x.dtype == dtype:
-            return x
-        if quantizer is not None:
-            return quantizer(x)
-        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values saturate, as the quantized path
-            if dtype.kind in "iu":
-                info = np.iinfo(dtype)
-                return np.clip(np.rint(x), info.min, info.max).astype(dtype)
-            return x.astype(dtype)
-
-    return convert
-
-
-def _output_converter(spec):
-    """What turns the tensor's values into what ``run`` returns: float32 (dequantized), or integers as they
-    are; None where there is nothing to do (a float32 output)."""
-    if spec.quantization is not None:
-        return _Dequantizer(spec.quantization)
-    if spec.dtype == "float32":
-        return None
-    return lambda y: y.astype(np.float32, copy=False) if y.dtype.kind == "f" else y
-
-
 class Model:
     """A loaded model. ``run`` takes one array, a list, or a mapping by input name and returns every output
     by name, dequantized to float32; ``predict`` returns the array itself when there is one output.
@@ -133,8 +74,8 @@ class Model:
         self._in_specs = metadata.inputs
         self._out_specs = metadata.outputs
         self._in_dtypes = [np.dtype(s.dtype) for s in metadata.inputs]
-        self._to_inputs = [_input_converter(s, d) for s, d in zip(metadata.inputs, self._in_dtypes)]
-        self._from_outputs = [_output_converter(s) for s in metadata.outputs]
+        self._to_inputs = [input_converter(s, d) for s, d in zip(metadata.inputs, self._in_dtypes)]
+        self._from_outputs = [output_converter(s) for s in metadata.outputs]
         self._single = len(metadata.inputs) == 1 and len(metadata.outputs) == 1
         self._checked: Optional[tuple] = None  # the last input shapes found valid
 

@@ -8,7 +8,7 @@ from runtime.errors import UserError
 from runtime.files import sha256_file
 from tests.fuzz_harness import strip_record
 from runtime.metadata import ModelMetadata, Quantization, TensorSpec, sidecar_path
-from runtime.model import _Dequantizer, _Quantizer
+from runtime.quantization import Dequantizer, Quantizer
 
 
 def test_metadata_round_trips_through_json():
@@ -36,11 +36,11 @@ def test_metadata_rejects_unknown_task_and_newer_schema():
 def test_quantize_dequantize_match_the_affine_mapping():
     q = Quantization(scale=0.5, zero_point=-10)
     x = np.array([-100.0, -5.0, 0.0, 0.24, 0.26, 200.0, np.inf, -np.inf, 1e30], dtype=np.float32)
-    qx = _Quantizer(q, np.dtype(np.int8))(x)
+    qx = Quantizer(q, np.dtype(np.int8))(x)
     assert qx.dtype == np.int8
     assert qx.tolist() == [-128, -20, -10, -10, -9, 127, 127, -128, 127]  # clipped at both ends, rounded to nearest
-    assert _Dequantizer(q)(qx).tolist() == [-59.0, -5.0, 0.0, 0.0, 0.5, 68.5, 68.5, -59.0, 68.5]
-    assert _Quantizer(q, np.dtype(np.int8))(x.astype(np.float64)).tolist() == qx.tolist()  # any real dtype in
+    assert Dequantizer(q)(qx).tolist() == [-59.0, -5.0, 0.0, 0.0, 0.5, 68.5, 68.5, -59.0, 68.5]
+    assert Quantizer(q, np.dtype(np.int8))(x.astype(np.float64)).tolist() == qx.tolist()  # any real dtype in
 
 
 @pytest.mark.parametrize("key", [("tflite", "float32"), ("tflite", "int8"), ("onnx", "float32"), ("onnx", "int8")])
