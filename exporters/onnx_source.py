@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from runtime.errors import UserError
+from runtime.errors import UserError, one_line
 from runtime.files import seal, sha256_file
 from runtime.metadata import ONNX_METADATA_KEY
 
@@ -90,10 +90,11 @@ def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict
              activations: str = "auto") -> tuple:  # fmt: skip
     """``dynamic``: onnxruntime's ``quantize_dynamic`` of the matrix products alone (its integer kernels for
     them are fast; its dynamic ConvInteger ran 5-7× slower than float32 on the seed CNN); ``int8``: its static
-    QDQ quantization (per-channel int8 weights, activations of ``activation_type(activations)``), calibrated on
-    ``calibration`` (inputs by name, one sample a step). Returns the notes the artifact's record keeps."""
+    quantization (int8 weights, activations of ``activation_type(activations)``), calibrated on ``calibration``
+    (inputs by name, one sample a step), in the first of ``QUANTIZE_FORMS`` that gives a graph onnxruntime
+    loads and runs (an opset older than 13 brought up first). Returns the notes the artifact's record keeps:
+    the activations, the form taken, and why the better forms were not."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if precision == "dynamic":
         import onnx
@@ -107,8 +108,63 @@ def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict
     if not calibration:
         raise UserError("int8 needs calibration inputs (a few hundred of the model's own inputs)")
     form, reduce_range = activation_type(activations)
-    source, pre = Path(source).resolve(), Path(work).resolve() / "pre.onnx"
-    here = os.getcwd()
+    activation = QuantType.QUInt8 if form == "uint8" else QuantType.QInt8
+    source, work = Path(source).resolve(), Path(work).resolve()
+    upgraded, opset_note = _opset_for_quantizing(source, work)
+    tried = []
+    for name, pre_process, quant_format, per_channel in QUANTIZE_FORMS:
+        graph = upgraded
+        try:
+            if pre_process:
+                graph = _pre_processed(upgraded, work)
+            quantize_static(str(graph), str(out), calibration_data_reader=_Calibration(calibration),
+                            quant_format=getattr(QuantFormat, quant_format), weight_type=QuantType.QInt8,
+                            per_channel=per_channel, activation_type=activation, reduce_range=reduce_range)  # fmt: skip
+            _runs(out, calibration)
+        except Exception as exc:  # noqa: BLE001 - the next form may take it; every reason is kept for the message
+            tried.append(f"{name}: {one_line(exc, 400, typed=True)}")
+            continue
+        return (f"int8 activations: {form} ({'U8S8' if form == 'uint8' else 'S8S8'}"
+                f"{', 7-bit weights' if reduce_range else ''}; --onnx-activations {activations})",
+                f"int8 form: {name}{opset_note}", *(f"int8 form not taken: {t}" for t in tried))
+    raise UserError("onnxruntime's quantizer gave no valid int8 model in any form: " + "; ".join(tried))
+
+
+# The forms an int8 ``.onnx`` is tried in, best first: (name, pre-processed, format, per-channel). The
+# pre-processing (shape inference and onnxruntime's graph optimisation) lets more operators be quantized, but
+# its Conv+Add fusion made opset-11/12 graphs that onnxruntime refuses; QOperator for what QDQ cannot express.
+QUANTIZE_FORMS = (
+    ("QDQ, per-channel, pre-processed", True, "QDQ", True),
+    ("QDQ, per-channel", False, "QDQ", True),
+    ("QDQ, per-tensor", False, "QDQ", False),
+    ("QOperator, per-tensor", False, "QOperator", False),
+)
+QUANTIZER_OPSET = 13  # per-channel (De)QuantizeLinear's axis came with opset 13
+
+
+def _opset_for_quantizing(source: Path, work: Path) -> tuple:
+    """(the model to quantize, a note): a graph of an opset older than 13 brought up to 13 with ONNX's own
+    version converter where it can be (per-channel QDQ needs it), else the graph as it is."""
+    import onnx
+
+    model = onnx.load(str(source))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QUANTIZER_OPSET)
+    if opset >= QUANTIZER_OPSET:
+        return source, ""
+    try:
+        upgraded = onnx.version_converter.convert_version(model, QUANTIZER_OPSET)
+        onnx.checker.check_model(upgraded)
+    except Exception as exc:  # noqa: BLE001 - the forms below are tried on the graph as it is
+        return source, f" (opset {opset}; not brought to {QUANTIZER_OPSET}: {one_line(exc, 160)})"
+    path = work / "opset13.onnx"
+    onnx.save(upgraded, str(path))
+    return path, f" (opset {opset} brought to {QUANTIZER_OPSET})"
+
+
+def _pre_processed(source: Path, work: Path) -> Path:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre, here = work / "pre.onnx", os.getcwd()
     try:
         os.chdir(work)  # on failure it leaves sym_shape_infer_temp.onnx in the current folder
         quant_pre_process(str(source), str(pre))
@@ -116,12 +172,18 @@ def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)  # own shape inference still runs
     finally:
         os.chdir(here)
-    quantize_static(str(pre), str(out), calibration_data_reader=_Calibration(calibration),
-                    quant_format=QuantFormat.QDQ, weight_type=QuantType.QInt8, per_channel=True,
-                    activation_type=QuantType.QUInt8 if form == "uint8" else QuantType.QInt8,
-                    reduce_range=reduce_range)  # fmt: skip
-    return (f"int8 activations: {form} ({'U8S8' if form == 'uint8' else 'S8S8'}"
-            f"{', 7-bit weights' if reduce_range else ''}; --onnx-activations {activations})",)
+    return pre
+
+
+def _runs(path: Path, calibration: dict) -> None:
+    """The quantized graph loads in onnxruntime and runs one calibration sample to finite outputs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    outputs = session.run(None, {k: np.asarray(v[:1]) for k, v in calibration.items() if k in names})
+    if not all(np.all(np.isfinite(o)) for o in outputs if np.asarray(o).dtype.kind == "f"):
+        raise ValueError("the quantized graph gives non-finite outputs")
 
 
 def convert_onnx(source, path, precision: str, info: ModelInfo, calibration=None, check=None,

@@ -130,3 +130,31 @@ def test_onnx_int8_activation_type_is_chosen_and_recorded(artifacts, trained_cnn
     assert any(f"int8 activations: {other}" in n for n in art.metadata.notes)
     got = runtime.load(art.path, threads=1).predict(ev.x[100:300])
     assert np.mean(got.argmax(1) == trained_cnn.predict(ev.x[100:300], verbose=0).argmax(1)) >= 0.97
+
+
+def test_an_opset_11_graph_with_conv_then_add_quantizes_to_a_valid_int8(tmp_path):
+    """Older exporters wrote a convolution's bias as an Add after it. onnxruntime's pre-processing fuses the
+    two, and its per-channel bias then needed opset 13's DequantizeLinear axis: an invalid graph."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from exporters import ModelInfo, convert_onnx
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=s).astype(np.float32) * 0.3, n)
+               for n, s in (("w", (8, 3, 3, 3)), ("b", (1, 8, 1, 1)), ("w2", (4, 8, 3, 3)), ("b2", (1, 4, 1, 1)))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Add", ["c", "b"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Conv", ["r", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c2", "b2"], ["y"])]  # fmt: skip
+    graph = helper.make_graph(nodes, "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 24, 24])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 24, 24])], weights)  # fmt: skip
+    source = tmp_path / "opset11.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6), source)
+    x = rng.random((48, 3, 24, 24), dtype=np.float32)
+    art = convert_onnx(source, tmp_path / "int8.onnx", "int8", ModelInfo(task="generic", layout="NCHW"),
+                       calibration=x[:32], check=x[32:])  # fmt: skip
+    notes = " ".join(art.metadata.notes)
+    assert "opset 11 brought to 13" in notes and "int8 form: QDQ, per-channel, pre-processed" in notes
+    got = runtime.load(art.path, threads=1).predict(x[32:])
+    want = runtime.load(source, threads=1).predict(x[32:])
+    assert np.mean(np.abs(got - want)) < 0.05 * np.mean(np.abs(want))
