@@ -70,9 +70,14 @@ def select(report: dict, max_drop: Optional[float] = None, by: str = "latency",
     else:
         within = f"{max_drop} {units} of the original"
     if not fits:
-        best = max(artifacts, key=lambda v: v["metric_delta"], default=None)
-        closest = "" if best is None else f"; the closest, {best['name']}, loses {-best['metric_delta']:.2f} {units}"
-        return Selection(None, f"no variant stays within {within}{closest}")
+        failed = [v for v in report["variants"] if not is_ok(v)]
+        built = "" if not failed else (f"; {len(failed)} failed to build or measure (" + ", ".join(
+            f"{v['name']}: {v.get('error') or 'no reason recorded'}" for v in failed[:3]) + (", …" if len(failed) > 3 else "") + ")")
+        if not artifacts:
+            return Selection(None, f"no variant was measured, so none can be chosen{built}")
+        best = max(artifacts, key=lambda v: v["metric_delta"])
+        closest = f"; the closest, {best['name']}, loses {-best['metric_delta']:.2f} {units}"
+        return Selection(None, f"no variant stays within {within}{closest}{built}")
     chosen = min(fits, key=CRITERIA[by])
     figure = (f"{chosen['latency_ms']['p50'] * 1e3:.1f} µs p50" if by == "latency"
               else f"{chosen['size_bytes']:,} bytes")  # fmt: skip

@@ -50,6 +50,12 @@ def test_select_says_when_nothing_fits():
     assert "the closest, q, loses 0.80 points" in chosen.explanation
     with pytest.raises(UserError, match="unknown criterion 'speed'"):
         select(strict, 0.5, by="speed")
+    broken = {"name": "onnx_int8", "format": "onnx", "precision": "int8", "status": "failed",
+              "error": "INVALID_GRAPH: ConvAddFusion_Add_B_quantized"}  # fmt: skip
+    chosen = select(report([*strict["variants"], broken]), 0.5)  # the refusal names what failed, not the budget alone
+    assert "1 failed to build or measure (onnx_int8: INVALID_GRAPH: ConvAddFusion_Add_B_quantized)" in chosen.explanation
+    chosen = select(report([strict["variants"][0], broken]), 0.5)
+    assert chosen.explanation.startswith("no variant was measured, so none can be chosen; 1 failed")
 
 
 def test_select_command_copies_to_a_stable_path_or_exits_non_zero(tmp_path):
