@@ -93,17 +93,32 @@ def _pruned(before: tuple) -> bool:
     return any(t in ("prune", "prune_2_4") for t in before)
 
 
+def _too_few_to_cluster(layer, clusters: int, sparse: bool) -> bool:
+    """Whether a kernel of ``layer`` has fewer values to cluster than k-means++ draws: a small first
+    convolution (3×3×1×8) pruned to 80 % keeps 14 non-zero weights for 16 clusters."""
+    kernels = [w for w in layer.get_weights() if w.ndim > 1]
+    counts = [int(np.count_nonzero(k)) if sparse else k.size for k in kernels]
+    return bool(counts) and min(counts) < 2 * clusters
+
+
 def cluster(model, config: ClusterConfig, data: Dataset, task: str, before: tuple, backup=None):
+    """tfmot's weight clustering of every layer it takes; a layer with fewer weights (non-zero ones, after
+    pruning) than twice the clusters is left as it is: it is too small to matter, and k-means++ cannot start."""
     require_tf_keras(model, "clustering")
     clustering = tfmot().clustering.keras
-    wrapped = _wrap(
-        "clustering",
-        clustering.cluster_weights,
-        model,
-        number_of_clusters=config.clusters,
-        cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
-        preserve_sparsity=_pruned(before),  # sparsity-preserving clustering after pruning
-    )
+    sparse = _pruned(before)  # sparsity-preserving clustering after pruning
+    options = {"number_of_clusters": config.clusters, "preserve_sparsity": sparse,
+               "cluster_centroids_init": clustering.CentroidInitialization.KMEANS_PLUS_PLUS}  # fmt: skip
+    if not any(_too_few_to_cluster(layer, config.clusters, sparse) for layer in model.layers):
+        wrapped = _wrap("clustering", clustering.cluster_weights, model, **options)
+    else:
+        def wrap(layer):
+            if isinstance(layer, keras().layers.InputLayer) or not layer.weights or \
+                    _too_few_to_cluster(layer, config.clusters, sparse):  # fmt: skip
+                return layer
+            return _wrap("clustering", clustering.cluster_weights, layer, **options)
+
+        wrapped = keras().models.clone_model(model, clone_function=wrap)
     fine_tune(wrapped, data, task, config.learning_rate, config.epochs, config.batch_size, backup=backup)
     return clustering.strip_clustering(wrapped)
 
