@@ -25,6 +25,7 @@ from .introspect import edgedl_record
 from .metadata import ModelMetadata, Normalization
 from .providers import check_providers, onnx_session
 from .quantization import input_converter, output_converter
+from .quiet import native_noise_filtered
 
 FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
@@ -181,7 +182,7 @@ class TFLiteModel(Model):
         )
         self._module, self._data, self.path, self.threads = module, data, path, threads
         self.delegate = "xnnpack"  # the interpreters' default; dropped if it cannot run the graph
-        with interpreter_errors(path, "loading the model"):
+        with interpreter_errors(path, "loading the model"), native_noise_filtered():
             self._interp = self._interpreter(default_delegates=True)
             self._ins = self._interp.get_input_details()
             self._in_index = self._ins[0]["index"]
@@ -195,7 +196,7 @@ class TFLiteModel(Model):
         batch = [int(d["shape_signature"][0]) if len(d.get("shape_signature", d["shape"])) else 1 for d in self._ins]
         self._fixed_batch = batch[0] if all(b > 0 for b in batch) and len(set(batch)) == 1 else None
         self._shapes = [tuple(int(v) for v in d["shape"]) for d in self._ins]
-        with interpreter_errors(path, "preparing the model"):
+        with interpreter_errors(path, "preparing the model"), native_noise_filtered():
             self._check_memory()
             self._interp.allocate_tensors()
 
