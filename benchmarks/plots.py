@@ -24,12 +24,12 @@ def _figure(width: float = 10, height: float = 6):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt, *plt.subplots(figsize=(width, height), dpi=100)
+    # Constrained layout: room for long variant names without tight_layout's "not applied" warnings.
+    return plt, *plt.subplots(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def _png(plt, fig) -> bytes:
     buffer = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()

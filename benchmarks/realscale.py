@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             raise UserError(f"--photo-size {args.photo_size!r}: give WIDTHxHEIGHT, each at least 16 (256x192)")
         folder = f"photos-{args.photos}" + ("" if size == (256, 192) else f"-{size[0]}x{size[1]}")
         photos = make_photos(args.work / folder, args.photos, size)
-        out = args.work / f"run-{args.photos}-{args.width:g}-{args.input_size}"
+        out = args.work / f"run-{folder.removeprefix('photos-')}-{args.width:g}-{args.input_size}"
         epochs, variants = (1, "tflite_float32") if args.memory_only else (args.epochs, args.variants)
         seconds, peak = run_pipeline(photos, out, args.width, args.input_size, epochs, variants, args.train_size)
         print(f"mobilenet_v2 {args.width:g} at {args.input_size}, {args.photos:,} photos: {seconds:.0f} s, "
