@@ -24,16 +24,17 @@ def write_report(path: Path, report: dict) -> Path:
     return write_json(path, report)
 
 
-SHOWN = {"snr_db": "{:.1f}", "flips": "{:d}", "recall_drop_max": "{:.2f}", "psnr_delta_min": "{:+.2f}",
+SHOWN = {"snr_db": "{:.1f}", "channel_psnr_min": "{:.1f}", "flips": "{:d}", "recall_drop_max": "{:.2f}", "psnr_delta_min": "{:+.2f}",
          "iou_drop_max": "{:.2f}", "ap50_drop_max": "{:.2f}"}  # fmt: skip
 # The terminal table's columns in the order shown, each with its short header and its rank when the terminal
 # is too narrow for all: the highest ranks are left out first (variant, metric, Δ, p50 and sizes stay).
 # The variant's name holds its format and precision; every column is in report.md and report.csv.
 RANK = {"variant": 0, "metric": 1, "delta": 2, "p50": 3, "gzip": 4, "size": 5, "speed": 6, "control": 6, "flips": 7,
         "psnr_delta_min": 7, "iou_drop_max": 7, "ap50_drop_max": 7, "recall_drop_max": 8, "ssim": 9,
-        "top1_agreement": 9, "snr_db": 10, "p90": 11,
+        "top1_agreement": 9, "snr_db": 10, "channel_psnr_min": 10, "p90": 11,
         "p99": 12, "mean": 13, "format": 14, "precision": 15}  # fmt: skip
-HEADERS = {"ssim": "SSIM", "top1_agreement": "top-1 agree", "snr_db": "SNR dB", "flips": "flips",
+HEADERS = {"ssim": "SSIM", "top1_agreement": "top-1 agree", "snr_db": "SNR dB", "channel_psnr_min": "worst ch dB",
+           "flips": "flips",
            "recall_drop_max": "recall↓ pts", "psnr_delta_min": "worst Δ dB",
            "iou_drop_max": "IoU↓ pts", "ap50_drop_max": "AP↓ pts"}  # fmt: skip
 # The worst change against the original (each task's ``tail_metrics``) that the terminal table has room for.
@@ -48,7 +49,8 @@ def _columns(report: dict) -> list[tuple[str, str, object]]:
     """(key, header, cell of a variant) for every column the report has, in the order shown."""
     metric = report["metric"]
     ok = [v for v in report["variants"] if is_ok(v)]
-    extra = [m for m in ("ssim", "top1_agreement", "snr_db", *TAIL)
+    fidelity = ("channel_psnr_min",) if metric == "channels_ok" else ()  # the worst channel, where it ranks
+    extra = [m for m in ("ssim", "top1_agreement", "snr_db", *fidelity, *TAIL)
              if m != metric and any(m in v["metrics"] for v in ok)]  # fmt: skip
 
     def lat(key):

@@ -7,6 +7,8 @@ Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, on the [0, 1] range.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -107,6 +109,60 @@ def flat(output) -> np.ndarray:
     return np.ravel(output)
 
 
+CHANNEL_FLOOR_DB = 20.0  # a channel whose PSNR on its own range is below this has lost what it carried
+
+
+def channel_axis(shape: tuple) -> Optional[int]:
+    """The axis of one sample's output (no batch) whose slices are its channels: the shortest one, the last of
+    equals: C of H×W×C and of C×H×W, the 84 rows of an 84×8400 detector head, each value of a vector."""
+    if not shape:
+        return None
+    return len(shape) - 1 - int(np.argmin(shape[::-1]))
+
+
+def _channels(sample) -> list:
+    """One sample's outputs (a dict by name, or one array) as channel-major 2-D arrays, in the order of names."""
+    arrays = [sample[k] for k in sorted(sample)] if isinstance(sample, dict) else [sample]
+    parts = []
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float64)
+        axis = channel_axis(a.shape)
+        parts.append(a.reshape(1, 1) if axis is None else np.moveaxis(a, axis, 0).reshape(a.shape[axis], -1))
+    return parts
+
+
+def channel_fidelity(reference: list, outputs: list) -> dict:
+    """Each output channel's PSNR on its own range (the reference's max - min over every sample), so that a
+    small-range part of a tensor (class scores beside pixel coordinates) cannot hide behind a large one:
+    ``channel_psnr_min`` and its ``worst_channel`` (the index over every output's channels, outputs in name
+    order), ``channel_psnr_mean``, and ``channels_ok``, the share of channels at ``CHANNEL_FLOOR_DB`` or
+    above. Channels the reference holds constant are left out (they have no range to measure on)."""
+    sums = None  # per output: [low, high, squared error] per channel, and the values seen per channel
+    for ref, out in zip(reference, outputs):
+        refs, outs = _channels(ref), _channels(out)
+        shapes = [r.shape for r in refs]
+        if shapes != [o.shape for o in outs] or (sums and [len(x[0]) for x in sums] != [s[0] for s in shapes]):
+            return {}  # free output sizes that differ: the whole-output figures only
+        if sums is None:
+            sums = [[r.min(axis=1), r.max(axis=1), np.zeros(len(r)), 0] for r in refs]
+        for acc, r, o in zip(sums, refs, outs):
+            acc[0], acc[1] = np.minimum(acc[0], r.min(axis=1)), np.maximum(acc[1], r.max(axis=1))
+            acc[2] = acc[2] + ((o - r) ** 2).sum(axis=1)
+            acc[3] += r.shape[1]
+    if not sums:
+        return {}
+    span = np.concatenate([acc[1] - acc[0] for acc in sums])
+    mse = np.concatenate([acc[2] / max(acc[3], 1) for acc in sums])
+    varied = np.flatnonzero(span > 0)
+    if varied.size == 0:
+        return {}
+    with np.errstate(divide="ignore"):
+        psnr = np.minimum(SNR_CAP_DB, 10 * np.log10(span[varied] ** 2 / mse[varied]))
+    worst = int(np.argmin(psnr))
+    return {"channel_psnr_min": float(psnr[worst]), "worst_channel": int(varied[worst]),
+            "channel_psnr_mean": float(psnr.mean()), "channels_ok": float(np.mean(psnr >= CHANNEL_FLOOR_DB))}
+
+
 def fidelity(reference: list, outputs: list) -> dict:
     """How closely ``outputs`` follow ``reference`` (a variant's against the original's, on the same inputs),
     sample by sample: SNR in dB (signal power over error power, all samples; capped at 200 dB), the mean cosine
@@ -133,7 +189,7 @@ def fidelity(reference: list, outputs: list) -> dict:
     shapes = {np.shape(r) for r in reference} if not several else set()
     if len(shapes) == 1 and len(next(iter(shapes))) == 1 and next(iter(shapes))[0] >= 2:  # score vectors
         result["top1_agreement"] = float(np.mean([np.argmax(r) == np.argmax(o) for r, o in zip(reference, outputs)]))
-    return result
+    return {**result, **channel_fidelity(reference, outputs)}
 
 
 def psnr_deltas(reference: list, outputs: list, targets: list) -> np.ndarray:

@@ -34,13 +34,16 @@ def primary_metric(task: str) -> Optional[str]:
 
 def fidelity_metric(variants: list[dict]) -> Optional[str]:
     """What ranks the variants of a model nothing scores (no labels, no targets) by their fidelity to the
-    original: top-1 agreement where the output is a score vector, cosine similarity otherwise."""
+    original: top-1 agreement where the output is a score vector; otherwise the share of output channels
+    that kept their own range (``metrics.channel_fidelity``: one number over a whole tensor is its
+    large-range part's); cosine similarity for reports measured before it."""
     first = next((v for v in variants if is_ok(v)), {})
-    return next((m for m in ("top1_agreement", "cosine") if m in first.get("metrics", {})), None)
+    return next((m for m in ("top1_agreement", "channels_ok", "cosine") if m in first.get("metrics", {})), None)
 
 
 # Fractions (accuracy, agreement with the original, cosine similarity) differ in points; the rest in dB.
-IN_POINTS = ("accuracy", "top1_agreement", "cosine", "miou", "pixel_accuracy", "map50", "map", "roc_auc", "tar_far1")
+IN_POINTS = ("accuracy", "top1_agreement", "channels_ok", "cosine", "miou", "pixel_accuracy", "map50", "map", "roc_auc",
+             "tar_far1")
 
 
 def metric_delta(value: float, reference: float, metric: str) -> float:

@@ -43,7 +43,9 @@ def test_fidelity_measures_how_far_a_variant_strays_from_the_original():
     rng = np.random.default_rng(0)
     ref = [rng.normal(size=10) for _ in range(50)]
     same = fidelity(ref, ref)
-    assert same == {"snr_db": SNR_CAP_DB, "cosine": 1.0, "max_abs_error": 0.0, "top1_agreement": 1.0}
+    assert same == {"snr_db": SNR_CAP_DB, "cosine": 1.0, "max_abs_error": 0.0, "top1_agreement": 1.0,
+                    "channel_psnr_min": SNR_CAP_DB, "worst_channel": 0, "channel_psnr_mean": SNR_CAP_DB,
+                    "channels_ok": 1.0}  # fmt: skip
     noisy = [r + rng.normal(scale=0.1, size=10) for r in ref]  # noise 20 dB below a unit-variance signal
     f = fidelity(ref, noisy)
     assert 18 < f["snr_db"] < 22 and 0.98 < f["cosine"] < 1.0 and 0.2 < f["max_abs_error"] < 0.6
@@ -51,6 +53,24 @@ def test_fidelity_measures_how_far_a_variant_strays_from_the_original():
     assert fidelity(ref, flipped)["cosine"] == pytest.approx(-1.0) and fidelity(ref, flipped)["top1_agreement"] < 0.2
     images = [rng.random((4, 4, 1)) for _ in range(3)]  # not score vectors: no top-1
     assert "top1_agreement" not in fidelity(images, images)
+
+
+def test_fidelity_per_channel_sees_scores_a_whole_tensor_hides():
+    """A detector head of 4 box rows (0-320) and 80 class-score rows (0-1), as YOLO's 84×N: scores collapsed
+    to two values barely move the whole tensor's SNR or cosine; every score channel's own PSNR falls."""
+    from runtime.metrics import CHANNEL_FLOOR_DB, channel_axis, fidelity
+
+    rng = np.random.default_rng(0)
+    ref = [np.concatenate([rng.uniform(0, 320, (4, 200)), rng.uniform(0, 1, (80, 200))]) for _ in range(8)]
+    collapsed = [np.concatenate([r[:4] + rng.normal(0, 0.5, (4, 200)), np.where(r[4:] > 0.5, 1.24, 0.0)]) for r in ref]
+    f = fidelity(ref, collapsed)
+    assert f["cosine"] > 0.999 and f["snr_db"] > 30  # what the report showed: lossless, to one number
+    assert f["channel_psnr_min"] < CHANNEL_FLOOR_DB and f["worst_channel"] >= 4  # a score row, named by index
+    assert f["channels_ok"] == pytest.approx(4 / 84)  # the four box rows alone kept their range
+    good = [r + rng.normal(0, 1e-3, r.shape) for r in ref]
+    assert fidelity(ref, good)["channels_ok"] == 1.0
+    assert channel_axis((84, 8400)) == 0 and channel_axis((96, 96, 3)) == 2 and channel_axis((3, 64, 64)) == 0
+    assert channel_axis(()) is None and channel_axis((10,)) == 0
 
 
 def test_the_tail_finds_the_one_sample_a_mean_hides():

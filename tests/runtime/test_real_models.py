@@ -51,7 +51,7 @@ def test_a_mediapipe_face_detector_describes_runs_benches_and_bundles(mediapipe_
                    "--runs", "5", "--warmup", "1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
-    assert report["metric"] == "cosine" and report["variants"][0]["metrics"]["cosine"] == 1.0
+    assert report["metric"] == "channels_ok" and report["variants"][0]["metrics"]["channels_ok"] == 1.0
 
 
 @pytest.mark.parametrize("name", ["iris_landmark", "face_landmark", "face_detection_full_range_sparse"])
