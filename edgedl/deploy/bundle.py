@@ -111,7 +111,8 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
         built = "" if not failed else f"; {', '.join(failed)} failed to build (their reasons are in the report)"
         raise UserError(f"nothing to bundle for {target.name}: no {target.format} variant of this run runs on it"
                         f"{built}; {_instead(report, runs, target)}")  # fmt: skip
-    picked = select({**report, "variants": runs}, max_drop, by, max_tail_drop)
+    failed = [v for v in report["variants"] if not is_ok(v) and v["format"] == target.format]  # named if none fits
+    picked = select({**report, "variants": runs + failed}, max_drop, by, max_tail_drop)
     if picked.variant is None:
         raise UserError(f"nothing to bundle for {target.name}: {picked.explanation}; "
                         f"{_instead(report, runs, target)}")  # fmt: skip
