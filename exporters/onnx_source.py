@@ -180,8 +180,8 @@ def _runs(path: Path, calibration: dict) -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    outputs = session.run(None, {k: np.asarray(v[:1]) for k, v in calibration.items() if k in names})
+    batch = {i.name: i.shape[0] if i.shape and isinstance(i.shape[0], int) else 1 for i in session.get_inputs()}
+    outputs = session.run(None, {k: np.asarray(v[: batch[k]]) for k, v in calibration.items() if k in batch})
     if not all(np.all(np.isfinite(o)) for o in outputs if np.asarray(o).dtype.kind == "f"):
         raise ValueError("the quantized graph gives non-finite outputs")
 
