@@ -2,8 +2,8 @@
 every variant that applies is built and measured, compression included, and none fails.
 
 Two models a user brings: a small CNN on digits, and keras.applications' MobileNetV2 (width 0.35, 96×96) on a
-few hundred photos the test makes. Every technique fine-tunes for its own epochs, so the four runs take about
-half an hour on two cores: ``slow`` (``pytest -m slow tests/test_pipeline_default_variants.py``).
+few hundred photos the test makes. Every technique fine-tunes for its own epochs, so the four runs take close to
+an hour on two cores (the two CNNs a minute each): ``slow`` (``pytest -m slow tests/test_pipeline_default_variants.py``).
 """
 import json
 
