@@ -9,6 +9,7 @@ compared with the source model on the check inputs.
 """
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -66,6 +67,15 @@ def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path
     return onnx.load(str(out)), notes
 
 
+@functools.lru_cache(maxsize=1)
+def _this_processor() -> tuple:
+    """(architecture, vector extensions) of this machine, read once (a run asks for every int8 variant)."""
+    from runtime.machine import machine_info
+
+    here = machine_info(threads=1)
+    return here["arch"], tuple(here["vector_extensions"])
+
+
 def activation_type(choice: str = "auto", arch: Optional[str] = None, extensions: Optional[list] = None) -> tuple:
     """(activation type, reduce_range) of an int8 ``.onnx`` for a processor (this machine's by default).
 
@@ -77,10 +87,8 @@ def activation_type(choice: str = "auto", arch: Optional[str] = None, extensions
     if choice not in ACTIVATIONS:
         raise UserError(f"--onnx-activations {choice!r} is not one of {', '.join(ACTIVATIONS)}")
     if arch is None or extensions is None:
-        from runtime.machine import machine_info
-
-        here = machine_info(threads=1)
-        arch, extensions = arch or here["arch"], here["vector_extensions"] if extensions is None else extensions
+        here_arch, here_extensions = _this_processor()
+        arch, extensions = arch or here_arch, here_extensions if extensions is None else extensions
     x86 = arch.lower() in ("x86_64", "amd64", "x64")
     form = choice if choice != "auto" else "uint8" if x86 else "int8"
     return form, form == "uint8" and x86 and not {"avx512_vnni", "avx_vnni"} & set(extensions)
