@@ -197,6 +197,7 @@ def cmd_pipeline(args) -> int:
             noise=Noise.parse(args.sigma, args.eval_sigma),
             data=args.data,
             eval_data=args.eval_data,
+            eval_labels=args.eval_labels,
             variants=tuple(args.variants.split(",")) if args.variants else (),
             retrain=args.retrain,
             search_drop=None if args.no_search else args.max_drop,

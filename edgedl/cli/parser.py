@@ -131,6 +131,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out", type=Path, required=True, help="run folder")
     add_training_args(p)
     p.add_argument("--retrain", action="store_true", help="train a saved model further on --data")
+    p.add_argument("--eval-labels", type=Path, help="a model file's labels when --eval-data is an .npy of its inputs: "
+                                                    "an .npy of class indices or one-hot rows")  # fmt: skip
     p.add_argument("--eval-sigma", type=float, help="denoisers: σ of the evaluation noise (default: --sigma, or 25)")
     p.add_argument("--variants", help="comma-separated variants or recipes, e.g. tflite_int8,prune,qat; 'post' for "
                                       "all post-training ones (default: all; see 'edgedl variants')")  # fmt: skip

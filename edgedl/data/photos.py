@@ -78,7 +78,7 @@ def list_folder(folder: Path) -> PhotoList:
 
 def list_csv(path: Path) -> PhotoList:
     """A CSV of ``path,label`` rows (a header row of ``path,label`` may come first); relative paths are the
-    CSV's folder's."""
+    CSV's folder's. A label is a class name (classes in sorted order) or, in every row, a class index."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = [r for r in csv.reader(handle) if r and any(cell.strip() for cell in r)]
@@ -91,8 +91,13 @@ def list_csv(path: Path) -> PhotoList:
         raise UserError(f"{path}: row {bad + 1} is not 'path,label'")
     if not rows:
         raise UserError(f"{path}: no 'path,label' rows")
-    classes = tuple(sorted({r[1].strip() for r in rows}))
-    index = {name: i for i, name in enumerate(classes)}
+    names = {r[1].strip() for r in rows}
+    if all(n.isdigit() for n in names):  # class indices: numbered in order, the absent ones included
+        classes = tuple(str(i) for i in range(max(int(n) for n in names) + 1))
+        index = {n: int(n) for n in names}
+    else:
+        classes = tuple(sorted(names))
+        index = {name: i for i, name in enumerate(classes)}
     files = [Path(r[0].strip()) if Path(r[0].strip()).is_absolute() else path.parent / r[0].strip() for r in rows]
     missing = [f for f in files if not f.is_file()]
     if missing:

@@ -28,6 +28,7 @@ class PipelineConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
     data: Optional[Path] = None
     eval_data: Optional[Path] = None
+    eval_labels: Optional[Path] = None  # a model file's labels for an .npy of evaluation inputs
     variants: tuple = ()
     retrain: bool = False
     noise: Noise = field(default_factory=Noise)  # denoisers: training and evaluation noise

@@ -5,10 +5,11 @@ float32 (as it is, with edgedl's record), float16, dynamic-range and static
 int8 calibrated on the user's own pictures prepared as the model takes them.
 A ``.tflite`` is measured as it is (there is no graph to convert from).
 
-The evaluation data (``--eval-data``) is a folder of pictures (one sub-folder
-per class: labelled, and the accuracy is measured when the model scores that
-many classes), an ``.npz`` with one array per input name, or an ``.npy`` of
-model inputs. Without labels, every variant is ranked by its fidelity to the
+The evaluation data (``--eval-data``) is in one of the forms
+``edgedl.data.model_data`` reads: labelled pictures (class sub-folders, or a
+CSV of ``file,label`` rows), an ``.npz`` with one array per input name, an
+``.npy`` of model inputs (with ``--eval-labels``, an ``.npy`` of labels).
+With labels, the accuracy is measured over the classes the model scores. Without labels, every variant is ranked by its fidelity to the
 original on the same inputs (top-1 agreement for a score vector, cosine
 similarity otherwise). Calibration uses ``--data`` when given, otherwise the
 first pictures of the evaluation data, which are then left out of it.
@@ -27,7 +28,7 @@ from runtime.files import sha256_file
 from ..data.model_data import count, held_out, model_inputs, save_eval, take
 
 CALIBRATION = 300  # pictures for static int8
-VARIANTS = ("float32", "float16", "dynamic", "int8")
+VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
 
 
 def run(config, terminal) -> dict:
@@ -52,17 +53,17 @@ def run(config, terminal) -> dict:
     meta = replace(model.metadata, resize=config.resize)  # how its pictures are fitted, here and on the device
     log(f"model: {source.name} ({meta.format}, {len(meta.inputs)} input(s), {len(meta.outputs)} output(s); "
         f"pictures as {meta.normalization.shown()}, {meta.layout})")  # fmt: skip
-    x, y, labels = model_inputs(meta, source.name, config.eval_data)
+    x, y, labels = model_inputs(meta, source.name, config.eval_data, config.eval_labels)
     calibration = None
     if config.data is not None:
         calibration = model_inputs(meta, source.name, config.data)[0]
-    elif meta.format == "onnx" and "int8" in precisions:
+    elif meta.format == "onnx" and any(p.startswith("int8") for p in precisions):
         calibration, x = held_out(x, log)
         y = None if y is None else y[count(calibration):]
     scores = meta.outputs[0].shape[-1] if meta.outputs[0].shape else None
     if y is not None and labels is not None and scores != len(labels):
-        raise UserError(f"{source.name} scores {scores} classes but the data has {len(labels)} class folders; give "
-                        "matching data, or pictures without class folders (then fidelity is measured)")  # fmt: skip
+        raise UserError(f"{source.name} scores {scores} classes but the data names {len(labels)}; give labels of "
+                        "its classes, or pictures without labels (then fidelity is measured)")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     eval_path = out / "eval.npz"
     save_eval(eval_path, x, meta.inputs[0].name, y, labels or meta.labels)
@@ -75,7 +76,7 @@ def run(config, terminal) -> dict:
         calibration_hash = content_hash(*parts)
         for precision in precisions:
             name, path = f"onnx_{precision}", out / "artifacts" / f"onnx_{precision}.onnx"
-            form = {"activations": activation_type(config.onnx_activations)[0]} if precision == "int8" else {}
+            form = {"activations": activation_type(config.onnx_activations)[0]} if precision.startswith("int8") else {}
             key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0,
                             form={**form, "resize": info.resize})  # fmt: skip
             try:

@@ -115,6 +115,13 @@ def sequence_task(image_shape: tuple, noise: denoising.Noise, batch_size: int, s
     )
 
 
+def with_labels(prepared: Prepared, labels: tuple) -> Prepared:
+    """The same data naming other classes (numbered labels widened to the classes a model scores)."""
+    from dataclasses import replace
+
+    return replace(prepared, labels=labels, eval_arrays={**prepared.eval_arrays, "labels": np.array(labels)})
+
+
 def normalized(prepared: Prepared, norm) -> Prepared:
     """This data as a model under ``norm`` takes it (classification images; denoisers keep [0, 1])."""
     from dataclasses import replace
