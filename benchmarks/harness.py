@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from runtime.errors import one_line
-from runtime.report import variant_record
+from runtime.report import layer_rows, variant_record
 from runtime.runfolder import read_eval_arrays, stored_path
 
 
@@ -82,7 +82,21 @@ def measure_variant(variant: Variant, eval_path: Path, config: BenchConfig, root
         raise MeasurementError(f"measuring {variant.name} failed: its measurer printed no JSON") from None
     shown = stored_path(variant.path, root) if root else str(variant.path)
     return variant_record(variant.name, variant.format, variant.precision, variant.techniques, variant.path, shown,
-                          figures, variant.extra)  # fmt: skip
+                          figures, {**variant.extra, **_layers(variant)})  # fmt: skip
+
+
+def _layers(variant: Variant) -> dict:
+    """An int8 artifact's per-layer quantization error, as its record's ``layers`` (``runtime.report.layer_rows``
+    of the artifact's notes); nothing for other variants."""
+    from runtime import read_metadata
+
+    if variant.format not in ("tflite", "onnx") or "int8" not in variant.precision:
+        return {}
+    try:
+        rows = layer_rows(read_metadata(variant.path).notes)
+    except Exception:  # noqa: BLE001 - a file without edgedl's record (another tool's): no layer table
+        return {}
+    return {"layers": rows} if rows else {}
 
 
 def _fingerprint(variant: Variant, eval_path: Path, config: BenchConfig, reference: Optional[Path] = None) -> str:

@@ -11,7 +11,7 @@ from runtime.report import is_ok, unit
 
 MARKERS = {"keras": "*", "tflite": "o", "onnx": "s"}  # one shape per format
 PRECISION_COLOURS = {"float32": "tab:blue", "float16": "tab:cyan", "dynamic": "tab:orange", "int8": "tab:green",
-                     "int8_float": "tab:olive", "int8_pixels": "tab:purple"}  # fmt: skip
+                     "int8_mixed": "tab:red", "int8_float": "tab:olive", "int8_pixels": "tab:purple"}  # fmt: skip
 
 
 def _colour(precision: str) -> str:
@@ -175,5 +175,22 @@ def tail_plot(rows: list[dict]) -> Optional[bytes]:
     ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel(label)
     ax.set_title("the tail of the damage (colour: precision)")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _png(plt, fig)
+
+
+def layer_plot(rows: list[dict]) -> Optional[bytes]:
+    """Each int8 variant's worst layers: the PSNR of each one's own quantization (red: kept in float)."""
+    mine = [r for r in rows if is_ok(r) and r.get("layers")]
+    if not mine:
+        return None
+    bars = [(f"{r['name']}: {layer['node'][:40]}", layer) for r in mine for layer in r["layers"]]
+    plt, fig, ax = _figure(10, max(3.0, 0.22 * len(bars) + 1.2))
+    ax.barh([b[0] for b in bars], [b[1]["own_db"] for b in bars],
+            color=["tab:red" if b[1]["kept_float"] else "tab:green" for b in bars])  # fmt: skip
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("PSNR of the layer's output after its own quantization (dB, mean over its channels; lower is worse)")
+    ax.set_title("int8's worst layers (red: kept in float by the mixed variant)")
     ax.grid(True, axis="x", alpha=0.3)
     return _png(plt, fig)

@@ -23,7 +23,7 @@ from runtime.files import atomic_path
 from runtime.report import is_ok, metric_delta, read_report, unit
 from runtime.runfolder import resolve
 
-from .plots import size_plot, tail_plot, tradeoff_plot
+from .plots import layer_plot, size_plot, tail_plot, tradeoff_plot
 
 # (header, cell): the header carries the unit; a signed figure is a change against the original.
 COLUMNS = (
@@ -142,11 +142,34 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
     return header, body
 
 
-def to_markdown(title: str, header: list, body: list) -> str:
+LAYER_HEADER = ["variant", "layer", "op", "its own int8 dB", "dB after it", "kept in float"]
+
+
+def layer_table(rows: list[dict]) -> list[list]:
+    """The int8 variants' worst layers (``layers`` of their records), one row a layer."""
+    return [[r["name"], layer["node"], layer["op"], f"{layer['own_db']:.1f}", f"{layer['psnr_db']:.1f}",
+             "yes" if layer["kept_float"] else ""] for r in rows if is_ok(r) for layer in r.get("layers", ())]
+
+
+def to_markdown(title: str, header: list, body: list, layers: Optional[list] = None) -> str:
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
     lines += ["", "★: Pareto-optimal (no other variant on the same machine is faster and at least as good)."]
+    if layers:
+        lines += ["", "## int8's worst layers", "", "| " + " | ".join(LAYER_HEADER) + " |", "|" + "---|" * 6]
+        lines += ["| " + " | ".join(row) + " |" for row in layers]
     return "\n".join(lines) + "\n"
+
+
+def _layers_html(layers: list) -> str:
+    if not layers:
+        return ""
+    head = "".join(f"<th class=t>{html.escape(h)}</th>" for h in LAYER_HEADER)
+    body = "".join("<tr>" + "".join(f"<td class=t>{html.escape(c)}</td>" for c in row) + "</tr>" for row in layers)
+    return (f"<h2>int8's worst layers</h2><p>The PSNR of each layer's output after its own quantization (lower "
+            f"is worse), and against float after every layer up to it; the mean over the output's channels, on "
+            f"calibration inputs. The mixed variants keep the worst in float.</p><table><thead><tr>{head}</tr>"
+            f"</thead><tbody>{body}</tbody></table>")
 
 
 HTML_STYLE = """
@@ -201,7 +224,8 @@ def _cell_html(header: str, value, link: Optional[str], selected: bool) -> str:
     return f"<td{kind}>{text}</td>"
 
 
-def to_html(title: str, header: list, body: list, plots: dict, about: list[str], links: list, chosen: list) -> str:
+def to_html(title: str, header: list, body: list, plots: dict, about: list[str], links: list, chosen: list,
+            layers: Optional[list] = None) -> str:  # fmt: skip
     """The page: what was measured and where, the table (sortable, sticky header), the plots; no network."""
     cells = "".join(f'<th{" class=t" if h in TEXT_COLUMNS else ""} title="click to sort">{html.escape(str(h))}</th>'
                     for h in header)  # fmt: skip
@@ -220,7 +244,8 @@ def to_html(title: str, header: list, body: list, plots: dict, about: list[str],
             f"<title>{html.escape(title)}</title><style>{HTML_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"{facts}<table id='variants'><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p>★ Pareto: no other variant on the same machine is both faster and at least as good. "
-            f"Δ: change against the original (Keras) model; click a column's name to sort.</p>{images}"
+            f"Δ: change against the original (Keras) model; click a column's name to sort.</p>"
+            f"{_layers_html(layers or [])}{images}"
             f"<script>{SORT_SCRIPT}</script></body></html>\n")  # fmt: skip
 
 
@@ -282,17 +307,20 @@ def render_reports(reports: list[dict], run_dirs: list[Path], out: Path) -> dict
     tail = tail_plot(rows) if metric else None
     if tail is not None:
         plots["tail.png"] = tail
+    layers, worst = layer_table(rows), layer_plot(rows)
+    if worst is not None:
+        plots["layers.png"] = worst
     out.mkdir(parents=True, exist_ok=True)
     folders = {machine_label(rep): folder for rep, folder in zip(reports, run_dirs)}
     links = [_link(r, folders.get(r["_machine"]), out) for r in rows]
     chosen = [r["name"] == selected and r["_machine"] == rows[0]["_machine"] for r in rows]
     written = {"md": out / "report.md", "csv": out / "report.csv", "html": out / "report.html"}
-    _write(written["md"], to_markdown(title, header, body))
+    _write(written["md"], to_markdown(title, header, body, layers))
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *body])
     _write(written["csv"], buffer.getvalue())
     about = _about(reports, rows, selection, budget)
-    _write(written["html"], to_html(title, header, body, plots, about, links, chosen))
+    _write(written["html"], to_html(title, header, body, plots, about, links, chosen, layers))
     for name, png in plots.items():
         _write(out / name, png)
         written[name] = out / name

@@ -67,7 +67,7 @@ class ExportConfig:
                 f"precision {self.precision!r} is not supported by {type(self).__name__}; "
                 f"choose one of {', '.join(self.PRECISIONS)}"
             )
-        if self.precision == "int8" and (self.calibration is None or sample_count(self.calibration) == 0):
+        if self.precision.startswith("int8") and (self.calibration is None or sample_count(self.calibration) == 0):
             raise UserError("int8 export needs calibration data (a few hundred training inputs)")
         if self.num_calibration < 1 or self.num_check < 1:
             raise UserError("num_calibration and num_check must be at least 1")

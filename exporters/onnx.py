@@ -26,11 +26,12 @@ OPSET = 17
 
 @dataclass(frozen=True)
 class OnnxConfig(ExportConfig):
-    """``precision``: float32, dynamic (``quantize_dynamic``) or int8 (static QDQ, calibrated); ``activations``:
+    """``precision``: float32, dynamic (``quantize_dynamic``), int8 (static QDQ, calibrated) or int8_mixed (that,
+    with the layers that hurt most kept in float: ``onnx_mixed``); ``activations``:
     int8's activation type, ``auto`` (the best for this machine's processor), ``uint8`` or ``int8``
     (``onnx_source.activation_type``)."""
 
-    PRECISIONS = ("float32", "dynamic", "int8")
+    PRECISIONS = ("float32", "dynamic", "int8", "int8_mixed")
     activations: str = "auto"
 
     def __post_init__(self):
@@ -74,11 +75,11 @@ def _optimizers():
     return None if found is None else OrderedDict((k, v) for k, v in found().items() if k != "reshape_optimizer")
 
 
-def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path) -> tuple:
-    calibration = config.calibration_set() if config.precision == "int8" else None
+def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path, task: str) -> tuple:
+    calibration = config.calibration_set() if config.precision.startswith("int8") else None
     if calibration is not None and not isinstance(calibration, dict):
         calibration = {"input": calibration}  # the one input's name (``input_names``)
-    return quantize(float_path, out, config.precision, calibration, work, config.activations)
+    return quantize(float_path, out, config.precision, calibration, work, config.activations, task)
 
 
 def _spec(value_info) -> TensorSpec:
@@ -109,7 +110,7 @@ def export_onnx(model, path, config: OnnxConfig, info: ModelInfo) -> Artifact:
         graph_path, notes = float_path, ()
         if config.precision != "float32":
             graph_path = work / "quant.onnx"
-            notes = _quantize(float_path, graph_path, config, work)
+            notes = _quantize(float_path, graph_path, config, work, info.task)
         proto = onnx.load(str(graph_path))
         meta = info.record("onnx", config.precision, tuple(_spec(v) for v in _graph_inputs(proto)),
                            tuple(_spec(v) for v in proto.graph.output), notes)  # fmt: skip

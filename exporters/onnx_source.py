@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -23,11 +24,11 @@ from runtime.metadata import ONNX_METADATA_KEY
 
 from ._base import Artifact, ModelInfo, NotApplicable, staged
 
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
+PRECISIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
 ACTIVATIONS = ("auto", "uint8", "int8")  # int8's activation type: auto is the best for this machine's processor
 DYNAMIC_OPS = ("MatMul", "Gemm")  # what ``dynamic`` quantizes
 # Mean |difference| from the source model allowed, relative to its mean |output|.
-RELATIVE_TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.1}
+RELATIVE_TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.1, "int8_mixed": 0.1}
 
 
 class _Calibration:
@@ -52,7 +53,8 @@ def _as_inputs(model, batch) -> dict:
     return batch if isinstance(batch, dict) else {model.input_names[0]: batch}
 
 
-def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path, activations: str) -> tuple:
+def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path, activations: str,
+           task: str) -> tuple:  # fmt: skip
     """(the graph at ``precision``, the notes its record keeps)."""
     import onnx
 
@@ -63,7 +65,7 @@ def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path
 
         return float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), ()
     out = work / "quant.onnx"
-    notes = quantize(source, out, precision, calibration, work, activations)
+    notes = quantize(source, out, precision, calibration, work, activations, task)
     return onnx.load(str(out)), notes
 
 
@@ -95,14 +97,13 @@ def activation_type(choice: str = "auto", arch: Optional[str] = None, extensions
 
 
 def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict], work: Path,
-             activations: str = "auto") -> tuple:  # fmt: skip
+             activations: str = "auto", task: str = "generic") -> tuple:  # fmt: skip
     """``dynamic``: onnxruntime's ``quantize_dynamic`` of the matrix products alone (its integer kernels for
     them are fast; its dynamic ConvInteger ran 5-7× slower than float32 on the seed CNN); ``int8``: its static
-    quantization (int8 weights, activations of ``activation_type(activations)``), calibrated on ``calibration``
-    (inputs by name, one sample a step), in the first of ``QUANTIZE_FORMS`` that gives a graph onnxruntime
-    loads and runs (an opset older than 13 brought up first). Returns the notes the artifact's record keeps:
-    the activations, the form taken, and why the better forms were not."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    quantization (``static_int8``); ``int8_mixed``: that, with the layers that hurt most kept in float
+    (``onnx_mixed.mixed``, aiming at ``task``'s fidelity). Returns the notes the artifact's record keeps (the int8 forms' include their worst
+    layers' error)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if precision == "dynamic":
         import onnx
@@ -115,6 +116,38 @@ def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict
         return ()
     if not calibration:
         raise UserError("int8 needs calibration inputs (a few hundred of the model's own inputs)")
+    from .onnx_mixed import int8_layer_notes, mixed
+
+    static, work = static_int8(source, out, calibration, work, activations), Path(work).resolve()
+    if precision == "int8_mixed":
+        return (*static.notes, *mixed(static, out, calibration, work, task))
+    return (*static.notes, *int8_layer_notes(static, out, calibration, work))
+
+
+@dataclass(frozen=True)
+class StaticInt8:
+    """How a graph was quantized: the graph (as the quantizer took it), ``quantize_static``'s options, the
+    notes; ``write`` quantizes it again so, with some nodes kept in float."""
+
+    graph: Path
+    options: dict
+    notes: tuple
+
+    def write(self, out: Path, calibration: dict, exclude=()) -> None:
+        from onnxruntime.quantization import quantize_static
+
+        quantize_static(str(self.graph), str(out), calibration_data_reader=_Calibration(calibration),
+                        nodes_to_exclude=list(exclude), **self.options)  # fmt: skip
+        _runs(out, calibration)
+
+
+def static_int8(source: Path, out: Path, calibration: dict, work: Path, activations: str = "auto") -> StaticInt8:
+    """onnxruntime's static quantization of ``source`` to ``out`` (int8 weights, activations of
+    ``activation_type(activations)``), calibrated on ``calibration`` (inputs by name, one sample a step), in
+    the first of ``QUANTIZE_FORMS`` that gives a graph onnxruntime loads and runs (an opset older than 13
+    brought up first); its notes: the activations, the form taken, and why the better forms were not."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
     form, reduce_range = activation_type(activations)
     activation = QuantType.QUInt8 if form == "uint8" else QuantType.QInt8
     source, work = Path(source).resolve(), Path(work).resolve()
@@ -122,19 +155,20 @@ def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict
     tried = []
     for name, pre_process, quant_format, per_channel in QUANTIZE_FORMS:
         graph = upgraded
+        options = {"quant_format": getattr(QuantFormat, quant_format), "weight_type": QuantType.QInt8,
+                   "per_channel": per_channel, "activation_type": activation, "reduce_range": reduce_range}
         try:
             if pre_process:
                 graph = _pre_processed(upgraded, work)
-            quantize_static(str(graph), str(out), calibration_data_reader=_Calibration(calibration),
-                            quant_format=getattr(QuantFormat, quant_format), weight_type=QuantType.QInt8,
-                            per_channel=per_channel, activation_type=activation, reduce_range=reduce_range)  # fmt: skip
-            _runs(out, calibration)
+            static = StaticInt8(graph, options, (
+                f"int8 activations: {form} ({'U8S8' if form == 'uint8' else 'S8S8'}"
+                f"{', 7-bit weights' if reduce_range else ''}; --onnx-activations {activations})",
+                f"int8 form: {name}{opset_note}", *(f"int8 form not taken: {t}" for t in tried)))
+            static.write(out, calibration)
         except Exception as exc:  # noqa: BLE001 - the next form may take it; every reason is kept for the message
             tried.append(f"{name}: {one_line(exc, 400, typed=True)}")
             continue
-        return (f"int8 activations: {form} ({'U8S8' if form == 'uint8' else 'S8S8'}"
-                f"{', 7-bit weights' if reduce_range else ''}; --onnx-activations {activations})",
-                f"int8 form: {name}{opset_note}", *(f"int8 form not taken: {t}" for t in tried))
+        return static
     raise UserError("onnxruntime's quantizer gave no valid int8 model in any form: " + "; ".join(tried))
 
 
@@ -152,21 +186,29 @@ QUANTIZER_OPSET = 13  # per-channel (De)QuantizeLinear's axis came with opset 13
 
 def _opset_for_quantizing(source: Path, work: Path) -> tuple:
     """(the model to quantize, a note): a graph of an opset older than 13 brought up to 13 with ONNX's own
-    version converter where it can be (per-channel QDQ needs it), else the graph as it is."""
+    version converter where it can be (per-channel QDQ needs it), else the graph as it is; every node named
+    (the quantizer keeps nodes in float by name)."""
     import onnx
 
     model = onnx.load(str(source))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QUANTIZER_OPSET)
-    if opset >= QUANTIZER_OPSET:
+    note, names = "", {n.name for n in model.graph.node}
+    unnamed = [n for n in model.graph.node if not n.name]
+    if opset >= QUANTIZER_OPSET and not unnamed:
         return source, ""
-    try:
-        upgraded = onnx.version_converter.convert_version(model, QUANTIZER_OPSET)
-        onnx.checker.check_model(upgraded)
-    except Exception as exc:  # noqa: BLE001 - the forms below are tried on the graph as it is
-        return source, f" (opset {opset}; not brought to {QUANTIZER_OPSET}: {one_line(exc, 160)})"
-    path = work / "opset13.onnx"
-    onnx.save(upgraded, str(path))
-    return path, f" (opset {opset} brought to {QUANTIZER_OPSET})"
+    for i, node in enumerate(unnamed):
+        node.name = next(f"{node.op_type}_{j}" for j in range(i, i + len(names) + 2) if f"{node.op_type}_{j}" not in names)
+        names.add(node.name)
+    if opset < QUANTIZER_OPSET:
+        try:
+            upgraded = onnx.version_converter.convert_version(model, QUANTIZER_OPSET)
+            onnx.checker.check_model(upgraded)
+            model, note = upgraded, f" (opset {opset} brought to {QUANTIZER_OPSET})"
+        except Exception as exc:  # noqa: BLE001 - the forms below are tried on the graph as it is
+            note = f" (opset {opset}; not brought to {QUANTIZER_OPSET}: {one_line(exc, 160)})"
+    path = work / "prepared.onnx"
+    onnx.save(model, str(path))
+    return path, note
 
 
 def _pre_processed(source: Path, work: Path) -> Path:
@@ -209,7 +251,7 @@ def convert_onnx(source, path, precision: str, info: ModelInfo, calibration=None
     reference = runtime.load(source, threads=1)
     with tempfile.TemporaryDirectory(prefix="edgedl-onnx-") as work, staged(path) as out:
         calib = _as_inputs(reference, calibration) if calibration is not None else None
-        proto, notes = _graph(source, precision, calib, Path(work), activations)
+        proto, notes = _graph(source, precision, calib, Path(work), activations, info.task)
         meta = info.record("onnx", precision, reference.metadata.inputs, reference.metadata.outputs, notes)
         del proto.metadata_props[:]  # another tool's notes would not describe this variant
         onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: meta.to_json()})

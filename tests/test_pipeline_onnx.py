@@ -52,7 +52,8 @@ def test_an_onnx_model_gets_its_variants_and_a_report(pytorch_like_onnx, picture
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     by_name = {v["name"]: v for v in report["variants"]}
-    assert list(by_name) == ["original", "onnx_float32", "onnx_float16", "onnx_dynamic", "onnx_int8"]
+    assert list(by_name)[:5] == ["original", "onnx_float32", "onnx_float16", "onnx_dynamic", "onnx_int8"]
+    assert list(by_name)[5:] in ([], ["onnx_int8_mixed"])  # mixed where int8 misses the classifier's target
     # The 24×20 pictures were cropped to the input's square, and the artifacts say so: the device does the same.
     from runtime.images import load_image, to_layout
     from runtime.runfolder import read_eval_arrays

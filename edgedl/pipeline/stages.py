@@ -99,6 +99,9 @@ class Pipeline:
     def start(self) -> Run:
         """What every worker of a run does alike before the chief builds and measures the variants."""
         cfg, entry = self.config, self.entry
+        if cfg.eval_labels is not None:
+            raise UserError("--eval-labels is for a model file (.onnx, .tflite) evaluated on an .npy; for a Keras "
+                            "model give an .npz with x and y")  # fmt: skip
         user_model = load_keras_model(cfg.model) if entry is None else None
         task = tasks.task_of(user_model) if entry is None else entry.task
         specs = self.specs if entry is not None else select_variants(cfg.variants, task)
@@ -119,6 +122,9 @@ class Pipeline:
         self.terminal.steps.begin("model")
         original, original_path = self.trainer.original(data, entry, user_model)
         classes = original.outputs[0].shape[-1]
+        numbered = data.labels == tuple(str(i) for i in range(len(data.labels)))
+        if get_task(task).class_scores and numbered and classes > len(data.labels):  # the model's classes
+            data = tasks.with_labels(data, tuple(str(i) for i in range(classes)))
         if get_task(task).class_scores and classes != len(data.labels):
             raise UserError(f"{cfg.model}: the model has {classes} outputs but the data has "
                             f"{len(data.labels)} classes; give matching data")  # fmt: skip
@@ -252,7 +258,7 @@ class Pipeline:
     def export_options(self, spec) -> dict:
         """The exporter's options for ``spec`` beyond its precision: an int8 .onnx's activation type, resolved
         for this machine (so that a run on another processor builds its own)."""
-        if spec.format != "onnx" or spec.precision != "int8":
+        if spec.format != "onnx" or not spec.precision.startswith("int8"):
             return {}
         return {"activations": activation_type(self.config.onnx_activations)[0]}
 
