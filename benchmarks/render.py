@@ -147,7 +147,8 @@ LAYER_HEADER = ["variant", "layer", "op", "its own int8 dB", "dB after it", "kep
 
 def layer_table(rows: list[dict]) -> list[list]:
     """The int8 variants' worst layers (``layers`` of their records), one row a layer."""
-    return [[r["name"], layer["node"], layer["op"], f"{layer['own_db']:.1f}", f"{layer['psnr_db']:.1f}",
+    return [[r["name"], layer["node"], layer["op"], f"{layer['own_db']:.1f}",
+             "" if layer["psnr_db"] is None else f"{layer['psnr_db']:.1f}",
              "yes" if layer["kept_float"] else ""] for r in rows if is_ok(r) for layer in r.get("layers", ())]
 
 

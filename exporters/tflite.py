@@ -24,9 +24,10 @@ class TFLiteConfig(ExportConfig):
     """``precision``: float32, float16 (weights), dynamic (int8 weights, float activations), or int8 weights
     and activations, calibrated: ``int8`` (int8 input and output), ``int8_float`` (float input and output,
     the conversions inside) or ``int8_pixels`` (the picture's 8-bit pixels in, as a camera gives them, with
-    the normalisation folded into the input's quantization; float output)."""
+    the normalisation folded into the input's quantization; float output); ``int8_mixed``: ``int8_float``
+    with the layers whose quantization hurts most kept in float (``tflite_mixed``)."""
 
-    PRECISIONS = ("float32", "float16", "dynamic", "int8", "int8_float", "int8_pixels")
+    PRECISIONS = ("float32", "float16", "dynamic", "int8", "int8_float", "int8_pixels", "int8_mixed")
 
 
 def _converter(model, config: TFLiteConfig):
@@ -92,8 +93,9 @@ def pixel_input(flatbuffer: bytes, normalization) -> bytes:
     return _edited(flatbuffer, change)
 
 
-def _convert(model, config: TFLiteConfig) -> bytes:
-    """The flatbuffer; recurrent layers unrolled first (builtin operators, no state between calls)."""
+def _convert(model, config: TFLiteConfig, task: str = "generic") -> tuple:
+    """(the flatbuffer, its notes); recurrent layers unrolled first (builtin operators, no state between
+    calls)."""
     from ._recurrent import recurrent_layers, unrolled
 
     loops = [layer for layer in recurrent_layers(model) if not layer.get_config().get("unroll", False)]
@@ -102,18 +104,26 @@ def _convert(model, config: TFLiteConfig) -> bytes:
             model = unrolled(model)
         except UserError as refusal:
             try:  # a fixed batch may still convert as it is (the fused LSTM operator)
-                return _converted(model, config)
+                return _converted(model, config, task)
             except Exception:  # noqa: BLE001 - the converter's 90-line error: ours names the layer and the way out
                 raise refusal from None
-    return _converted(model, config)
+    return _converted(model, config, task)
 
 
-def _converted(model, config: TFLiteConfig) -> bytes:
-    """The converter's flatbuffer, dilated convolutions computed directly while it traces (``_dilated``)."""
+def _converted(model, config: TFLiteConfig, task: str) -> tuple:
+    """The converter's flatbuffer and notes, dilated convolutions computed directly while it traces
+    (``_dilated``); ``int8_mixed`` through the quantization debugger, aiming at ``task``'s fidelity."""
+    from dataclasses import replace
+
     from ._dilated import direct_dilation
 
     with direct_dilation(model):
-        return _converter(model, config).convert()
+        if config.precision != "int8_mixed":
+            return _converter(model, config).convert(), ()
+        from .tflite_mixed import mixed_tflite
+
+        return mixed_tflite(lambda precision: _converter(model, replace(config, precision=precision)),
+                            config.calibration_set(), task)  # fmt: skip
 
 
 def tensor_specs(path_or_bytes) -> tuple[tuple, tuple]:
@@ -144,11 +154,11 @@ def embed_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:
 def export_tflite(model, path, config: TFLiteConfig, info: ModelInfo) -> Artifact:
     """Convert ``model`` and write ``path`` with its record inside; check it runs like the model."""
     path = Path(path)
-    flatbuffer = _convert(model, config)
+    flatbuffer, notes = _convert(model, config, info.task)
     if config.precision == "int8_pixels":
         flatbuffer = pixel_input(flatbuffer, info.normalization)
     inputs, outputs = tensor_specs(flatbuffer)
-    meta = info.record("tflite", config.precision, inputs, outputs)
+    meta = info.record("tflite", config.precision, inputs, outputs, notes)
     with staged(path) as out:
         out.write_bytes(embed_metadata(flatbuffer, meta))
         sidecar_path(path).unlink(missing_ok=True)  # an older export's sidecar would describe another file

@@ -70,25 +70,27 @@ def variant_record(name: str, fmt: str, precision: str, techniques, file, shown:
 
 # A quantized artifact's notes name its layers' quantization error, one note a layer (worst first), in this
 # form: written by the exporters, read back into the report's ``layers`` (``layer_rows``).
-_LAYER = re.compile(r"^int8 layer: (?P<node>.+) \((?P<op>[^()]+)\): (?P<own>-?[0-9.]+) dB its own quantization, "
-                    r"(?P<psnr>-?[0-9.]+) dB after it(?P<kept>; kept in float)?$")
+_LAYER = re.compile(r"^int8 layer: (?P<node>.+) \((?P<op>[^()]+)\): (?P<own>-?[0-9.]+) dB its own quantization"
+                    r"(, (?P<psnr>-?[0-9.]+) dB after it)?(?P<kept>; kept in float)?$")
 
 
-def layer_note(node: str, op: str, own_db: float, psnr_db: float, kept: bool = False) -> str:
+def layer_note(node: str, op: str, own_db: float, psnr_db: Optional[float] = None, kept: bool = False) -> str:
     """One layer's quantization error as an artifact's note: the PSNR of its output's own quantization
-    (``own_db``) and of its output against float (``psnr_db``, every layer up to it)."""
-    return f"int8 layer: {node} ({op}): {own_db:.1f} dB its own quantization, {psnr_db:.1f} dB after it" + \
-        "; kept in float" * kept
+    (``own_db``) and, where measured, of its output against float (``psnr_db``, every layer up to it)."""
+    after = "" if psnr_db is None else f", {psnr_db:.1f} dB after it"
+    return f"int8 layer: {node} ({op}): {own_db:.1f} dB its own quantization{after}" + "; kept in float" * kept
 
 
 def layer_rows(notes) -> list:
-    """The layers named by ``layer_note`` notes, in their order: node, op, own_db, psnr_db, kept_float."""
+    """The layers named by ``layer_note`` notes, in their order: node, op, own_db, psnr_db (None where not
+    measured), kept_float."""
     rows = []
     for note in notes or ():
         found = _LAYER.match(str(note))
         if found:
             rows.append({"node": found["node"], "op": found["op"], "own_db": float(found["own"]),
-                         "psnr_db": float(found["psnr"]), "kept_float": bool(found["kept"])})  # fmt: skip
+                         "psnr_db": None if found["psnr"] is None else float(found["psnr"]),
+                         "kept_float": bool(found["kept"])})  # fmt: skip
     return rows
 
 

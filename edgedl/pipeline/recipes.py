@@ -26,6 +26,7 @@ POST_TRAINING = (
     ("tflite", "int8"),
     ("tflite", "int8_float"),  # int8 inside, float in and out
     ("tflite", "int8_pixels"),  # int8 inside, the camera's 8-bit pixels in
+    ("tflite", "int8_mixed"),  # int8 with the layers that hurt most kept in float (when int8 alone hurts)
     ("onnx", "float32"),
     ("onnx", "dynamic"),
     ("onnx", "int8"),

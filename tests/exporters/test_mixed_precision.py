@@ -3,11 +3,13 @@ coordinates (0–320) and class scores (0–1). Plain int8 quantizes the joined 
 the scores collapse to a couple of values; the report must show it, name the layer, and the mixed variant
 must keep that layer in float and the scores within 0.05."""
 import json
+import re
 
 import numpy as np
 import pytest
 
 import runtime
+from runtime.report import layer_rows
 from tests.conftest import run_cli
 
 CLASSES = 80
@@ -101,3 +103,39 @@ def test_the_mixed_variant_keeps_the_damaging_layer_in_float_and_the_scores_with
     graph = onnx.load(str(path)).graph
     assert any(n.op_type == "DequantizeLinear" for n in graph.node)
     assert not any(n.op_type == "QuantizeLinear" and n.input[0] in ("boxes", "scores") for n in graph.node)
+
+
+def _keras_yolo_like():
+    from exporters.tfkeras import keras
+
+    k = keras()
+    images = k.Input((32, 32, 3))
+    x = k.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(images)
+    x = k.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    boxes = k.layers.Rescaling(320.0)(k.layers.Conv2D(4, 1, activation="sigmoid")(x))
+    scores = k.layers.Conv2D(CLASSES, 1, activation="sigmoid")(x)
+    joined = k.layers.Concatenate(name="head_concat")([k.layers.Reshape((-1, 4))(boxes), k.layers.Reshape((-1, CLASSES))(scores)])
+    return k.Model(images, joined)
+
+
+def test_tflite_mixed_keeps_a_concatenated_head_in_float_and_the_scores_within_005(tmp_path):
+    from exporters import ModelInfo, export
+
+    model = _keras_yolo_like()
+    x = np.random.default_rng(2).random((64, 32, 32, 3), dtype=np.float32)
+    info = ModelInfo(task="generic")
+    art = export(model, tmp_path / "mixed.tflite", "tflite", info, precision="int8_mixed", calibration=x)
+    want = model.predict(x[:32], verbose=0)[..., 4:]
+
+    def scores(path):
+        m = runtime.load(path, threads=1)
+        return np.concatenate([next(iter(m.run(x[i : i + 1]).values())) for i in range(32)])[..., 4:]
+
+    assert np.abs(scores(art.path) - want).max() < 0.05
+    notes = runtime.read_metadata(art.path).notes
+    alone = float(re.search(r"int8 alone (-?[0-9.]+) dB", " ".join(notes)).group(1))
+    assert alone < 15  # int8 alone: the scores requantized on the boxes' scale (its export check refuses it)
+    # TFLite's Concatenation shares one scale with its inputs: the damage shows at the scores' Reshape before it
+    layers = layer_rows(notes)
+    assert layers[0]["kept_float"] and layers[0]["own_db"] < 20 and "reshape" in layers[0]["node"].lower()
+    assert any(n.startswith("int8_mixed:") and "kept in float" in n for n in notes), notes
