@@ -13,7 +13,7 @@ from . import onnx as _onnx  # noqa: F401  (registers "onnx")
 from . import tflite as _tflite  # noqa: F401  (registers "tflite")
 from ._base import EDGEDL_VERSION, Artifact, NotApplicable, ExportConfig, ModelInfo, get_exporter, list_formats, register_exporter
 from .onnx import OnnxConfig
-from .onnx_source import ACTIVATIONS, activation_type, convert_onnx
+from .onnx_source import ACTIVATIONS, CALIBRATIONS, activation_type, convert_onnx
 from .tflite import TFLiteConfig
 
 
@@ -26,6 +26,7 @@ def export(model, path, fmt: str, info: ModelInfo, precision: str = "float32", *
 
 __all__ = [
     "ACTIVATIONS",
+    "CALIBRATIONS",
     "EDGEDL_VERSION",
     "Artifact",
     "ExportConfig",

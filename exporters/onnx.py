@@ -17,7 +17,7 @@ from runtime.files import seal, sha256_file
 from runtime.metadata import ONNX_METADATA_KEY, TensorSpec
 
 from ._base import Artifact, ExportConfig, ModelInfo, register_exporter, staged
-from .onnx_source import activation_type, quantize
+from .onnx_source import CALIBRATIONS, activation_type, quantize
 from ._check import check_if_asked
 from .tfkeras import tf
 
@@ -29,14 +29,20 @@ class OnnxConfig(ExportConfig):
     """``precision``: float32, dynamic (``quantize_dynamic``), int8 (static QDQ, calibrated) or int8_mixed (that,
     with the layers that hurt most kept in float: ``onnx_mixed``); ``activations``:
     int8's activation type, ``auto`` (the best for this machine's processor), ``uint8`` or ``int8``
-    (``onnx_source.activation_type``)."""
+    (``onnx_source.activation_type``); ``calibration_method``: how its ranges are calibrated, ``minmax``,
+    ``percentile`` or ``entropy`` (``onnx_source.CALIBRATIONS``)."""
 
     PRECISIONS = ("float32", "dynamic", "int8", "int8_mixed")
     activations: str = "auto"
+    calibration_method: str = "minmax"
 
     def __post_init__(self):
+        from runtime.errors import UserError
+
         super().__post_init__()
         activation_type(self.activations, arch="x86_64", extensions=[])  # checks the choice only
+        if self.calibration_method not in CALIBRATIONS:
+            raise UserError(f"calibration method {self.calibration_method!r} is not one of {', '.join(CALIBRATIONS)}")
 
 
 def input_names(model) -> list:
@@ -79,7 +85,8 @@ def _quantize(float_path: Path, out: Path, config: OnnxConfig, work: Path, task:
     calibration = config.calibration_set() if config.precision.startswith("int8") else None
     if calibration is not None and not isinstance(calibration, dict):
         calibration = {"input": calibration}  # the one input's name (``input_names``)
-    return quantize(float_path, out, config.precision, calibration, work, config.activations, task)
+    return quantize(float_path, out, config.precision, calibration, work, config.activations, task,
+                    config.calibration_method)
 
 
 def _spec(value_info) -> TensorSpec:

@@ -26,6 +26,9 @@ from ._base import Artifact, ModelInfo, NotApplicable, staged
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
 ACTIVATIONS = ("auto", "uint8", "int8")  # int8's activation type: auto is the best for this machine's processor
+# How int8's activation ranges are calibrated (onnxruntime's CalibrationMethod): min-max keeps every value,
+# percentile clips the top 0.001 % (outliers), entropy minimises the KL divergence of the histogram.
+CALIBRATIONS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 DYNAMIC_OPS = ("MatMul", "Gemm")  # what ``dynamic`` quantizes
 # Mean |difference| from the source model allowed, relative to its mean |output|.
 RELATIVE_TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.1, "int8_mixed": 0.1}
@@ -54,7 +57,7 @@ def _as_inputs(model, batch) -> dict:
 
 
 def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path, activations: str,
-           task: str) -> tuple:  # fmt: skip
+           task: str, method: str) -> tuple:  # fmt: skip
     """(the graph at ``precision``, the notes its record keeps)."""
     import onnx
 
@@ -65,7 +68,7 @@ def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path
 
         return float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), ()
     out = work / "quant.onnx"
-    notes = quantize(source, out, precision, calibration, work, activations, task)
+    notes = quantize(source, out, precision, calibration, work, activations, task, method)
     return onnx.load(str(out)), notes
 
 
@@ -97,7 +100,7 @@ def activation_type(choice: str = "auto", arch: Optional[str] = None, extensions
 
 
 def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict], work: Path,
-             activations: str = "auto", task: str = "generic") -> tuple:  # fmt: skip
+             activations: str = "auto", task: str = "generic", method: str = "minmax") -> tuple:  # fmt: skip
     """``dynamic``: onnxruntime's ``quantize_dynamic`` of the matrix products alone (its integer kernels for
     them are fast; its dynamic ConvInteger ran 5-7× slower than float32 on the seed CNN); ``int8``: its static
     quantization (``static_int8``); ``int8_mixed``: that, with the layers that hurt most kept in float
@@ -118,7 +121,7 @@ def quantize(source: Path, out: Path, precision: str, calibration: Optional[dict
         raise UserError("int8 needs calibration inputs (a few hundred of the model's own inputs)")
     from .onnx_mixed import int8_layer_notes, mixed
 
-    static, work = static_int8(source, out, calibration, work, activations), Path(work).resolve()
+    static, work = static_int8(source, out, calibration, work, activations, method), Path(work).resolve()
     if precision == "int8_mixed":
         return (*static.notes, *mixed(static, out, calibration, work, task))
     return (*static.notes, *int8_layer_notes(static, out, calibration, work))
@@ -141,12 +144,17 @@ class StaticInt8:
         _runs(out, calibration)
 
 
-def static_int8(source: Path, out: Path, calibration: dict, work: Path, activations: str = "auto") -> StaticInt8:
+def static_int8(source: Path, out: Path, calibration: dict, work: Path, activations: str = "auto",
+                method: str = "minmax") -> StaticInt8:  # fmt: skip
     """onnxruntime's static quantization of ``source`` to ``out`` (int8 weights, activations of
     ``activation_type(activations)``), calibrated on ``calibration`` (inputs by name, one sample a step), in
     the first of ``QUANTIZE_FORMS`` that gives a graph onnxruntime loads and runs (an opset older than 13
-    brought up first); its notes: the activations, the form taken, and why the better forms were not."""
-    from onnxruntime.quantization import QuantFormat, QuantType
+    brought up first), its ranges by ``method`` (``CALIBRATIONS``); its notes: the activations, the
+    calibration, the form taken, and why the better forms were not."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    if method not in CALIBRATIONS:
+        raise UserError(f"--onnx-calibration {method!r} is not one of {', '.join(CALIBRATIONS)}")
 
     form, reduce_range = activation_type(activations)
     activation = QuantType.QUInt8 if form == "uint8" else QuantType.QInt8
@@ -156,13 +164,15 @@ def static_int8(source: Path, out: Path, calibration: dict, work: Path, activati
     for name, pre_process, quant_format, per_channel in QUANTIZE_FORMS:
         graph = upgraded
         options = {"quant_format": getattr(QuantFormat, quant_format), "weight_type": QuantType.QInt8,
-                   "per_channel": per_channel, "activation_type": activation, "reduce_range": reduce_range}
+                   "per_channel": per_channel, "activation_type": activation, "reduce_range": reduce_range,
+                   "calibrate_method": getattr(CalibrationMethod, CALIBRATIONS[method])}
         try:
             if pre_process:
                 graph = _pre_processed(upgraded, work)
             static = StaticInt8(graph, options, (
                 f"int8 activations: {form} ({'U8S8' if form == 'uint8' else 'S8S8'}"
                 f"{', 7-bit weights' if reduce_range else ''}; --onnx-activations {activations})",
+                f"int8 calibration: {method} (--onnx-calibration)",
                 f"int8 form: {name}{opset_note}", *(f"int8 form not taken: {t}" for t in tried)))
             static.write(out, calibration)
         except Exception as exc:  # noqa: BLE001 - the next form may take it; every reason is kept for the message
@@ -237,10 +247,11 @@ def _runs(path: Path, calibration: dict) -> None:
 
 
 def convert_onnx(source, path, precision: str, info: ModelInfo, calibration=None, check=None,
-                 activations: str = "auto") -> Artifact:  # fmt: skip
+                 activations: str = "auto", calibration_method: str = "minmax") -> Artifact:  # fmt: skip
     """Write ``path``: ``source`` at ``precision`` with edgedl's record inside (sealed with its checksum).
     ``calibration`` and ``check`` are model-ready inputs (an array for one input, a dict by name for several);
-    ``activations``: int8's activation type (``activation_type``)."""
+    ``activations``: int8's activation type (``activation_type``); ``calibration_method``: how its ranges are
+    calibrated (``CALIBRATIONS``)."""
     import onnx
 
     import runtime
@@ -251,7 +262,7 @@ def convert_onnx(source, path, precision: str, info: ModelInfo, calibration=None
     reference = runtime.load(source, threads=1)
     with tempfile.TemporaryDirectory(prefix="edgedl-onnx-") as work, staged(path) as out:
         calib = _as_inputs(reference, calibration) if calibration is not None else None
-        proto, notes = _graph(source, precision, calib, Path(work), activations, info.task)
+        proto, notes = _graph(source, precision, calib, Path(work), activations, info.task, calibration_method)
         meta = info.record("onnx", precision, reference.metadata.inputs, reference.metadata.outputs, notes)
         del proto.metadata_props[:]  # another tool's notes would not describe this variant
         onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: meta.to_json()})

@@ -93,7 +93,8 @@ def cmd_export(args) -> int:
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
     info = ModelInfo(task=task, labels=labels if get_task(task).class_scores else None,
                      normalization=norm, source_sha256=weights_sha256(model), resize=args.resize)  # fmt: skip
-    options = {"activations": args.onnx_activations} if args.format == "onnx" else {}
+    options = {"activations": args.onnx_activations, "calibration_method": args.onnx_calibration} \
+        if args.format == "onnx" else {}  # fmt: skip
     art = export(model, args.out, args.format, info, precision=args.precision, calibration=data.calibration,
                  check_inputs=data.check, **options)  # fmt: skip
     print(f"wrote {art.path} ({art.format}, {art.precision}, {art.size_bytes:,} bytes, sha256 {art.sha256[:12]}…)")
@@ -211,6 +212,7 @@ def cmd_pipeline(args) -> int:
             augment=not args.no_augment,
             train_size=args.train_size,
             onnx_activations=args.onnx_activations,
+            onnx_calibration=args.onnx_calibration,
         )
         report = run_pipeline(config, terminal)
         if report is None:  # another worker than the chief: its share is done

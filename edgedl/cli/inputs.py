@@ -20,11 +20,15 @@ def add_data_args(p) -> None:
 
 
 def add_onnx_args(p) -> None:
-    from exporters import ACTIVATIONS
+    from exporters import ACTIVATIONS, CALIBRATIONS
 
     p.add_argument("--onnx-activations", default="auto", choices=ACTIVATIONS,
                    help="an int8 .onnx's activations: auto (default: uint8 on x86-64, whose onnxruntime kernels are "
                         "fastest so; int8 on ARM and for TensorRT), uint8 or int8; recorded in the artifact")  # fmt: skip
+    p.add_argument("--onnx-calibration", default="minmax", choices=tuple(CALIBRATIONS),
+                   help="how an int8 .onnx's activation ranges are calibrated: minmax (default: every value), "
+                        "percentile (the top 0.001 %% clipped: outliers) or entropy (KL divergence); recorded in "
+                        "the artifact")  # fmt: skip
 
 
 def add_normalization_args(p) -> None:

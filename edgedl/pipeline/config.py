@@ -42,6 +42,7 @@ class PipelineConfig:
     resize: str = "stretch"  # how pictures of another aspect fit the input (recorded in every artifact)
     augment: bool = True  # pictures read from files are flipped, shifted and brightened for training
     train_size: Optional[int] = None  # at most this many training examples (a quick trial run)
+    onnx_calibration: str = "minmax"  # how an int8 .onnx's ranges are calibrated (exporters.CALIBRATIONS)
     onnx_activations: str = "auto"  # an int8 .onnx's activation type (exporters.onnx_source.activation_type)
 
     @property

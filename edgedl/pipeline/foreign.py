@@ -76,7 +76,8 @@ def run(config, terminal) -> dict:
         calibration_hash = content_hash(*parts)
         for precision in precisions:
             name, path = f"onnx_{precision}", out / "artifacts" / f"onnx_{precision}.onnx"
-            form = {"activations": activation_type(config.onnx_activations)[0]} if precision.startswith("int8") else {}
+            form = {"activations": activation_type(config.onnx_activations)[0],
+                    "calibration_method": config.onnx_calibration} if precision.startswith("int8") else {}
             key = build_key(info.source_sha256, None, "onnx", precision, calibration_hash, "", 0,
                             form={**form, "resize": info.resize})  # fmt: skip
             try:

@@ -257,10 +257,11 @@ class Pipeline:
 
     def export_options(self, spec) -> dict:
         """The exporter's options for ``spec`` beyond its precision: an int8 .onnx's activation type, resolved
-        for this machine (so that a run on another processor builds its own)."""
+        for this machine (so that a run on another processor builds its own), and its calibration method."""
         if spec.format != "onnx" or not spec.precision.startswith("int8"):
             return {}
-        return {"activations": activation_type(self.config.onnx_activations)[0]}
+        return {"activations": activation_type(self.config.onnx_activations)[0],
+                "calibration_method": self.config.onnx_calibration}
 
     def _settings(self, name: Optional[str]) -> Optional[list]:
         """The recipe chain's settings as this run applies them (for the build key)."""

@@ -139,3 +139,16 @@ def test_tflite_mixed_keeps_a_concatenated_head_in_float_and_the_scores_within_0
     layers = layer_rows(notes)
     assert layers[0]["kept_float"] and layers[0]["own_db"] < 20 and "reshape" in layers[0]["node"].lower()
     assert any(n.startswith("int8_mixed:") and "kept in float" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
+def test_the_onnx_calibration_method_is_chosen_and_recorded(tmp_path, method):
+    from exporters import ModelInfo, convert_onnx
+
+    model = _yolo_like(tmp_path / "yolo.onnx")
+    x = np.random.default_rng(3).random((40, 3, 32, 32), dtype=np.float32)
+    art = convert_onnx(model, tmp_path / "int8.onnx", "int8", ModelInfo(task="generic"), calibration=x,
+                       calibration_method=method)  # fmt: skip
+    assert f"int8 calibration: {method} (--onnx-calibration)" in art.metadata.notes
+    boxes = runtime.load(art.path, threads=1).run(x[:1])["output0"][0, :4]
+    assert np.all((boxes >= 0) & (boxes <= 330))  # a working graph: boxes stay in their range
