@@ -63,13 +63,13 @@ def mixed(static, out: Path, calibration: dict, work: Path, task: str = "generic
                             f"(worst {start:.1f} dB); nothing to keep in float")  # fmt: skip
     float_s = _latency(static.graph, probe)
     timed = float_s >= TIMED_FROM_S and _latency(out, probe) < float_s  # is int8 faster, is it worth timing
-    candidates = list(dict.fromkeys(n for d in layers for n in d["nodes"]))
-    trial, kept, best, size = work / "mixed_trial.onnx", [], None, 1
+    trial, count, best, size = work / "mixed_trial.onnx", 0, None, 1
     for _ in range(STEPS):
-        if len(kept) == len(candidates):
+        if count == len(layers):
             break
-        kept = candidates[: len(kept) + size]
-        size = size * 2 if len(kept) > 1 else 1
+        count = min(count + size, len(layers))  # the worst ``count`` layers, each with the nodes fused into it
+        size = size * 2 if count > 1 else 1
+        kept = list(dict.fromkeys(n for d in layers[:count] for n in d["nodes"]))
         try:
             static.write(trial, calibration, kept)
         except Exception:  # noqa: BLE001 - a set onnxruntime cannot run: the next step keeps more in float
@@ -77,17 +77,17 @@ def mixed(static, out: Path, calibration: dict, work: Path, task: str = "generic
         if timed and _latency(trial, probe) >= float_s:
             break  # no faster than float32 (where int8 was): the last faster one stands
         db = _worst_output_db(reference, _outputs(trial, probe))
-        if best is None or db > best[1]:
-            best = (list(kept), db)
+        if best is None or db > best[2]:
+            best = (count, kept, db)
             trial.replace(out)
         if db >= target_db:
             break
     if best is None:
         raise NotApplicable(f"no set of layers kept in float gave a model the quantizer accepts and faster than "
                             f"float32 (int8's worst output channel {start:.1f} dB)")  # fmt: skip
-    names, db = best
-    return (f"int8_mixed: {len(names)} of {len(layers)} layers kept in float: {', '.join(names[:12])}"
-            f"{' …' * (len(names) > 12)}",
+    count, names, db = best
+    listed = ", ".join(d["node"] for d in layers[:min(count, 12)]) + " …" * (count > 12)
+    return (f"int8_mixed: {count} of {len(layers)} layers kept in float ({len(names)} nodes): {listed}",
             f"int8_mixed: worst output channel {db:.1f} dB against float32 (int8 alone {start:.1f} dB; target "
             f"{target_db:.0f} dB)", *_notes(layers, names))  # fmt: skip
 
