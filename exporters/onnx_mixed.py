@@ -25,6 +25,7 @@ from runtime.metrics import SNR_CAP_DB, channel_fidelity
 from runtime.report import layer_note
 
 from ._base import NotApplicable
+from .onnx_feed import input_ranks, one_sample
 
 # The worst output channel's PSNR against float32 on its own range that a mixed variant aims for, by task: a
 # score vector's top-1 survives 30 dB (3 % of its range, RMS); a denoiser's picture loses about 0.1 dB of
@@ -174,10 +175,10 @@ def _activations(path: Path, probe: dict, augmented: Path) -> dict:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # every tensor as named
     session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
+    names, ranks = [o.name for o in session.get_outputs()], input_ranks(session.get_inputs())
     found: dict = {n: [] for n in names}
     for i in range(len(next(iter(probe.values())))):
-        for name, value in zip(names, session.run(None, {k: v[i : i + 1] for k, v in probe.items()})):
+        for name, value in zip(names, session.run(None, one_sample(probe, i, ranks))):
             found[name].append(_sample(value))
     return found
 
@@ -193,7 +194,8 @@ def _session(path: Path):
 def _outputs(path: Path, probe: dict) -> list:
     session = _session(path)
     names = [o.name for o in session.get_outputs()]
-    return [{n: _sample(v) for n, v in zip(names, session.run(None, {k: v[i : i + 1] for k, v in probe.items()}))}
+    ranks = input_ranks(session.get_inputs())
+    return [{n: _sample(v) for n, v in zip(names, session.run(None, one_sample(probe, i, ranks)))}
             for i in range(len(next(iter(probe.values()))))]  # fmt: skip
 
 
@@ -210,7 +212,8 @@ def _worst_output_db(reference: list, outputs: list) -> float:
 def _latency(path: Path, probe: dict, seconds: float = 0.3, most: int = 300) -> float:
     """Median seconds of one call on the first probe input, one thread, over ``seconds`` (at least 10 calls,
     at most ``most``): a small model's calls are many, for a steady median."""
-    session, feed = _session(path), {k: v[:1] for k, v in probe.items()}
+    session = _session(path)
+    feed = one_sample(probe, 0, input_ranks(session.get_inputs()))
     session.run(None, feed)
     times: list = []
     while len(times) < 10 or (sum(times) < seconds and len(times) < most):

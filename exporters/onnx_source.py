@@ -23,6 +23,7 @@ from runtime.files import seal, sha256_file
 from runtime.metadata import ONNX_METADATA_KEY
 
 from ._base import Artifact, ModelInfo, NotApplicable, staged
+from .onnx_feed import input_ranks, one_sample
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
 ACTIVATIONS = ("auto", "uint8", "int8")  # int8's activation type: auto is the best for this machine's processor
@@ -35,10 +36,10 @@ RELATIVE_TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 
 
 
 class _Calibration:
-    """onnxruntime's ``CalibrationDataReader`` over inputs by name, one sample a call."""
+    """onnxruntime's ``CalibrationDataReader`` over inputs by name, one sample a call (``one_sample``)."""
 
-    def __init__(self, inputs: dict):
-        self._inputs = inputs
+    def __init__(self, inputs: dict, ranks: dict):
+        self._inputs, self._ranks = inputs, ranks
         self._i = 0
 
     def get_next(self):
@@ -46,7 +47,7 @@ class _Calibration:
         if self._i >= n:
             return None
         self._i += 1
-        return {k: np.asarray(v[self._i - 1 : self._i]) for k, v in self._inputs.items()}
+        return one_sample(self._inputs, self._i - 1, self._ranks)
 
     def rewind(self):
         self._i = 0
@@ -66,10 +67,26 @@ def _graph(source: Path, precision: str, calibration: Optional[dict], work: Path
     if precision == "float16":
         from onnxconverter_common import float16
 
-        return float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), ()
+        return _unique_names(float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)), ()
     out = work / "quant.onnx"
     notes = quantize(source, out, precision, calibration, work, activations, task, method)
     return onnx.load(str(out)), notes
+
+
+def _unique_names(model):
+    """The graph without the copies onnxconverter-common makes of a Cast it adds before an input's readers:
+    one per reader, each named and writing as the others (two readers of ``state``: two ``state_cast_to_``
+    nodes writing one tensor, which onnxruntime refuses). The first stays; the same node again is dropped."""
+    seen, kept = set(), []
+    for node in model.graph.node:
+        key = node.SerializeToString()
+        if key not in seen:
+            kept.append(node)
+        seen.add(key)
+    if len(kept) < len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+    return model
 
 
 @functools.lru_cache(maxsize=1)
@@ -137,9 +154,11 @@ class StaticInt8:
     notes: tuple
 
     def write(self, out: Path, calibration: dict, exclude=()) -> None:
+        import onnx
         from onnxruntime.quantization import quantize_static
 
-        quantize_static(str(self.graph), str(out), calibration_data_reader=_Calibration(calibration),
+        ranks = input_ranks(onnx.load(str(self.graph), load_external_data=False).graph.input)
+        quantize_static(str(self.graph), str(out), calibration_data_reader=_Calibration(calibration, ranks),
                         nodes_to_exclude=list(exclude), **self.options)  # fmt: skip
         _runs(out, calibration)
 
@@ -240,8 +259,11 @@ def _runs(path: Path, calibration: dict) -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ranks = input_ranks(session.get_inputs())
     batch = {i.name: i.shape[0] if i.shape and isinstance(i.shape[0], int) else 1 for i in session.get_inputs()}
-    outputs = session.run(None, {k: np.asarray(v[: batch[k]]) for k, v in calibration.items() if k in batch})
+    feed = {k: np.asarray(v[0] if np.ndim(v) == ranks[k] + 1 else v[: batch[k]]) for k, v in calibration.items()
+            if k in batch}  # fmt: skip
+    outputs = session.run(None, feed)
     if not all(np.all(np.isfinite(o)) for o in outputs if np.asarray(o).dtype.kind == "f"):
         raise ValueError("the quantized graph gives non-finite outputs")
 

@@ -135,24 +135,29 @@ def synthetic_inputs(model, shapes: dict, samples: int = 8, seed: int = 0):
     Pictures are random pixels put through the model's normalisation; other integer inputs take small
     values. Free dimensions come from ``shapes`` (by input name), the batch defaults to 1.
     """
+    from .feeds import state_pairs, whole_inputs
     from .images import to_layout
 
     rng = np.random.default_rng(seed)
     meta = model.metadata
+    whole, state = whole_inputs(meta.inputs), state_pairs(meta)
     unknown = [n for n in shapes if n not in model.input_names]
     if unknown:
         raise UserError(f"--shape names {unknown[0]!r}; the model's inputs are {', '.join(model.input_names)}")
     batch = {}
     for spec in meta.inputs:
         shape = shapes.get(spec.name) or tuple(1 if (i == 0 and d is None) else d for i, d in enumerate(spec.shape))
-        if len(shape) != len(spec.shape) or any(e is not None and e != d for e, d in zip(spec.shape[1:], shape[1:])):
+        first = 0 if spec.name in whole else 1  # a whole input's every axis is the model's
+        if len(shape) != len(spec.shape) or any(e is not None and e != d for e, d in zip(spec.shape[first:], shape[first:])):
             raise UserError(f"--shape {spec.name}={'x'.join(map(str, shape))} does not fit the input ({spec.shown()})")
         if None in shape:
             dims = "x".join("1" if i == 0 and d is None else "SIZE" if d is None else str(d) for i, d in enumerate(shape))
             raise UserError(f"input {spec.name!r} has free dimensions ({spec.shown()}); give --shape "
                             f"{spec.name}={dims} with the sizes to time")
-        full = (samples, *shape[1:])
-        if spec is meta.image_input:
+        full = (samples, *shape) if spec.name in whole else (samples, *shape[1:])
+        if spec.name in state:  # a recurrent state: one step from the start, as a sequence begins
+            batch[spec.name] = np.zeros(full, np.dtype(spec.dtype))
+        elif spec is meta.image_input:
             nhwc = full if meta.layout == "NHWC" else (full[0], full[2], full[3], full[1])
             pixels = rng.integers(0, 256, size=nhwc).astype(np.float32)
             norm = meta.normalization

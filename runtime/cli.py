@@ -262,6 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         from . import outputs
         from .answers import file_answer
+        from .feeds import run_sequence, state_pairs
         from .images import expand_inputs, load_inputs
 
         if args.top < 1 or args.batch < 1 or not 64 <= args.tile <= 16384:
@@ -281,7 +282,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserError("--out is for denoisers and segmenters; other models' results go to stdout (--json "
                             "for a document, --save-outputs DIR for the arrays)")  # fmt: skip
         names, x = load_inputs(files, model.metadata, options)
-        outs = outputs.per_input(model, x, args.batch)
+        if state_pairs(model.metadata):  # a recurrent model: the inputs are a sequence, the state carried
+            outs = run_sequence(model, x)
+        else:
+            outs = outputs.per_input(model, x, args.batch)
         docs = outputs.results(model.metadata, names, outs, args.top)
         if args.save_outputs:
             outputs.save_outputs(Path(args.save_outputs), names, outs)

@@ -248,8 +248,17 @@ def to_layout(batch: np.ndarray, meta: ModelMetadata) -> np.ndarray:
 
 def load_array(path: Path, meta: ModelMetadata) -> np.ndarray:
     """A ``.npy`` file as a model-ready batch for the model's (image) input."""
+    from .feeds import batched
+
     arr = read_npy(path)
     spec = meta.image_input or meta.input
+    if not batched(spec):  # taken whole (16,000 audio samples): one sample, or a sample axis before them
+        fits_whole = lambda a: a.shape[1:] == spec.shape or len(a.shape[1:]) == len(spec.shape) and all(  # noqa: E731
+            e is None or e == d for e, d in zip(spec.shape, a.shape[1:]))
+        if fits_whole(arr[None]) or fits_whole(arr):
+            return arr[None] if fits_whole(arr[None]) else arr
+        raise UserError(f"{path}: array of shape {arr.shape} does not fit input {spec.name!r}, which the model takes "
+                        f"whole as {spec.shown()} (give that, or several stacked)")  # fmt: skip
     model_shape = tuple(spec.shape[1:])
     fits = lambda a: a.ndim == len(spec.shape) and all(e is None or e == d for e, d in zip(model_shape, a.shape[1:]))  # noqa: E731
     if fits(arr) or fits(arr[None]):  # already laid out as the model wants
@@ -294,22 +303,24 @@ def load_inputs(files: list[Path], meta: ModelMetadata, options: ImageOptions = 
 
 
 def _load_npz_inputs(files: list[Path], meta: ModelMetadata):
+    """Every ``.npz``'s arrays by input name (``feeds.stacked``: a batched input's samples; a whole input's one
+    value, or one per sample; a recurrent state zeros when absent), joined."""
+    from .feeds import stacked, state_pairs, whole_inputs
+
     names, batches = [], {s.name: [] for s in meta.inputs}
+    whole = whole_inputs(meta.inputs)
     for f in files:
         if f.suffix.lower() != ".npz":
             raise UserError(f"{f}: the model takes {len(meta.inputs)} inputs "
                             f"({', '.join(s.name for s in meta.inputs)}); give .npz files with one array each")  # fmt: skip
         arrays = read_npz(f)
-        missing = [n for n in batches if n not in arrays]
-        if missing:
-            raise UserError(f"{f}: has no array for input {missing[0]!r} (it has {', '.join(arrays) or 'none'})")
-        n = {arrays[s.name].shape[0] if arrays[s.name].ndim == len(s.shape) else 1 for s in meta.inputs}
-        if len(n) != 1:
-            raise UserError(f"{f}: its arrays hold different numbers of samples")
-        count = n.pop()
-        for s in meta.inputs:
-            a = arrays[s.name]
-            batches[s.name].append(a if a.ndim == len(s.shape) else a[None])
+        for s in meta.inputs:  # a batched input given as one sample, without its batch axis
+            if s.name in arrays and s.name not in whole and arrays[s.name].ndim == len(s.shape) - 1:
+                arrays[s.name] = arrays[s.name][None]
+        batch = stacked(meta, arrays, str(f), zeros_for=tuple(state_pairs(meta)))
+        count = len(next(iter(batch.values())))
+        for name, a in batch.items():
+            batches[name].append(a)
         names.extend([str(f)] if count == 1 else [f"{f}[{i}]" for i in range(count)])
     try:
         return names, {k: np.concatenate(v) for k, v in batches.items()}

@@ -109,8 +109,8 @@ class TensorSpec:
         )
 
     def shown(self) -> str:
-        """``N×28×28×1``-style text; a free dimension is ``?`` (``N`` for the batch)."""
-        return "×".join(("N" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(self.shape))
+        """``N×28×28×1``-style text; a free dimension is ``?`` (``N`` for the batch); ``scalar`` for none."""
+        return "×".join(("N" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(self.shape)) or "scalar"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from . import introspect
 from .bundle import verify_for
 from .errors import UserError, import_first, one_line
+from .feeds import run_whole, shape_failure, stride_rule, whole_inputs
 from .files import MAX_MODEL_BYTES, check_regular, read_limited
 from .introspect import edgedl_record
 from .metadata import ModelMetadata, Normalization
@@ -77,8 +78,11 @@ class Model:
         self._in_dtypes = [np.dtype(s.dtype) for s in metadata.inputs]
         self._to_inputs = [input_converter(s, d) for s, d in zip(metadata.inputs, self._in_dtypes)]
         self._from_outputs = [output_converter(s) for s in metadata.outputs]
-        self._single = len(metadata.inputs) == 1 and len(metadata.outputs) == 1
+        self._whole = whole_inputs(metadata.inputs)  # taken whole on every call: a scalar, a fixed state
+        self._single = len(metadata.inputs) == 1 and len(metadata.outputs) == 1 and not self._whole
         self._checked: Optional[tuple] = None  # the last input shapes found valid
+        self._ran: Optional[list] = None  # the last input shapes the model ran at
+        self.stride: Optional[int] = None  # what its free height and width must be multiples of, where it says
 
     @property
     def input_shape(self) -> tuple:
@@ -133,6 +137,9 @@ class Model:
             if not ok:
                 raise UserError(f"{self.path.name}: input {spec.name!r} has shape {'×'.join(map(str, shape))}, "
                                 f"the model expects {spec.shown()}")  # fmt: skip
+        if self.stride and self.metadata.image_input is not None:
+            i = self._in_specs.index(self.metadata.image_input)
+            stride_rule(self.path.name, self._in_specs[i], self.metadata.layout, shapes[i], self.stride)
         if len({s[0] for s in shapes}) > 1:
             raise UserError(f"{self.path.name}: the inputs' batch sizes differ ({', '.join(str(s[0]) for s in shapes)})")
         self._checked = shapes
@@ -140,10 +147,20 @@ class Model:
     def run(self, inputs: Inputs) -> dict[str, np.ndarray]:
         """Every output, by name, for a batch of model-ready inputs."""
         xs = self._arrange(inputs)
-        self._check_shapes(xs)
-        feeds = [convert(x) for x, convert in zip(xs, self._to_inputs)]
-        with interpreter_errors(self.path, "running the model"):
-            raw = self._run(feeds)
+        if self._whole:  # one call per sample (``feeds.run_whole``)
+            feeds = [convert(np.asarray(x)) for x, convert in zip(xs, self._to_inputs)]
+            with interpreter_errors(self.path, "running the model"):
+                raw = run_whole(self._run, self._in_specs, self._out_specs, feeds, self.path.name)
+        else:
+            self._check_shapes(xs)
+            feeds = [convert(x) for x, convert in zip(xs, self._to_inputs)]
+            try:
+                raw = self._run(feeds)
+            except Exception as exc:  # noqa: BLE001 - a size the graph cannot take, said as such
+                shapes = [np.shape(x) for x in xs]
+                raise shape_failure(self.path.name, self._in_specs, shapes, self._ran, exc) or \
+                    interpreter_failure(self.path, "running the model", exc) from None  # fmt: skip
+            self._ran = [np.shape(x) for x in xs]
         return {s.name: y if convert is None else convert(y)
                 for s, y, convert in zip(self._out_specs, raw, self._from_outputs)}  # fmt: skip
 
@@ -292,6 +309,8 @@ class OnnxModel(Model):
         super().__init__(path, _merge(record, "onnx", specs_in, specs_out), threads)
         self._session = session
         self.delegate = session.get_providers()[0]  # the provider that runs first (what the report shows)
+        stride = session.get_modelmeta().custom_metadata_map.get("stride", "")  # a detector's (Ultralytics)
+        self.stride = int(stride) if stride.isdigit() and 1 < int(stride) <= 1024 else None
 
     def _run(self, feeds: list) -> list:
         return self._session.run(self.output_names, dict(zip(self.input_names, feeds)))

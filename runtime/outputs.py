@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from .feeds import whole_inputs
 from .metadata import ModelMetadata
 from .tasks import get_task
 
@@ -67,6 +68,8 @@ def per_input(model, x, batch: int) -> list[dict]:
     fixed = model.fixed_batch
     batch = fixed or batch
     by_rows = {s.name for s in model.metadata.outputs if s.shape and s.shape[0] == fixed}  # None == None: free
+    if whole_inputs(model.metadata.inputs):  # run a sample at a time: every output has the sample axis
+        by_rows = {s.name for s in model.metadata.outputs}
 
     def take(i, j):
         return {k: v[i:j] for k, v in x.items()} if isinstance(x, dict) else x[i:j]

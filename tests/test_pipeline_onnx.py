@@ -138,3 +138,20 @@ def test_a_variant_with_nothing_to_do_is_left_out_by_default_and_refused_when_as
     (record,) = [v for v in json.loads((tmp_path / "asked" / "report.json").read_text())["variants"]
                  if v["name"] == "onnx_dynamic"]  # fmt: skip
     assert record["status"] == "failed" and "use int8 (static, calibrated)" in record["error"]
+
+
+def test_a_model_with_a_state_and_a_scalar_input_is_measured_from_an_npz(tmp_path):
+    from tests.runtime.test_inputs_of_every_kind import voice_model
+
+    model = voice_model(tmp_path / "vad.onnx")
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "eval.npz", input=rng.standard_normal((60, 512)).astype(np.float32),
+             sr=np.array(16000, np.int64))  # the state absent: zeros; the sample rate once for every sample
+    out = tmp_path / "run"
+    proc = run_cli("edgedl", "pipeline", "--model", str(model), "--eval-data", str(tmp_path / "eval.npz"),
+                   "--variants", "onnx_float32,onnx_int8", "--out", str(out), *FAST)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    assert all(v["status"] == "ok" for v in by_name.values()), by_name
+    assert by_name["onnx_float32"]["metrics"]["channels_ok"] == 1.0
+    assert "arrays: input 1×512 float32, state 2×1×128 float32, sr scalar int64" in " ".join(proc.stderr.split())

@@ -19,6 +19,7 @@ import numpy as np
 
 from exporters.tfkeras import output_names
 from runtime.errors import UserError
+from runtime.feeds import stacked, state_pairs
 from runtime.images import IMAGE_SUFFIXES, from_pixels, load_image, read_npy, read_npz, to_layout
 from runtime.metadata import ModelMetadata, Normalization, TensorSpec
 
@@ -159,13 +160,8 @@ def _inputs(meta: ModelMetadata, what: str, data: Optional[Path]):
                             f"({', '.join(names)})")  # fmt: skip
         return read_npy(data).astype(np.float32, copy=False), None, None
     if data.suffix.lower() == ".npz":
-        arrays = read_npz(data)
-        missing = [n for n in names if n not in arrays]
-        if missing:
-            raise UserError(f"{data}: no array for input {missing[0]!r}; it has {', '.join(arrays) or 'none'}")
-        x = {n: arrays[n] for n in names}
-        if len({len(v) for v in x.values()}) > 1:
-            raise UserError(f"{data}: the inputs' arrays hold different numbers of samples; give as many of each")
+        arrays = read_npz(data)  # whole inputs (a scalar, a state) once or per sample: ``runtime.feeds.stacked``
+        x = stacked(meta, {n: arrays[n] for n in names if n in arrays}, str(data), tuple(state_pairs(meta)))
         y = arrays.get("y")
         return (x if len(x) > 1 else x[names[0]]), (None if y is None else _indices(y)), None
     raise UserError(f"{data}: give a folder of pictures (class sub-folders, or a CSV of file,label rows beside "

@@ -51,8 +51,9 @@ def run(config, terminal) -> dict:
     norm = Normalization.from_mean_std(config.mean, config.std) if config.mean is not None else None
     model = runtime.load(source, threads=1, normalization=norm)
     meta = replace(model.metadata, resize=config.resize)  # how its pictures are fitted, here and on the device
-    log(f"model: {source.name} ({meta.format}, {len(meta.inputs)} input(s), {len(meta.outputs)} output(s); "
-        f"pictures as {meta.normalization.shown()}, {meta.layout})")  # fmt: skip
+    takes = f"pictures as {meta.normalization.shown()}, {meta.layout}" if meta.image_input is not None else \
+        "arrays: " + ", ".join(f"{s.name} {s.shown()} {s.dtype}" for s in meta.inputs)  # fmt: skip
+    log(f"model: {source.name} ({meta.format}, {len(meta.inputs)} input(s), {len(meta.outputs)} output(s); {takes})")
     x, y, labels = model_inputs(meta, source.name, config.eval_data, config.eval_labels)
     calibration = None
     if config.data is not None:
