@@ -87,6 +87,9 @@ def mixed(static, out: Path, calibration: dict, work: Path, task: str = "generic
         raise NotApplicable(f"no set of layers kept in float gave a model the quantizer accepts and faster than "
                             f"float32 (int8's worst output channel {start:.1f} dB)")  # fmt: skip
     count, names, db = best
+    if count == len(layers):
+        raise NotApplicable(f"only with every layer in float does int8 come within {target_db:.0f} dB of float32 "
+                            f"(int8 alone {start:.1f} dB): that is onnx_float32")  # fmt: skip
     listed = ", ".join(d["node"] for d in layers[:min(count, 12)]) + " …" * (count > 12)
     return (f"int8_mixed: {count} of {len(layers)} layers kept in float ({len(names)} nodes): {listed}",
             f"int8_mixed: worst output channel {db:.1f} dB against float32 (int8 alone {start:.1f} dB; target "

@@ -72,6 +72,9 @@ def peak_rss_mb() -> Optional[float]:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
+SLOW_STEP_S = 3.0  # a step expected to take longer is announced (a large model's 200 timed calls)
+
+
 def first_sample(inputs):
     """Sample 0 as a batch of one: an array, or a dict of arrays by input name."""
     if isinstance(inputs, dict):
@@ -80,7 +83,8 @@ def first_sample(inputs):
 
 
 def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int = 20, seconds=None,
-            throughput_batch: int = 32, native: Optional[Callable] = None) -> tuple[dict, Callable]:  # fmt: skip
+            throughput_batch: int = 32, native: Optional[Callable] = None,
+            say: Optional[Callable[[str], None]] = None) -> tuple[dict, Callable]:  # fmt: skip
     """The figures every variant gets, measured the same way on the host and on a device.
 
     ``load()`` returns a predict function (batch in, outputs out); ``inputs``
@@ -89,6 +93,7 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     throughput at ``throughput_batch`` (when the inputs share a shape).
     ``native(batch)``, when given, converts a batch to the model's own input dtypes once, before timing:
     every model is timed on what it takes (an int8 model on int8 values), none on numpy's conversions.
+    ``say(line)``, when given, hears what a step of more than ``SLOW_STEP_S`` seconds is about to do.
     Returns the figures and the predict function (to score the model with).
     """
     start = time.perf_counter()
@@ -99,6 +104,10 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     start = time.perf_counter()
     predict(one)
     first_ms = (time.perf_counter() - start) * 1e3
+    expected_s = seconds if seconds else first_ms * (runs + warmup) / 1e3
+    if say and expected_s > SLOW_STEP_S:
+        say(f"timing {f'{runs} calls' if not seconds else 'calls for ' + format(seconds, 'g') + ' s'}, about "
+            f"{expected_s:.0f} s ({first_ms:.0f} ms the first call)")  # fmt: skip
     shape = {k: list(v.shape) for k, v in one.items()} if isinstance(one, dict) else list(one.shape)
     figures = {
         "input_shape": shape,
@@ -205,7 +214,7 @@ def run_all(predict, inputs, batch: int = 200):
 
 def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
             providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None, loader=None,
-            reference=None, save_to=None) -> dict:  # fmt: skip
+            reference=None, save_to=None, say: Optional[Callable[[str], None]] = None) -> dict:  # fmt: skip
     """Load ``path`` through ``runtime/``, time it, and score it when the evaluation data has targets: the
     figures the host harness records for every variant, and ``edgedl-run bench`` on a device.
 
@@ -229,10 +238,14 @@ def measure(path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int
         holder["model"] = loader()
         return holder["model"].predict
 
-    figures, predict = profile(load, inputs, runs, warmup, seconds, native=lambda x: holder["model"].native(x))
+    figures, predict = profile(load, inputs, runs, warmup, seconds, native=lambda x: holder["model"].native(x),
+                               say=say)  # fmt: skip
     batch = getattr(holder["model"], "fixed_batch", None) or 200
     metrics, per_image = {}, {}
     if targets is not None or reference is not None or save_to is not None:
+        count = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+        if say and count * figures["latency_ms"]["p50"] / 1e3 > SLOW_STEP_S:
+            say(f"scoring {count:,} evaluation inputs, about {count * figures['latency_ms']['p50'] / 1e3:.0f} s")
         outputs = run_all(predict, inputs, batch)
         if targets is not None:
             metrics.update(score(task, outputs, targets))
@@ -284,7 +297,7 @@ def _run_manifest(run: Path, path: Path) -> tuple[dict, dict]:
 
 def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200, warmup: int = 20, seconds=None,
                    providers: Optional[Sequence[str]] = None, shapes: Optional[dict] = None,
-                   loader=None) -> dict:  # fmt: skip
+                   loader=None, say=None) -> dict:  # fmt: skip
     """``edgedl-run bench``: one model measured on this machine, as a report that merges with the host's.
 
     Inside a bundle, the evaluation set defaults to the bundle's, and the
@@ -309,7 +322,7 @@ def measure_report(model_path, eval_path=None, threads: int = 1, runs: int = 200
     elif eval_path is None and (run := run_of(path)) is not None:  # an artifact of a run of 'edgedl pipeline'
         eval_path = run / EVAL_FILE
         manifest, entry = _run_manifest(run, path)
-    figures = measure(path, eval_path, threads, runs, warmup, seconds, providers, shapes, loader)
+    figures = measure(path, eval_path, threads, runs, warmup, seconds, providers, shapes, loader, say=say)
     from .model import read_metadata
 
     meta = read_metadata(path)

@@ -204,7 +204,8 @@ def bench_main(argv: Sequence[str]) -> int:
         model, _ = load_model(args)  # checks the model and the preprocessing options before measuring
         report = measure_report(args.model, args.eval, args.threads, args.runs, args.warmup, args.seconds,
                                 _providers(args.providers), parse_shapes(args.shape),
-                                loader=lambda: load_model(args)[0])  # fmt: skip
+                                loader=lambda: load_model(args)[0],
+                                say=lambda line: print(f"edgedl-run: {line}", file=sys.stderr, flush=True))  # fmt: skip
         v = report["variants"][0]
         lat = v["latency_ms"]
         print(f"{v['name']} on {report['machine'].get('board') or report['machine']['cpu']}, "

@@ -40,3 +40,28 @@ def test_run_all_batches_and_accuracy():
     two = run_all(lambda f: {"a": f["x"], "b": 2 * f["x"]}, {"x": x}, batch=3)  # several inputs and outputs
     assert len(two) == 10 and (two[4]["a"].tolist(), two[4]["b"].tolist()) == ([4.0], [8.0])
     assert accuracy(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
+
+
+def test_a_long_timing_step_is_announced_and_a_short_one_is_not():
+    import time
+
+    from runtime.bench import profile
+
+    calls = []
+
+    def load():
+        def predict(x):
+            calls.append(1)
+            if len(calls) == 1:  # the first call of a large model: 60 ms, so 220 calls would take 13 s
+                time.sleep(0.06)
+            return x
+
+        return predict
+
+    heard = []
+    profile(load, np.zeros((4, 3), np.float32), runs=200, warmup=20, say=heard.append)
+    assert len(heard) == 1 and heard[0].startswith("timing 200 calls, about") and "the first call" in heard[0]
+    heard.clear()
+    calls.clear()
+    profile(lambda: (lambda x: x), np.zeros((4, 3), np.float32), runs=20, warmup=2, say=heard.append)
+    assert heard == []
