@@ -117,13 +117,16 @@ def _converted(model, config: TFLiteConfig, task: str) -> tuple:
 
     from ._dilated import direct_dilation
 
-    with direct_dilation(model):
-        if config.precision != "int8_mixed":
-            return _converter(model, config).convert(), ()
-        from .tflite_mixed import mixed_tflite
+    from .tflite_mixed import layer_notes, mixed_tflite
 
-        return mixed_tflite(lambda precision: _converter(model, replace(config, precision=precision)),
-                            config.calibration_set(), task)  # fmt: skip
+    converter_for = lambda precision: _converter(model, replace(config, precision=precision))  # noqa: E731
+    with direct_dilation(model):
+        if config.precision == "int8_mixed":
+            return mixed_tflite(converter_for, config.calibration_set(), task)
+        flatbuffer = _converter(model, config).convert()
+        if config.precision == "int8":  # its worst layers, from TFLite's quantization debugger
+            return flatbuffer, layer_notes(converter_for, config.calibration_set())
+        return flatbuffer, ()
 
 
 def tensor_specs(path_or_bytes) -> tuple[tuple, tuple]:

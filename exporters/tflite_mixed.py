@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.errors import one_line
 from runtime.metrics import SNR_CAP_DB, channel_fidelity
 from runtime.report import layer_note
 
@@ -46,26 +47,9 @@ def mixed_tflite(converter_for, calibration, task: str = "generic") -> tuple:
     representative data over ``calibration``) quantized with its worst layers in float. ``NotApplicable``
     when int8 is already within the task's target, or no layer can stay float and the variant still be
     faster than float32."""
-    from .tfkeras import tf
-
-    tf, converter = tf(), converter_for("int8_float")
     target_db = TARGET_DB.get(task, DEFAULT_TARGET_DB)
     probe = {k: v[:PROBE] for k, v in calibration.items()} if isinstance(calibration, dict) else calibration[:PROBE]
-
-    def debug_data():
-        for i in range(sample_count(probe)):
-            yield {k: v[i : i + 1] for k, v in probe.items()} if isinstance(probe, dict) else [probe[i : i + 1]]
-
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # a layer kept in float runs as float
-    debug = tf.lite.experimental
-    debugger = debug.QuantizationDebugger(converter=converter, debug_dataset=debug_data)  # calibrates once
-    # Read from the instrumented model itself: only so does the debugger keep every tensor for the comparison.
-    reader = debug.QuantizationDebugger(quant_debug_model_content=debugger.get_debug_quantized_model(),
-                                        debug_dataset=debug_data,
-                                        debug_options=debug.QuantizationDebugOptions(
-                                            layer_direct_compare_metrics={METRIC: _own_db}))  # fmt: skip
-    reader.run()
-    layers = _layers(reader)
+    debug, debugger, layers = _debugged(converter_for, probe)
     with tempfile.TemporaryDirectory(prefix="edgedl-mixed-") as work:
         trials = _Trials(Path(work), probe, converter_for("float32").convert())
         int8 = debugger.get_nondebug_quantized_model()
@@ -104,6 +88,40 @@ def mixed_tflite(converter_for, calibration, task: str = "generic") -> tuple:
                         f"{' …' * (len(names) > 12)}",
                         f"int8_mixed: worst output channel {db:.1f} dB against float32 (int8 alone {start:.1f} "
                         f"dB; target {target_db:.0f} dB)", *shown)  # fmt: skip
+
+
+def layer_notes(converter_for, calibration) -> tuple:
+    """An int8 ``.tflite``'s worst layers as its notes (``runtime.report.layer_note``), from TFLite's
+    quantization debugger on the same calibration; a model the debugger cannot read gets a note saying so."""
+    probe = {k: v[:PROBE] for k, v in calibration.items()} if isinstance(calibration, dict) else calibration[:PROBE]
+    try:
+        layers = _debugged(converter_for, probe)[2]
+    except Exception as exc:  # noqa: BLE001 - the int8 model stands; only its layer table is missing
+        return (f"int8 layer error not measured: {one_line(exc, 300, typed=True)}",)
+    return tuple(layer_note(_short(d["tensor"]), d["op"], d["own_db"]) for d in layers[:SHOWN])
+
+
+def _debugged(converter_for, probe) -> tuple:
+    """(TFLite's debugging module, a debugger over the int8 model with float kept possible, its layers worst
+    first): the model calibrated once on ``probe``'s representative data."""
+    from .tfkeras import tf
+
+    tf, converter = tf(), converter_for("int8_float")
+
+    def debug_data():
+        for i in range(sample_count(probe)):
+            yield {k: v[i : i + 1] for k, v in probe.items()} if isinstance(probe, dict) else [probe[i : i + 1]]
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # a layer kept in float runs as float
+    debug = tf.lite.experimental
+    debugger = debug.QuantizationDebugger(converter=converter, debug_dataset=debug_data)  # calibrates once
+    # Read from the instrumented model itself: only so does the debugger keep every tensor for the comparison.
+    reader = debug.QuantizationDebugger(quant_debug_model_content=debugger.get_debug_quantized_model(),
+                                        debug_dataset=debug_data,
+                                        debug_options=debug.QuantizationDebugOptions(
+                                            layer_direct_compare_metrics={METRIC: _own_db}))  # fmt: skip
+    reader.run()
+    return debug, debugger, _layers(reader)
 
 
 def _quantized(debugger, debug, kept: list):
