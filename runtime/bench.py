@@ -141,8 +141,9 @@ def parse_shapes(items) -> dict:
 def synthetic_inputs(model, shapes: dict, samples: int = 8, seed: int = 0):
     """Inputs of the model's own shapes and ranges, from a fixed seed: for timing a model without data.
 
-    Pictures are random pixels put through the model's normalisation; other integer inputs take small
-    values. Free dimensions come from ``shapes`` (by input name), the batch defaults to 1.
+    Pictures are random pixels put through the model's normalisation; other 8-bit inputs any byte, wider
+    integers (token ids, indices) 0 or 1, valid for any vocabulary; a recurrent state zeros. Free
+    dimensions come from ``shapes`` (by input name), the batch defaults to 1.
     """
     from .feeds import state_pairs, whole_inputs
     from .images import to_layout
@@ -177,7 +178,8 @@ def synthetic_inputs(model, shapes: dict, samples: int = 8, seed: int = 0):
             batch[spec.name] = rng.integers(0, 2, size=full).astype(bool)
         else:
             info = np.iinfo(np.dtype(spec.dtype))
-            batch[spec.name] = rng.integers(max(info.min, 0), min(info.max, 255) + 1, size=full).astype(spec.dtype)
+            high = 255 if spec.dtype in ("uint8", "int8") else 1  # pixels; ids and indices: 0 or 1, in range
+            batch[spec.name] = rng.integers(max(info.min, 0), min(info.max, high) + 1, size=full).astype(spec.dtype)
     return batch[meta.inputs[0].name] if len(meta.inputs) == 1 else batch
 
 

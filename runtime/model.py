@@ -39,7 +39,8 @@ def interpreter_failure(path: Path, doing: str, exc: BaseException) -> UserError
     if isinstance(exc, MemoryError):
         return UserError(f"{path.name}: out of memory while {doing}; use a smaller input or batch")
     return UserError(f"{path.name}: the interpreter failed while {doing} ({one_line(exc, 240)}); the file may be "
-                     "damaged, or need operators this interpreter does not have")  # fmt: skip
+                     "damaged, need operators this interpreter does not have, or take other inputs than these "
+                     "(token ids beyond its vocabulary, say)")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -158,7 +158,8 @@ def _inputs(meta: ModelMetadata, what: str, data: Optional[Path]):
         if len(names) > 1:
             raise UserError(f"{data}: {what} has {len(names)} inputs; give an .npz with one array per input name "
                             f"({', '.join(names)})")  # fmt: skip
-        return read_npy(data).astype(np.float32, copy=False), None, None
+        dtype = meta.inputs[0].dtype  # token ids stay integers; pictures and signals are float32
+        return read_npy(data).astype(np.float32 if dtype.startswith("float") else dtype, copy=False), None, None
     if data.suffix.lower() == ".npz":
         arrays = read_npz(data)  # whole inputs (a scalar, a state) once or per sample: ``runtime.feeds.stacked``
         x = stacked(meta, {n: arrays[n] for n in names if n in arrays}, str(data), tuple(state_pairs(meta)))
