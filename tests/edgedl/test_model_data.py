@@ -73,3 +73,13 @@ def test_an_npz_whose_labels_use_four_of_seven_classes_is_a_seven_class_set(tmp_
     np.savez(tmp_path / "d.npz", image=np.zeros((4, 8, 8, 1), np.float32), y=np.array([0, 2, 3, 2]))
     _, y, labels = model_inputs(_meta(), "m.tflite", tmp_path / "d.npz")
     assert y.tolist() == [0, 2, 3, 2] and len(labels) == CLASSES
+
+
+def test_token_ids_from_an_npy_stay_integers(tmp_path):
+    meta = ModelMetadata(task="generic", format="onnx", precision="float32",
+                         inputs=(TensorSpec("ids", (None, 16), "int64"),),
+                         outputs=(TensorSpec("probs", (None, CLASSES), "float32"),))  # fmt: skip
+    ids = np.random.default_rng(0).integers(0, 30_000, (4, 16))  # beyond float32's exact integers at 2**24: no
+    np.save(tmp_path / "ids.npy", ids)
+    x, y, _ = model_inputs(meta, "tok.onnx", tmp_path / "ids.npy")
+    assert x.dtype == np.int64 and np.array_equal(x, ids) and y is None
