@@ -79,7 +79,7 @@ def test_token_ids_from_an_npy_stay_integers(tmp_path):
     meta = ModelMetadata(task="generic", format="onnx", precision="float32",
                          inputs=(TensorSpec("ids", (None, 16), "int64"),),
                          outputs=(TensorSpec("probs", (None, CLASSES), "float32"),))  # fmt: skip
-    ids = np.random.default_rng(0).integers(0, 30_000, (4, 16))  # beyond float32's exact integers at 2**24: no
+    ids = np.random.default_rng(0).integers(0, 30_000, (4, 16))
     np.save(tmp_path / "ids.npy", ids)
     x, y, _ = model_inputs(meta, "tok.onnx", tmp_path / "ids.npy")
     assert x.dtype == np.int64 and np.array_equal(x, ids) and y is None
