@@ -20,6 +20,7 @@ from ..training.cluster import in_cluster
 from .commands import (cmd_bundle, cmd_compress, cmd_export, cmd_models, cmd_pipeline, cmd_report, cmd_select,
                        cmd_train, cmd_variants)  # fmt: skip
 from .inputs import add_data_args, add_normalization_args, add_onnx_args, add_strategy_args, add_training_args
+from .runlock import owning_out
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
 
@@ -54,7 +55,7 @@ def build_parser() -> OneLineParser:
     add_training_args(p)
     add_strategy_args(p)
     _add_output_args(p)
-    p.set_defaults(func=in_cluster(cmd_train))
+    p.set_defaults(func=in_cluster(owning_out(cmd_train)))
 
     p = sub.add_parser("export", help="export a saved Keras model to one artifact")
     p.add_argument("model", help="a saved Keras model (.keras, .h5 or SavedModel folder)")
@@ -148,7 +149,7 @@ def build_parser() -> OneLineParser:
     add_normalization_args(p)
     add_strategy_args(p)
     _add_output_args(p)
-    p.set_defaults(func=in_cluster(cmd_pipeline))
+    p.set_defaults(func=in_cluster(owning_out(cmd_pipeline)))
     return parser
 
 

@@ -1,0 +1,131 @@
+"""One writer per run folder.
+
+``OUT/.edgedl-lock`` names the run that holds the folder: its process id,
+the start time of that process (a reused id is not mistaken for it), host,
+start time and command. A second run into the folder is refused in one line
+naming the holder; a lock whose holder is gone (same host, the process no
+longer there) is taken over with a line. A run on another host cannot be
+checked from here and is taken to be alive: if it is gone, delete the lock.
+The workers a ``--workers`` launcher starts write under its lock (they find
+its path in ``EDGEDL_RUN_LOCK``), as do the other workers of a cluster: the
+chief holds it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from runtime.errors import UserError
+
+LOCK = ".edgedl-lock"
+ENV = "EDGEDL_RUN_LOCK"
+
+
+def _process_start(pid: int) -> Optional[str]:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``); None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: after the command name, which may hold spaces
+
+
+def _alive(holder: dict) -> bool:
+    if holder.get("host") != socket.gethostname():
+        return True  # not checkable from here
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    started = holder.get("process_start")
+    return started is None or _process_start(pid) in (None, started)
+
+
+def _read(path: Path) -> Optional[dict]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _shown(holder: dict) -> str:
+    return (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}: "
+            f"{holder.get('command', '?')}")  # fmt: skip
+
+
+def _say(line: str) -> None:
+    print(f"edgedl: {line}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path, command: str, say: Callable[[str], None] = _say, clock=time.time) -> Iterator[Path]:
+    """Hold ``out``'s lock while the block runs (see the module's text); yields the lock's path."""
+    out = Path(out)
+    path = out / LOCK
+    if os.environ.get(ENV) == str(path.resolve()):  # a worker of the run that holds it
+        yield path
+        return
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "process_start": _process_start(os.getpid()), "host": socket.gethostname(),
+          "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock())), "command": command}  # fmt: skip
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read(path)
+            if holder is None:  # being written this instant, or damaged: look again, then take it
+                time.sleep(0.05)
+                holder = _read(path) or {}
+            if holder and _alive(holder):
+                other = "" if holder.get("host") == me["host"] else \
+                    f"; if that run is gone, delete {path}"  # fmt: skip
+                raise UserError(f"{out} is in use by another run ({_shown(holder)}); wait for it to end, or give "
+                                f"another --out{other}")  # fmt: skip
+            say(f"taking over {out} from a run that is gone ({_shown(holder) if holder else 'unreadable lock'})")
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        break
+    else:
+        raise UserError(f"{out}: could not take its lock {path}; another run keeps taking it")
+    os.environ[ENV] = str(path.resolve())
+    try:
+        yield path
+    finally:
+        os.environ.pop(ENV, None)
+        if (_read(path) or {}).get("pid") == me["pid"]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if created:  # a run refused before it wrote anything leaves no folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+def owning_out(command):
+    """``command(args)`` holding ``args.out``'s lock: the chief of a cluster, or the one process; the other
+    workers write under the chief's."""
+
+    def run(args) -> int:
+        from .inputs import log_name
+
+        if log_name() != "log.txt":
+            return command(args)
+        with run_lock(args.out, "edgedl " + " ".join(getattr(args, "argv", None) or sys.argv[1:])):
+            return command(args)
+
+    return run
