@@ -68,8 +68,10 @@ def cmd_train(args) -> int:
                 terminal.say(f"weights: {loaded} of {total} layers from {args.weights}")
             return model
 
+        record = {"model": args.model, "data": data.fingerprint, "options": options,
+                  "weights": str(args.weights) if args.weights else None}  # what a backup must have been made with
         model = train(build, entry.task, data.fit, data.validation, config, args.out,
-                      on_epoch=terminal.epochs(config.epochs, "train"))  # fmt: skip
+                      on_epoch=terminal.epochs(config.epochs, "train"), record=record, say=terminal.say)  # fmt: skip
         terminal.steps.finish()
         if dist.is_chief:
             terminal.out.print(f"saved {Path(args.out) / 'model.keras'} ({model.count_params():,} parameters)",

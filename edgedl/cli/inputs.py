@@ -19,6 +19,12 @@ def add_data_args(p) -> None:
                    help="train on pictures from files as they are (default: flipped, shifted, brightened a little)")
 
 
+def add_fresh_arg(p) -> None:
+    p.add_argument("--fresh", action="store_true",
+                   help="start afresh: remove what OUT holds of earlier runs (trained model, backups, artifacts, "
+                        "measurements) instead of reusing what was made with the same settings")  # fmt: skip
+
+
 def add_onnx_args(p) -> None:
     from exporters import ACTIVATIONS, CALIBRATIONS
 

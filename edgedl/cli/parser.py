@@ -19,7 +19,8 @@ from runtime.tasks import TASKS
 from ..training.cluster import in_cluster
 from .commands import (cmd_bundle, cmd_compress, cmd_export, cmd_models, cmd_pipeline, cmd_report, cmd_select,
                        cmd_train, cmd_variants)  # fmt: skip
-from .inputs import add_data_args, add_normalization_args, add_onnx_args, add_strategy_args, add_training_args
+from .inputs import (add_data_args, add_fresh_arg, add_normalization_args, add_onnx_args, add_strategy_args,
+                     add_training_args)
 from .runlock import owning_out
 
 HOST_MODULES = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "rich")
@@ -53,6 +54,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--model", default="cnn", help="registry name (see 'edgedl models')")
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, model.keras, history.json")
     add_training_args(p)
+    add_fresh_arg(p)
     add_strategy_args(p)
     _add_output_args(p)
     p.set_defaults(func=in_cluster(owning_out(cmd_train)))
@@ -131,6 +133,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     add_training_args(p)
+    add_fresh_arg(p)
     p.add_argument("--retrain", action="store_true", help="train a saved model further on --data")
     p.add_argument("--eval-labels", type=Path, help="a model file's labels when --eval-data is an .npy of its inputs: "
                                                     "an .npy of class indices or one-hot rows")  # fmt: skip

@@ -116,9 +116,28 @@ def run_lock(out: Path, command: str, say: Callable[[str], None] = _say, clock=t
                 out.rmdir()
 
 
+# What a run folder holds that a later run may reuse: ``--fresh`` removes it first.
+REUSABLE = ("model.keras", "train_config.json", "history.json", "backup", "backup_steps", "backup_settings.json",
+            "baseline", "compressed", "artifacts", "measurements", "selected", "eval.npz", "report.json", "report")
+
+
+def fresh(out: Path, say: Callable[[str], None] = _say) -> None:
+    """Remove what ``out`` holds of earlier runs (``REUSABLE``), saying how many entries went."""
+    import shutil
+
+    gone = [out / name for name in REUSABLE if (out / name).exists() or (out / name).is_symlink()]
+    for path in gone:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if gone:
+        say(f"--fresh: removed {len(gone)} earlier results from {out} ({', '.join(p.name for p in gone)})")
+
+
 def owning_out(command):
-    """``command(args)`` holding ``args.out``'s lock: the chief of a cluster, or the one process; the other
-    workers write under the chief's."""
+    """``command(args)`` holding ``args.out``'s lock (the chief of a cluster, or the one process; the other
+    workers write under the chief's), after ``--fresh`` cleared it."""
 
     def run(args) -> int:
         from .inputs import log_name
@@ -126,6 +145,8 @@ def owning_out(command):
         if log_name() != "log.txt":
             return command(args)
         with run_lock(args.out, "edgedl " + " ".join(getattr(args, "argv", None) or sys.argv[1:])):
+            if getattr(args, "fresh", False):
+                fresh(Path(args.out))
             return command(args)
 
     return run

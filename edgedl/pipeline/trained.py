@@ -9,6 +9,7 @@ from typing import Callable
 
 from .. import tasks
 from ..models import build_for_task, model_entry
+from runtime.errors import UserError
 from runtime.files import sha256_file
 
 from ..training import distribute
@@ -54,15 +55,21 @@ class Trainer:
                   **({"options": dict(cfg.model_options)} if cfg.model_options else {}),
                   **({"weights": sha256_file(cfg.weights)} if cfg.weights else {})}  # fmt: skip
         if saved.exists() and _records(marker, wanted):
-            self.log(f"model: reusing {saved} (trained with the same settings)")
-            return load_keras_model(saved), saved
+            try:
+                model = load_keras_model(saved)
+                self.log(f"model: reusing {saved} (trained with the same settings)")
+                return model, saved
+            except UserError as damaged:  # a truncated copy: trained again, not left for the user to delete
+                self.log(f"model: {damaged}; training it again")
+                marker.unlink(missing_ok=True)
         if user_model is None:
             build: Callable = lambda: self.built(entry, data.labels)  # noqa: E731
         else:
             build = lambda: as_tf_keras(load_keras_model(cfg.model))  # noqa: E731
         self.log(f"train: {cfg.model}, {self.train_config.epochs} epochs")
         model = train(build, data.task, data.fit, data.validation, self.train_config, self.out,
-                      on_epoch=self.terminal.epochs(self.train_config.epochs, "train"), record=wanted)  # fmt: skip
+                      on_epoch=self.terminal.epochs(self.train_config.epochs, "train"), record=wanted,
+                      say=self.log)  # fmt: skip
         return model, saved
 
     def built(self, entry, labels):
@@ -85,5 +92,5 @@ class Trainer:
             self.log(f"train: {name} (the baseline), {self.train_config.epochs} epochs")
             train(lambda: build_for_task(entry, data.labels), data.task, data.fit, data.validation,
                   self.train_config, out, on_epoch=self.terminal.epochs(self.train_config.epochs, "baseline"),
-                  record=wanted)  # fmt: skip
+                  record=wanted, say=self.log)  # fmt: skip
         return saved

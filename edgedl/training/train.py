@@ -75,8 +75,45 @@ def _input_speed(train_data, config: TrainConfig) -> Optional[float]:
     return distribute.input_rate(distribute.batch_source(train_data, config.batch_size, config.seed + 1))
 
 
+def _settings_diff(before: dict, now: dict, prefix: str = "") -> list:
+    """``key: old → new`` for every setting that differs (nested keys joined by dots)."""
+    found = []
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _settings_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key} {a} → {b}")
+    return found
+
+
+def backup_for(backup: Path, settings: dict, say: Callable[[str], None]) -> None:
+    """Keep ``backup`` (an interrupted training's checkpoints) only if it was made with ``settings``: another
+    run's is removed, saying which settings differ, so that no training resumes from another's weights. The
+    settings are recorded beside it (``backup_settings.json``; Keras empties the folder itself)."""
+    import json
+    import shutil
+
+    recorded = backup.with_name(backup.name + "_settings.json")
+    settings = json.loads(json.dumps(settings, default=str))  # as the file will hold them
+    try:
+        before = json.loads(recorded.read_text()) if recorded.exists() else None
+    except (OSError, ValueError):
+        before = {}
+    has_backup = backup.is_dir() and any(backup.iterdir())
+    if has_backup and before != settings:
+        changed = _settings_diff(before or {}, settings)[:4] if before else ["not recorded"]
+        say(f"train: the interrupted training in {backup.parent} had other settings ({'; '.join(changed)}); "
+            "starting afresh")  # fmt: skip
+        shutil.rmtree(backup, ignore_errors=True)
+        shutil.rmtree(distribute.steps_folder(backup), ignore_errors=True)
+    if distribute.current().is_chief:
+        write_json(recorded, settings)
+
+
 def train(build: Callable[[], object], task: str, train_data, eval_data, config: TrainConfig, out_dir: Path,
-          on_epoch: Optional[Callable[[int, dict], None]] = None, record: Optional[dict] = None):  # fmt: skip
+          on_epoch: Optional[Callable[[int, dict], None]] = None, record: Optional[dict] = None,
+          say: Callable[[str], None] = print):  # fmt: skip
     """Build a model under this process's strategy, train it; the chief saves ``model.keras``,
     ``history.json`` and ``train_config.json`` (``record`` and where and how it trained). Returns the trained
     model (in every worker). ``on_epoch(epoch, logs)`` is called after each epoch (a progress display).
@@ -84,7 +121,8 @@ def train(build: Callable[[], object], task: str, train_data, eval_data, config:
     ``train_data`` is a ``Dataset`` (images and labels) or a Keras ``Sequence``
     of (input, target) batches of ``config.batch_size`` (per replica); ``eval_data`` a ``Dataset``, a tuple
     of arrays, or None. ``build`` is called inside the strategy's scope (variables must be created there).
-    Interrupted runs resume from ``out_dir/backup``.
+    Interrupted runs resume from ``out_dir/backup`` when it was made with the same ``record`` and
+    ``config`` (``backup_for``: otherwise it starts afresh and ``say``s why).
     """
     out_dir = Path(out_dir)
     dist = distribute.current()
@@ -109,6 +147,7 @@ def train(build: Callable[[], object], task: str, train_data, eval_data, config:
             callbacks.append(k.callbacks.LearningRateScheduler(
                 lambda epoch, lr: config.learning_rate * (0.1 if epoch >= drop else 1.0)))  # fmt: skip
         backup = out_dir / "backup"
+        backup_for(backup, {**(record or {}), "train": asdict(config)}, say)
         input_speed = _input_speed(train_data, config) if dist.is_chief else None
         history = distribute.fit(model, train_data, batch_size=config.batch_size, epochs=config.epochs,
                                  seed=config.seed, validation=eval_data, callbacks=callbacks, backup=backup)
