@@ -104,16 +104,21 @@ def run_lock(out: Path, command: str, say: Callable[[str], None] = _say, clock=t
     else:
         raise UserError(f"{out}: could not take its lock {path}; another run keeps taking it")
     os.environ[ENV] = str(path.resolve())
+    failed = True
     try:
         yield path
+        failed = False
     finally:
         os.environ.pop(ENV, None)
         if (_read(path) or {}).get("pid") == me["pid"]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        if created:  # a run refused before it wrote anything leaves no folder behind
+        if created and failed:  # a run that failed before it made anything leaves no folder (its log only)
             with contextlib.suppress(OSError):
-                out.rmdir()
+                if all(p.name.startswith("log") and p.suffix == ".txt" for p in out.iterdir()):
+                    for p in out.iterdir():
+                        p.unlink()
+                    out.rmdir()
 
 
 # What a run folder holds that a later run may reuse: ``--fresh`` removes it first.
