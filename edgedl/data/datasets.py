@@ -111,8 +111,33 @@ def _to_float_images(x: np.ndarray, source: str) -> np.ndarray:
         raise UserError(f"{source}: images must be N×H×W or N×H×W×C, got shape {x.shape}")
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255.0
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore"):  # 1e300 in float64 is inf in float32: refused below, in one line
+        x = x.astype(np.float32)
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise UserError(f"{source}: {bad:,} values are NaN or infinite (the first in image "
+                        f"{int(np.argwhere(~np.isfinite(x))[0][0])}); give finite pixel values")  # fmt: skip
     return x / 255.0 if x.max() > 1.0 else x
+
+
+def checked_labels(y: np.ndarray, labels: Optional[tuple], source: str, every_class: bool = True) -> tuple:
+    """The class names integer labels ``y`` index, the labels checked before any training: none negative,
+    none beyond the names given; without names, classes 0..max, and (``every_class``: training data) every
+    one of them present (a label 12 in ten classes would otherwise make a 13-way model)."""
+    if y.size and np.any(y < 0):
+        raise UserError(f"{source}: label {int(y.min())} is negative; classes are numbered from 0")
+    if y.size and labels is not None and y.max() >= len(labels):
+        raise UserError(f"{source}: label {int(y.max())} is beyond the {len(labels)} classes named (0 to "
+                        f"{len(labels) - 1}); fix the labels or name every class")  # fmt: skip
+    if labels is not None or not every_class:
+        return labels or tuple(str(i) for i in range(int(y.max(initial=0)) + 1))
+    present = np.unique(y)
+    missing = sorted(set(range(int(y.max()) + 1)) - set(present.tolist())) if y.size else []
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" …" if len(missing) > 5 else "")
+        raise UserError(f"{source}: the labels run 0 to {int(y.max())} but class(es) {shown} have no example; number "
+                        "the classes 0..N-1, or add a 'labels' array naming every class")  # fmt: skip
+    return tuple(str(i) for i in range(int(y.max()) + 1))
 
 
 def mnist_default() -> tuple[Dataset, Dataset]:
@@ -158,10 +183,14 @@ def _npz(path: Path, split: str) -> Dataset:
     suffix = "_train" if split == "train" else "_test"
     for xk, yk in ((f"x{suffix}", f"y{suffix}"), ("x", "y")):
         if xk in data and yk in data:
-            x, y = data[xk], data[yk].astype(np.int64).reshape(-1)
-            labels = tuple(str(v) for v in data["labels"]) if "labels" in data else tuple(
-                str(i) for i in range(int(y.max()) + 1)
-            )
+            x, raw = data[xk], data[yk].reshape(-1)
+            if raw.dtype.kind not in "iu" and not (raw.dtype.kind == "f" and np.all(np.mod(raw, 1) == 0)):
+                raise UserError(f"{path}[{yk}]: labels must be whole class numbers, got {raw.dtype} values")
+            if len(raw) != len(x):
+                raise UserError(f"{path}: {len(raw)} labels in {yk} for {len(x)} images in {xk}; give one per image")
+            y = raw.astype(np.int64)
+            named = tuple(str(v) for v in data["labels"]) if "labels" in data else None
+            labels = checked_labels(y, named, f"{path}[{yk}]", every_class=split == "train")
             return Dataset(_to_float_images(x, str(path)), y, labels, f"{path}[{xk}]")
     raise UserError(f"{path}: .npz needs arrays x_train/y_train, x_test/y_test or x/y; it has {sorted(data.files)}")
 

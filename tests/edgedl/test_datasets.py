@@ -1,4 +1,5 @@
 import gzip
+import re
 import shutil
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_truncated_idx_and_missing_labels_are_named(tmp_path):
 def test_npz_with_train_and_test_parts(tmp_path):
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
-             y_train=rng.integers(0, 10, 20), x_test=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+             y_train=np.arange(20) % 10, x_test=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
              y_test=rng.integers(0, 10, 6))  # fmt: skip
     train, ev = train_eval(tmp_path / "mnist.npz")
     assert (len(train), len(ev)) == (20, 6)
@@ -161,3 +162,33 @@ def test_training_pictures_are_augmented_each_read_and_calibration_is_not(tmp_pa
     assert np.abs(train.x[:4] - train.x[:4]).max() > 0  # another flip, shift and light at every read
     plain = train.x.augmented(None)
     np.testing.assert_array_equal(plain[:4], plain[:4])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("negative", "label -1 is negative; classes are numbered from 0"),
+    ("beyond_names", "label 12 is beyond the 10 classes named (0 to 9)"),
+    ("gap", "the labels run 0 to 12 but class(es) 10, 11 have no example"),
+    ("nan", "values are NaN or infinite (the first in image 3)"),
+    ("overflow", "values are NaN or infinite (the first in image 0)"),
+    ("count", "199 labels in y for 200 images in x"),
+])  # fmt: skip
+def test_bad_labels_and_values_are_refused_before_training(tmp_path, case, message):
+    x = np.random.default_rng(0).random((200, 8, 8)).astype(np.float32)
+    y = np.arange(10).repeat(20)
+    arrays = {"x": x, "y": y}
+    if case == "negative":
+        arrays["y"] = np.r_[y[:-1], -1]
+    elif case in ("beyond_names", "gap"):
+        arrays["y"] = np.r_[y[:-1], 12]
+        if case == "beyond_names":
+            arrays["labels"] = np.array([str(i) for i in range(10)])
+    elif case == "nan":
+        arrays["x"] = x.copy()
+        arrays["x"][3, 2, 2] = np.nan
+    elif case == "overflow":
+        arrays["x"] = np.full(x.shape, 1e300)
+    elif case == "count":
+        arrays["y"] = y[:-1]
+    np.savez(tmp_path / "d.npz", **arrays)
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_data(tmp_path / "d.npz", image_shape=(8, 8, 1))
