@@ -13,6 +13,7 @@ Imports numpy, Pillow and one interpreter; never TensorFlow. Exit codes: 0 done,
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Callable, Optional, Sequence
@@ -29,8 +30,31 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def run_cli(main: Callable[[], int]) -> int:
-    """Run a CLI body: a ``UserError`` becomes one line on stderr and exit code 2."""
+# What the machine, not the program, refused: a full disk, a folder this user cannot write, a path gone.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR,
+                  errno.ENOENT}
+
+
+def storage_error(exc: OSError, writing=None) -> str:
+    """One line for a refused write or read: the file (or, where the system did not name it, ``writing``: what
+    the command was writing), the reason, and for a full disk the space left there."""
+    import shutil
+    from pathlib import Path
+
+    named = exc.filename2 or exc.filename  # a copy's destination, where it has one
+    where = Path(named) if named else Path(writing) if writing else None
+    text = f"{where}: {exc.strerror}" if where else str(exc.strerror or exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = next((p for p in ([where, *where.parents] if where else []) if p.is_dir()), None)
+        free = f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free in {folder}" if folder else "no space"
+        return f"{text} ({free}); free some space there, or write elsewhere"
+    return f"{text}; give another place, or make this one writable"
+
+
+def run_cli(main: Callable[[], int], writing=None) -> int:
+    """Run a CLI body: a ``UserError``, or the machine refusing a file (a full disk, a folder not writable:
+    ``storage_error``; ``writing`` is what the command writes, named where the system does not), becomes one
+    line on stderr and exit code 2."""
     for stream in (sys.stdout, sys.stderr):  # any file name prints, whatever the locale
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -38,6 +62,11 @@ def run_cli(main: Callable[[], int]) -> int:
         return main()
     except UserError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message held
+        return 2
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRORS:
+            raise
+        print(f"error: {storage_error(exc, writing)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -195,12 +224,14 @@ def bench_main(argv: Sequence[str]) -> int:
     from pathlib import Path
 
     from .bench import measure_report, parse_shapes
-    from .files import write_json
+    from .files import check_writable, write_json
 
     args = _bench_parser().parse_args(argv)
 
     def body() -> int:
         check_timing(args.runs, args.warmup, args.seconds)
+        if args.json_out:
+            check_writable(args.json_out, "JSON report")
         model, _ = load_model(args)  # checks the model and the preprocessing options before measuring
         report = measure_report(args.model, args.eval, args.threads, args.runs, args.warmup, args.seconds,
                                 _providers(args.providers), parse_shapes(args.shape),

@@ -64,6 +64,20 @@ def write_json(path: str | os.PathLike, document: object) -> Path:
     return Path(path)
 
 
+def check_writable(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` if a file can be written there (checked before the work that produces it): not a folder, in
+    a folder that exists and that this user may write to."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the {what}'s file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(f"{parent}: no such folder for the {what}; create it or give another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{parent}: this user cannot write there; give another path for the {what}")
+    return path
+
+
 def file_sizes(path: Path) -> tuple[int, int]:
     """(bytes, gzip bytes at level 9) of a file, or of all files in a folder (a SavedModel)."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

@@ -106,6 +106,13 @@ def load_eval(path):
     if suffix != ".npz":
         raise UserError(f"{path}: evaluation data is an .npz (a run's eval.npz) or a .npy of model inputs")
     data = read_eval_arrays(path)
+    if not data:
+        raise UserError(f"{path}: holds no arrays; give a run's eval.npz, or the model's inputs by input name")
+    if "task" not in data and set(data) == {"x", "y"}:  # pictures and their labels, as edgedl's .npz data is
+        if len(data["x"]) != len(data["y"]) or data["y"].ndim != 1:
+            raise UserError(f"{path}: {len(data['x'])} inputs in x but labels of shape {data['y'].shape} in y; give "
+                            "one class number per input")  # fmt: skip
+        return data["x"].astype(np.float32, copy=False), data["y"].astype(np.int64), "classification"
     if "task" not in data:  # inputs by name (one array: a one-input model's)
         return (data if len(data) > 1 else next(iter(data.values())).astype(np.float32, copy=False)), None, None
     try:

@@ -161,7 +161,7 @@ def model_info(trained_cnn):
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory, trained_cnn, model_info, mnist):
     """Every (format, precision) the exporters support, exported once for the session."""
-    from exporters import export, get_exporter, list_formats
+    from exporters import NotApplicable, export, get_exporter, list_formats
 
     train, ev = mnist
     out = tmp_path_factory.mktemp("artifacts")
@@ -169,10 +169,13 @@ def artifacts(tmp_path_factory, trained_cnn, model_info, mnist):
     for fmt in list_formats():
         exporter = get_exporter(fmt)
         for precision in exporter.config_cls.PRECISIONS:
-            arts[(fmt, precision)] = export(
-                trained_cnn, out / f"cnn_{precision}{exporter.suffix}", fmt, model_info,
-                precision=precision, calibration=train.x[:200], check_inputs=ev.x[:32],
-            )  # fmt: skip
+            try:
+                arts[(fmt, precision)] = export(
+                    trained_cnn, out / f"cnn_{precision}{exporter.suffix}", fmt, model_info,
+                    precision=precision, calibration=train.x[:200], check_inputs=ev.x[:32],
+                )  # fmt: skip
+            except NotApplicable:  # int8_mixed where int8 alone already meets its target
+                continue
     return arts
 
 

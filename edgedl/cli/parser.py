@@ -167,7 +167,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.argv = argv  # what --workers runs in each worker
     # TensorFlow's C++ INFO/WARNING lines drown the progress display; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return run_cli(lambda: args.func(args))
+    return run_cli(lambda: _storage_as_oserror(args.func, args), writing=getattr(args, "out", None))
+
+
+def _storage_as_oserror(command, args) -> int:
+    """``command(args)``, a full disk met inside TensorFlow (its checkpoint writer raises ResourceExhaustedError,
+    not OSError) raised as the OSError it is, which ``run_cli`` says in one line."""
+    import errno
+
+    try:
+        return command(args)
+    except Exception as exc:  # noqa: BLE001 - re-raised unless it is a full disk said another way
+        if isinstance(exc, OSError) or "No space left on device" not in str(exc):
+            raise
+        raise OSError(errno.ENOSPC, "No space left on device", getattr(args, "out", None)) from None
 
 
 if __name__ == "__main__":
