@@ -16,7 +16,6 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -78,6 +77,9 @@ def summarize(log_text: str, limit: int = 3) -> tuple[int, list[tuple[str, int]]
             text = re.sub(r"^[WE]\d{4} .*?\] |^WARNING:\w+:", "", line.strip())  # absl's and logging's prefixes
             kinds[re.sub(r"'[^']*'|\d+", "…", text)[:120]] += 1
     return sum(kinds.values()), kinds.most_common(limit)
+
+
+LOCK_NAME = ".edgedl-lock"  # the run folder's lock (``edgedl.cli.runlock``), not the run's output
 
 
 def _remove_if_empty(out_dir: Path, existed: bool) -> None:
@@ -167,10 +169,11 @@ class Terminal:
 
     @contextlib.contextmanager
     def capture(self, out_dir: Path, header: str, log_name: str = "log.txt") -> Iterator["Terminal"]:
-        """Run a command with descriptors 1 and 2 in a log, moved to ``out_dir/log_name`` at the end (appended
-        to a previous run's). A failed run that created ``out_dir`` and left nothing in it removes it."""
+        """Run a command with descriptors 1 and 2 appended to ``out_dir/log_name`` from its first line (a run
+        killed half-way keeps its log there, and leaves nothing elsewhere). A failed run that created
+        ``out_dir`` and left nothing else in it removes it."""
         out_dir = Path(out_dir)
-        existed = out_dir.exists()
+        existed = out_dir.exists() and any(p.name != LOCK_NAME for p in out_dir.iterdir())
         if self.verbose:  # everything on the terminal as it comes
             try:
                 with self._steps(enabled=False):
@@ -179,8 +182,10 @@ class Terminal:
                 _remove_if_empty(out_dir, existed)
                 raise
             return
-        fd, name = tempfile.mkstemp(prefix="edgedl-", suffix=".log")
-        self.log_path = Path(name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = out_dir / log_name
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        start = os.lseek(fd, 0, os.SEEK_END)  # this run's part of the log begins here
         saved = os.dup(1), os.dup(2)
         self.out, self.err = _console(saved[0]), _console(saved[1])
         sys.stdout.flush(), sys.stderr.flush()
@@ -201,7 +206,7 @@ class Terminal:
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
             for fd_ in saved:
                 os.close(fd_)
-            self._keep_log(out_dir / log_name, failed, failed and not existed)
+            self._keep_log(start, failed, failed and not existed)
 
     @contextlib.contextmanager
     def _steps(self, enabled: bool) -> Iterator[None]:
@@ -209,20 +214,18 @@ class Terminal:
         with self.steps:
             yield
 
-    def _keep_log(self, where: Path, failed: bool, remove_if_empty: bool) -> None:
-        out_dir = where.parent
-        log, self.log_path = self.log_path, None
-        if remove_if_empty:
-            _remove_if_empty(out_dir, existed=False)
-        if not out_dir.is_dir():
-            log.unlink(missing_ok=True)
+    def _keep_log(self, start: int, failed: bool, created: bool) -> None:
+        where, self.log_path = self.log_path, None
+        if created:  # a failed run that made nothing but its log leaves no folder behind
+            if not any(p != where and p.name != LOCK_NAME for p in where.parent.iterdir()):
+                where.unlink(missing_ok=True)
+                _remove_if_empty(where.parent, existed=False)
             return
-        text = log.read_text(errors="replace")
-        with open(where, "a", encoding="utf-8") as target:
-            target.write(text)
-        log.unlink(missing_ok=True)
         if failed:  # the error is the one line the user gets; the log is there for whoever looks
             return
+        with open(where, encoding="utf-8", errors="replace") as log:
+            log.seek(start)
+            text = log.read()
         count, kinds = summarize(text)
         if count:
             shown = "; ".join(f"{kind} (×{n})" if n > 1 else kind for kind, n in kinds)

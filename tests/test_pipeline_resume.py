@@ -38,6 +38,7 @@ def test_a_killed_training_resumes_with_its_settings_and_starts_afresh_with_othe
     same, other = tmp_path / "same", tmp_path / "other"
     for out in (same, other):
         _killed_mid_training(out, epochs=8, step=60)  # 25 steps an epoch: killed in the third
+        assert "Epoch 2/8" in (out / "log.txt").read_text()  # the killed run's log is in its folder
     resumed = run_cli("edgedl", "train", *TRAIN, "--epochs", "8", "--out", str(same))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "afresh" not in (same / "log.txt").read_text() and _steps(same)["first"] > 0  # on from its backup

@@ -23,7 +23,9 @@ from typing import Callable, Iterator, Optional
 
 from runtime.errors import UserError
 
-LOCK = ".edgedl-lock"
+from ..terminal import LOCK_NAME
+
+LOCK = LOCK_NAME
 ENV = "EDGEDL_RUN_LOCK"
 
 

@@ -67,7 +67,7 @@ def test_chatter_goes_to_the_log_and_edgedl_lines_to_the_terminal(tmp_path, capf
     out = tmp_path / "run"
     terminal = Terminal()
     with terminal.capture(out, "edgedl pipeline --model cnn"):
-        out.mkdir()
+        out.mkdir(exist_ok=True)  # capture made it: the log is there from the first line
         os.write(2, b"E0000 00:00:1.0  1 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n")
         os.write(1, b"fully_quantize: 0, inference_type: 6, input_inference_type: INT8\n")
         print("Epoch 1/8")
@@ -91,7 +91,7 @@ def test_quiet_shows_only_results_and_verbose_captures_nothing(tmp_path, capfd):
 
     quiet = Terminal(quiet=True)
     with quiet.capture(tmp_path / "q", "x"):
-        (tmp_path / "q").mkdir()
+        (tmp_path / "q").mkdir(exist_ok=True)
         quiet.say("benchmark: original")
         quiet.note("[red]failed[/]: onnx_int8: it broke")
     seen = capfd.readouterr()
@@ -111,12 +111,12 @@ def test_a_failed_run_leaves_no_empty_folder_and_keeps_a_folder_with_work_in_it(
 
     with pytest.raises(RuntimeError):
         with Terminal().capture(tmp_path / "new", "x"):
-            (tmp_path / "new").mkdir()
+            (tmp_path / "new").mkdir(exist_ok=True)
             raise RuntimeError("bad model")
     assert not (tmp_path / "new").exists()
     with pytest.raises(RuntimeError):
         with Terminal().capture(tmp_path / "trained", "x"):
-            (tmp_path / "trained").mkdir()
+            (tmp_path / "trained").mkdir(exist_ok=True)
             (tmp_path / "trained" / "model.keras").write_text("weights")
             os.write(2, b"the converter's own account of what went wrong\n")
             raise RuntimeError("export failed")
