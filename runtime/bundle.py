@@ -165,7 +165,6 @@ def extract(archive: str | Path, dest: str | Path) -> Path:
     """
     import gzip
     import shutil
-    import tempfile
     import zlib
 
     archive, dest = Path(archive), Path(dest)
@@ -178,7 +177,9 @@ def extract(archive: str | Path, dest: str | Path) -> Path:
         raise UserError("this Python's tarfile has no safe extraction filter; unpack with 'tar xzf' instead")
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".edgedl-unpack-", dir=dest))
+        stage = dest / f".edgedl-unpack-{archive.name}"  # one name per bundle: a killed unpack's is cleared here
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
     except OSError as exc:
         raise UserError(f"--to {dest}: cannot write there ({exc.strerror or exc})") from None
     try:

@@ -57,6 +57,32 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         raise
 
 
+# What ``atomic_path`` (and the exporters' staging) names a file or folder while it is written: ``.NAME.XXXXXXXX.tmp``
+# or ``.STEM.XXXXXXXX.tmpSUFFIX``. One left behind was a killed writer's: the next writer of the folder removes it.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)*$")
+
+
+def clean_leftovers(folder: str | os.PathLike, names: Optional[tuple] = None, depth: int = 0) -> list:
+    """Remove what killed writers left in ``folder`` (and ``depth`` levels of sub-folders): temporary files
+    and folders named as ``atomic_path`` names them; with ``names``, only those of files so named (a file's
+    name or its stem). Returns what went. Only the one writer of a folder may call this (a run holding its
+    lock; a bundle of one target)."""
+    folder, gone = Path(folder), []
+    if not folder.is_dir():
+        return gone
+    for entry in list(folder.iterdir()):
+        found = _LEFTOVER.match(entry.name)
+        if found and (names is None or found["name"] in names):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            gone.append(entry)
+        elif depth and entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
+            gone += clean_leftovers(entry, names, depth - 1)
+    return gone
+
+
 def write_json(path: str | os.PathLike, document: object) -> Path:
     """Write ``document`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:

@@ -275,3 +275,19 @@ def test_a_loose_artifact_bundles_without_evaluation_data_and_bench_times_it_on_
     assert manifest["eval"] is None and manifest["reference"] is None and manifest["samples"] == []
     assert manifest["artifacts"][0]["variant"] == "mine"
     assert "latency, init and memory on synthetic inputs" in files[root + "README.md"].decode()
+
+
+def test_what_a_killed_bundle_left_beside_its_target_is_cleared_by_the_next(run_dir, tmp_path):
+    out = tmp_path / "b.tar.gz"
+    staging = tmp_path / ".edgedl-bundle-b.tar.gz" / "b"  # a killed bundle's staging, and its half-written tar
+    staging.mkdir(parents=True)
+    (tmp_path / ".b.tar.abcd1234.tmp.gz").write_bytes(b"half")
+    (tmp_path / ".other.tar.abcd1234.tmp.gz").write_bytes(b"another target's: not ours to remove")
+    proc = run_cli("edgedl", "bundle", str(run_dir), "--target", "rpi-arm64", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tar.abcd1234.tmp.gz", "b.tar.gz"]
+    stage = tmp_path / "device" / ".edgedl-unpack-b.tar.gz"  # and a killed unpack's
+    stage.mkdir(parents=True)
+    unpacked = run_cli("edgedl-run", "unpack", str(out), "--to", str(tmp_path / "device"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert [p.name for p in (tmp_path / "device").iterdir()] == ["b"]

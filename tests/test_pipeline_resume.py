@@ -59,8 +59,12 @@ def test_a_damaged_model_is_trained_again_and_fresh_clears_the_folder(tmp_path):
     assert run_cli(*args).returncode == 0
     model = out / "model.keras"
     model.write_bytes(model.read_bytes()[:1000])  # a copy cut short
+    (out / "artifacts" / ".onnx_int8.onnx.abcd1234.tmp").mkdir()  # and what a killed export leaves
+    (out / ".report.abcd1234.tmp.json").write_text("{")
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "removed 2 temporary file(s) a stopped run left" in again.stderr
+    assert not [p for p in out.rglob(".*") if p.name != "log.txt"]  # nor a temporary folder of its own
     assert "training it again" in (out / "log.txt").read_text() and model.stat().st_size > 10_000
     cleared = run_cli(*args, "--fresh")
     assert cleared.returncode == 0

@@ -142,6 +142,38 @@ def fresh(out: Path, say: Callable[[str], None] = _say) -> None:
         say(f"--fresh: removed {len(gone)} earlier results from {out} ({', '.join(p.name for p in gone)})")
 
 
+TEMPORARY = ".edgedl-tmp"  # the run's temporary files: inside its folder, never the system's
+
+
+@contextlib.contextmanager
+def own_temporary_folder(out: Path, say: Callable[[str], None] = _say) -> Iterator[Path]:
+    """The run's temporary files (its own, its measuring processes', the converters') in ``out/.edgedl-tmp``,
+    removed at the end; what a killed run left there and beside its files (``runtime.files.clean_leftovers``)
+    removed first. Called under the folder's lock."""
+    import shutil
+    import tempfile
+
+    from runtime.files import clean_leftovers
+
+    folder = out / TEMPORARY
+    left = clean_leftovers(out, depth=2) + ([folder] if folder.exists() else [])
+    shutil.rmtree(folder, ignore_errors=True)
+    if left:
+        say(f"removed {len(left)} temporary file(s) a stopped run left in {out}")
+    folder.mkdir(parents=True)
+    before = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(folder.resolve()), str(folder.resolve())
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = before[1]
+        if before[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before[0]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def owning_out(command):
     """``command(args)`` holding ``args.out``'s lock (the chief of a cluster, or the one process; the other
     workers write under the chief's), after ``--fresh`` cleared it."""
@@ -149,11 +181,13 @@ def owning_out(command):
     def run(args) -> int:
         from .inputs import log_name
 
-        if log_name() != "log.txt":
+        inherited = os.environ.get(ENV) == str((Path(args.out) / LOCK).resolve())  # a launcher's worker
+        if log_name() != "log.txt" or inherited:
             return command(args)
         with run_lock(args.out, "edgedl " + " ".join(getattr(args, "argv", None) or sys.argv[1:])):
             if getattr(args, "fresh", False):
                 fresh(Path(args.out))
-            return command(args)
+            with own_temporary_folder(Path(args.out)):
+                return command(args)
 
     return run

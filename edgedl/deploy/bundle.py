@@ -28,7 +28,7 @@ from exporters import EDGEDL_VERSION
 from runtime.answers import file_answer
 from runtime.bundle import MANIFEST, make_manifest
 from runtime.errors import UserError
-from runtime.files import atomic_path, sha256_file, write_json
+from runtime.files import atomic_path, clean_leftovers, sha256_file, write_json
 from runtime.metadata import sidecar_path
 from runtime.report import is_ok, read_report
 from runtime.runfolder import EVAL_FILE, REPORT_FILE, find_run, read_eval_arrays, resolve, run_report, write_eval
@@ -68,9 +68,10 @@ class BundleResult:
     bytes: int
 
 
-def build_runtime_wheel(dest: Path) -> Path:
-    """The device side (``runtime/`` with the ``edgedl-run`` entry point) as a wheel, built offline."""
-    with tempfile.TemporaryDirectory(prefix="edgedl-wheel-") as tmp:
+def build_runtime_wheel(dest: Path, work: Optional[Path] = None) -> Path:
+    """The device side (``runtime/`` with the ``edgedl-run`` entry point) as a wheel, built offline (in a
+    folder of ``work``, the bundle's staging, when given: nothing in the system's temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="edgedl-wheel-", dir=work) as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(ROOT / "runtime", src / "runtime", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         (src / "pyproject.toml").write_text(WHEEL_PYPROJECT.format(version=EDGEDL_VERSION))
@@ -255,59 +256,71 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
 
 def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[dict], chosen: list, why: str,
           source: Path) -> BundleResult:  # fmt: skip
-    from runtime.model import read_metadata
-
     name = out.name[: -len(".tar.gz")] if out.name.endswith(".tar.gz") else out.name[: -len(".tgz")]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".edgedl-bundle-", dir=out.parent) as tmp:
-        staging = Path(tmp) / name
-        (staging / "models").mkdir(parents=True)
-        artifacts = []
-        for v in chosen:
-            src = resolve(v["path"], run_dir) if v.get("path") and run_dir else source
-            shutil.copy2(src, staging / "models" / src.name)
-            if sidecar_path(src).exists():
-                shutil.copy2(sidecar_path(src), staging / "models" / sidecar_path(src).name)
-            meta = read_metadata(staging / "models" / src.name)
-            entry = {"variant": v["name"], "path": f"models/{src.name}", "format": meta.format,
-                     "precision": meta.precision, "task": meta.task, "techniques": list(v.get("techniques", []))}
-            entry.update({k: v[k] for k in ("params", "macs", "macs_per_pixel") if k in v})
-            if "metrics" in v:
-                entry["host"] = {"metrics": v["metrics"], "latency_p50_ms": v["latency_ms"]["p50"],
-                                 "machine": report["machine"].get("cpu")}  # fmt: skip
-            artifacts.append(entry)
-        wheel = build_runtime_wheel(staging / "wheels")
-        eval_src = run_dir / EVAL_FILE if run_dir and (run_dir / EVAL_FILE).is_file() else None
-        samples = []
-        if eval_src:
-            _compressed_eval(eval_src, staging / "data" / "eval.npz")
-            samples = _write_samples(eval_src, meta, staging / "samples")
-        requirements = [f"./wheels/{wheel.name}", *target.requirements]
-        (staging / "requirements.txt").write_text(
-            f"# edgedl {EDGEDL_VERSION} on {target.name}: pip install -r requirements.txt (inside this folder)\n"
-            + "\n".join(requirements) + "\n"
-        )  # fmt: skip
-        model = report["model"] if report else chosen[0]["name"]
-        (staging / "README.md").write_text(_readme(target, name, model, artifacts, samples, eval_src is not None))
-        files = {p.relative_to(staging).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                 for p in sorted(staging.rglob("*")) if p.is_file()}  # fmt: skip
-        original = next((v for v in report["variants"] if v["format"] == "keras"), None) if report else None
-        manifest = make_manifest(
-            target=target.name,
-            target_description=target.description,
-            edgedl_version=EDGEDL_VERSION,
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            model=model,
-            task=artifacts[0]["task"],
-            why=why,
-            artifacts=artifacts,
-            reference={"variant": original["name"], "metrics": original["metrics"]} if original else None,
-            eval=f"data/{EVAL_FILE}" if eval_src else None,
-            samples=[f"samples/{s}" for s in samples],
-            requirements=requirements,
-            files=files,
-        )
-        write_json(staging / MANIFEST, manifest)
-        _tar(staging, out)
+    # One staging folder per target file, beside it: what a killed bundle of it left is cleared here.
+    clean_leftovers(out.parent, names=(out.name, Path(out.name).stem))
+    work = out.parent / f".edgedl-bundle-{out.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        return _staged(target, out, run_dir, report, chosen, why, source, work, name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional[dict], chosen: list, why: str,
+            source: Path, work: Path, name: str) -> BundleResult:  # fmt: skip
+    from runtime.model import read_metadata
+
+    staging = work / name
+    (staging / "models").mkdir(parents=True)
+    artifacts = []
+    for v in chosen:
+        src = resolve(v["path"], run_dir) if v.get("path") and run_dir else source
+        shutil.copy2(src, staging / "models" / src.name)
+        if sidecar_path(src).exists():
+            shutil.copy2(sidecar_path(src), staging / "models" / sidecar_path(src).name)
+        meta = read_metadata(staging / "models" / src.name)
+        entry = {"variant": v["name"], "path": f"models/{src.name}", "format": meta.format,
+                 "precision": meta.precision, "task": meta.task, "techniques": list(v.get("techniques", []))}
+        entry.update({k: v[k] for k in ("params", "macs", "macs_per_pixel") if k in v})
+        if "metrics" in v:
+            entry["host"] = {"metrics": v["metrics"], "latency_p50_ms": v["latency_ms"]["p50"],
+                             "machine": report["machine"].get("cpu")}  # fmt: skip
+        artifacts.append(entry)
+    wheel = build_runtime_wheel(staging / "wheels", work)
+    eval_src = run_dir / EVAL_FILE if run_dir and (run_dir / EVAL_FILE).is_file() else None
+    samples = []
+    if eval_src:
+        _compressed_eval(eval_src, staging / "data" / "eval.npz")
+        samples = _write_samples(eval_src, meta, staging / "samples")
+    requirements = [f"./wheels/{wheel.name}", *target.requirements]
+    (staging / "requirements.txt").write_text(
+        f"# edgedl {EDGEDL_VERSION} on {target.name}: pip install -r requirements.txt (inside this folder)\n"
+        + "\n".join(requirements) + "\n"
+    )  # fmt: skip
+    model = report["model"] if report else chosen[0]["name"]
+    (staging / "README.md").write_text(_readme(target, name, model, artifacts, samples, eval_src is not None))
+    files = {p.relative_to(staging).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+             for p in sorted(staging.rglob("*")) if p.is_file()}  # fmt: skip
+    original = next((v for v in report["variants"] if v["format"] == "keras"), None) if report else None
+    manifest = make_manifest(
+        target=target.name,
+        target_description=target.description,
+        edgedl_version=EDGEDL_VERSION,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        model=model,
+        task=artifacts[0]["task"],
+        why=why,
+        artifacts=artifacts,
+        reference={"variant": original["name"], "metrics": original["metrics"]} if original else None,
+        eval=f"data/{EVAL_FILE}" if eval_src else None,
+        samples=[f"samples/{s}" for s in samples],
+        requirements=requirements,
+        files=files,
+    )
+    write_json(staging / MANIFEST, manifest)
+    _tar(staging, out)
     return BundleResult(out, target.name, tuple(a["variant"] for a in artifacts), why, len(files) + 1,
                         out.stat().st_size)  # fmt: skip
