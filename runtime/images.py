@@ -184,9 +184,16 @@ def _as_stored(pixels: np.ndarray, meta: ModelMetadata) -> Optional[np.ndarray]:
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_finite(arr: np.ndarray, source) -> None:
+    """Finite, and within float32 (every model input is float32 or narrower: 1e300 would become infinity)."""
     if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
         raise UserError(f"{source}: holds NaN or infinite values; a model input must be finite")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size and np.abs(arr).max() > FLOAT32_MAX:
+        raise UserError(f"{source}: holds values beyond float32's range (|x| up to {np.abs(arr).max():.3g}); a "
+                        "model input must fit in float32")  # fmt: skip
 
 
 def read_npy(path: Path) -> np.ndarray:

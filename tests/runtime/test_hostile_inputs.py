@@ -62,6 +62,9 @@ def test_arrays_are_numeric_finite_bounded_and_never_unpickled(tmp_path):
     np.savez(tmp_path / "inf.npz", x=np.array([np.inf], np.float32))
     with pytest.raises(UserError, match=r"inf.npz\[x\]: holds NaN or infinite"):
         read_npz(tmp_path / "inf.npz")
+    np.save(tmp_path / "huge.npy", np.full((1, 4), 1e300))  # finite in float64, infinite as a model input
+    with pytest.raises(UserError, match=r"huge.npy: holds values beyond float32's range \(\|x\| up to 1e\+300\)"):
+        read_npy(tmp_path / "huge.npy")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
