@@ -26,6 +26,7 @@ from runtime.errors import UserError, one_line
 from runtime.files import sha256_file
 
 from ..data.model_data import count, held_out, model_inputs, save_eval, take
+from ..tasks.prepared import FEW, too_few
 
 CALIBRATION = 300  # pictures for static int8
 VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_mixed")
@@ -65,6 +66,8 @@ def run(config, terminal) -> dict:
     if y is not None and labels is not None and scores != len(labels):
         raise UserError(f"{source.name} scores {scores} classes but the data names {len(labels)}; give labels of "
                         "its classes, or pictures without labels (then fidelity is measured)")  # fmt: skip
+    if count(x) < FEW:
+        terminal.note(f"data:{too_few(count(x))}")
     out.mkdir(parents=True, exist_ok=True)
     eval_path = out / "eval.npz"
     save_eval(eval_path, x, meta.inputs[0].name, y, labels or meta.labels)

@@ -162,7 +162,7 @@ class Pipeline:
         reading = Reading(cfg.resize, cfg.augment, self.log, cfg.train_size)
         prepared = tasks.prepare(task, cfg.data, cfg.eval_data, shape, cfg.noise, tc.batch_size, tc.seed, reading)
         self.log(f"data: training on {prepared.train_source}; evaluating on {prepared.eval_size} images "
-                 f"({prepared.eval_source})")  # fmt: skip
+                 f"({prepared.eval_source}){tasks.too_few(prepared.eval_size)}")  # fmt: skip
         return prepared
 
     def _generic_data(self, model, norm) -> tasks.Prepared:
@@ -176,7 +176,7 @@ class Pipeline:
                                  self.log)  # fmt: skip
         shown = ", ".join(f"{s.name} {s.shown()}" for s in meta.inputs)
         self.log(f"data: {prepared.eval_size} evaluation inputs ({prepared.eval_source}) for {shown}; no targets: "
-                 "every variant is compared with the original")  # fmt: skip
+                 f"every variant is compared with the original{tasks.too_few(prepared.eval_size)}")  # fmt: skip
         return prepared
 
     # -- build: compress and export ----------------------------------------------------------------

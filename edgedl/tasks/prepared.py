@@ -12,7 +12,15 @@ from runtime.runfolder import write_eval
 
 CALIBRATION_SAMPLES = 300
 CHECK_SAMPLES = 64
+FEW = 30  # an evaluation set smaller than this gives figures that move by whole points from one input
 
+
+def too_few(count: int) -> str:
+    """What a log line adds about an evaluation set of ``count`` inputs: a warning when there are too few."""
+    if count >= FEW:
+        return ""
+    return (f" [yellow]warning: only {count} evaluation input(s): one of them is {100 / max(count, 1):.0f} points; "
+            f"give {FEW} or more[/]")
 
 @dataclass(frozen=True)
 class Prepared:

@@ -83,3 +83,10 @@ def test_token_ids_from_an_npy_stay_integers(tmp_path):
     np.save(tmp_path / "ids.npy", ids)
     x, y, _ = model_inputs(meta, "tok.onnx", tmp_path / "ids.npy")
     assert x.dtype == np.int64 and np.array_equal(x, ids) and y is None
+
+
+def test_an_evaluation_set_too_small_to_measure_is_said_with_its_count():
+    from edgedl.tasks import too_few
+
+    assert "only 3 evaluation input(s): one of them is 33 points; give 30 or more" in too_few(3)
+    assert too_few(30) == ""
