@@ -27,6 +27,7 @@ from .metadata import ModelMetadata, Normalization
 from .providers import check_providers, onnx_session
 from .quantization import input_converter, output_converter
 from .quiet import native_noise_filtered
+from .tflite_check import check_tflite
 
 FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 Inputs = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
@@ -198,6 +199,10 @@ class TFLiteModel(Model):
             [("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime")],
             "TFLite models",
         )
+        try:  # the interpreter trusts the file: a broken structure can crash the process inside it
+            check_tflite(data)
+        except ValueError as exc:
+            raise UserError(f"{path}: not a valid TFLite model ({exc}); re-export it or copy it again") from None
         self._module, self._data, self.path, self.threads = module, data, path, threads
         self.delegate = "xnnpack"  # the interpreters' default; dropped if it cannot run the graph
         with interpreter_errors(path, "loading the model"), native_noise_filtered():

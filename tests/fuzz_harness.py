@@ -75,6 +75,48 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(b)
 
 
+def slot(table, index: int) -> int:
+    """Where a table's vtable keeps field ``index``'s offset."""
+    return table._vt + 4 + 2 * index
+
+
+def structural_mutant(data: bytes, rng: random.Random) -> bytes:
+    """``data`` with one structural fault: a vtable slot of the model, a subgraph, a tensor or an operator
+    zeroed or pointed elsewhere, an index written beyond its list, or a vector's length made huge."""
+    b = bytearray(data)
+    from runtime.flatbuffer import root
+
+    model = root(data)
+    graph = model.tables(2)[0]
+    tensor = rng.choice(graph.tables(0))
+    operator = rng.choice(graph.tables(3))
+    kind = rng.randrange(6)
+    if kind == 0:  # a field of the model or its subgraph gone (0: absent) or moved (its offset changed)
+        table, index = rng.choice([(model, rng.choice((1, 2, 4))), (graph, rng.randrange(5))])
+        struct.pack_into("<H", b, slot(table, index), rng.choice((0, 1, 0xFFFF, rng.randrange(1 << 16))))
+    elif kind == 1:  # a tensor's buffer index beyond the buffers
+        at = tensor.field(2)
+        if at is not None:
+            struct.pack_into("<I", b, at, rng.choice((len(model.tables(4)), 0x7FFFFFFF, 0xFFFFFFFF)))
+    elif kind == 2:  # an operator's code beyond the codes
+        at = operator.field(0)
+        if at is not None:
+            struct.pack_into("<I", b, at, rng.choice((len(model.tables(1)), 1000, 0xFFFFFFFF)))
+    elif kind == 3:  # an operator's input beyond the tensors
+        vec = operator.vector(1)
+        if vec and vec[1]:
+            struct.pack_into("<i", b, vec[0], rng.choice((len(graph.tables(0)), -2, 0x7FFFFFFF)))
+    elif kind == 4:  # a vector's length beyond the file (the subgraph's tensors, or a shape)
+        vec = rng.choice([graph.vector(0), tensor.vector(0)])
+        if vec:
+            struct.pack_into("<I", b, vec[0] - 4, rng.choice((len(b), 0x7FFFFFFF, 0xFFFFFFFF)))
+    else:  # a table offset pointing outside
+        at = model.field(2)
+        if at is not None:
+            struct.pack_into("<I", b, at, rng.choice((len(b), 0x7FFFFFFF, 3)))
+    return bytes(b)
+
+
 _RECORD = re.compile(rb'\{\n  "task".*?\n\}', re.S)
 
 
@@ -301,14 +343,17 @@ def make_cases(seeds: dict, count: int, seed: int = 0) -> list[Case]:
             argv = ["{dir}/m" + ext, "{dir}/in.png", "--json"]
             if r.random() < 0.2:
                 argv = ["bench", "{dir}/m" + ext, "--runs", "3", "--warmup", "0"]
-            cases.append(Case(family, "mutant", argv, {"m" + ext: _mutate(foreign[ext], r), "in.png": png},
+            data = foreign[ext]
+            mutant = structural_mutant(data, r) if ext == ".tflite" and r.random() < 0.3 else _mutate(data, r)
+            cases.append(Case(family, "mutant", argv, {"m" + ext: mutant, "in.png": png},
                               wants_json="--json" in argv))  # fmt: skip
         elif family in ("tflite", "onnx"):
             data, ext = (tflite, ".tflite") if family == "tflite" else (onnx, ".onnx")
             argv = ["{dir}/m" + ext, "{dir}/in.png", "--json"]
             if r.random() < 0.2:
                 argv = ["bench", "{dir}/m" + ext, "--runs", "3", "--warmup", "0"]
-            cases.append(Case(family, "mutant", argv, {"m" + ext: _mutate(data, r), "in.png": png},
+            mutant = structural_mutant(data, r) if ext == ".tflite" and r.random() < 0.3 else _mutate(data, r)
+            cases.append(Case(family, "mutant", argv, {"m" + ext: mutant, "in.png": png},
                               wants_json="--json" in argv))  # fmt: skip
         elif family == "record":
             data, ext = (tflite, ".tflite") if r.random() < 0.5 else (onnx, ".onnx")
