@@ -122,7 +122,7 @@ class Pipeline:
         self.terminal.steps.begin("model")
         original, original_path = self.trainer.original(data, entry, user_model)
         classes = original.outputs[0].shape[-1]
-        numbered = data.labels == tuple(str(i) for i in range(len(data.labels)))
+        numbered = data.labels is not None and data.labels == tuple(str(i) for i in range(len(data.labels)))
         if get_task(task).class_scores and numbered and classes > len(data.labels):  # the model's classes
             data = tasks.with_labels(data, tuple(str(i) for i in range(classes)))
         if get_task(task).class_scores and classes != len(data.labels):
