@@ -8,7 +8,8 @@ QDQ debugging calls it the QDQ error), the mean over the output's channels,
 each on its own range: the class scores of a detector head concatenated with
 its pixel coordinates come out at a few dB. The layers are then kept in float
 (onnxruntime's ``nodes_to_exclude``) worst first, one, one, two, four… at a
-time, until every output channel (the worst of them, as the report judges it)
+time (the 16 worst by their own error first re-ordered by what keeping each
+alone in float gains at the outputs), until every output channel (the worst of them, as the report judges it)
 is within its task's ``TARGET_DB`` of the float graph or the variant would be no faster
 than float32 (timed where int8 was faster and float32 takes a millisecond or
 more: a smaller model is int8 for its size).
@@ -35,6 +36,8 @@ DEFAULT_TARGET_DB = 40.0
 PROBE = 8  # calibration inputs compared tensor by tensor
 STEPS = 8  # at most this many trial quantizations (1, 1, 2, 4 … layers: up to 128 kept in float)
 SHOWN = 8  # layers named in the notes, worst first
+EFFECT_MEASURED = 16  # layers whose effect at the outputs is measured one at a time (a quantization each)
+EFFECT_CALIBRATION = 64  # inputs each of those quantizations is calibrated on
 # Below this float32 latency a model is not timed while its layers are chosen: tens of microseconds vary more
 # from call to call than between the variants, and such a model is int8 for its size.
 TIMED_FROM_S = 1e-3
@@ -64,13 +67,14 @@ def mixed(static, out: Path, calibration: dict, work: Path, task: str = "generic
                             f"(worst {start:.1f} dB); nothing to keep in float")  # fmt: skip
     float_s = _latency(static.graph, probe)
     timed = float_s >= TIMED_FROM_S and _latency(out, probe) < float_s  # is int8 faster, is it worth timing
+    ranked = _by_effect(static, layers, calibration, probe, reference, work)
     trial, count, best, size = work / "mixed_trial.onnx", 0, None, 1
     for _ in range(STEPS):
         if count == len(layers):
             break
         count = min(count + size, len(layers))  # the worst ``count`` layers, each with the nodes fused into it
         size = size * 2 if count > 1 else 1
-        kept = list(dict.fromkeys(n for d in layers[:count] for n in d["nodes"]))
+        kept = list(dict.fromkeys(n for d in ranked[:count] for n in d["nodes"]))
         try:
             static.write(trial, calibration, kept)
         except Exception:  # noqa: BLE001 - a set onnxruntime cannot run: the next step keeps more in float
@@ -90,10 +94,31 @@ def mixed(static, out: Path, calibration: dict, work: Path, task: str = "generic
     if count == len(layers):
         raise NotApplicable(f"only with every layer in float does int8 come within {target_db:.0f} dB of float32 "
                             f"(int8 alone {start:.1f} dB): that is onnx_float32")  # fmt: skip
-    listed = ", ".join(d["node"] for d in layers[:min(count, 12)]) + " …" * (count > 12)
+    listed = ", ".join(d["node"] for d in ranked[:min(count, 12)]) + " …" * (count > 12)
     return (f"int8_mixed: {count} of {len(layers)} layers kept in float ({len(names)} nodes): {listed}",
             f"int8_mixed: worst output channel {db:.1f} dB against float32 (int8 alone {start:.1f} dB; target "
             f"{target_db:.0f} dB)", *_notes(layers, names))  # fmt: skip
+
+
+def _by_effect(static, layers: list, calibration: dict, probe: dict, reference: list, work: Path) -> list:
+    """The ``EFFECT_MEASURED`` worst layers by their own error, re-ordered by what keeping each one alone in
+    float gains at the outputs (worst channel, on the probe inputs; calibrated on ``EFFECT_CALIBRATION``
+    inputs); the other layers after them, in their order. A layer's own error misses what comes after it:
+    a denoiser's error spreads over every layer, and the one that matters is the one the output feels."""
+    head, gains, trial = layers[:EFFECT_MEASURED], [], work / "effect.onnx"
+    few = {k: v[:EFFECT_CALIBRATION] for k, v in calibration.items()}
+    static.write(trial, few)
+    alone = _worst_output_db(reference, _outputs(trial, probe))  # int8 as calibrated here, nothing in float
+    for layer in head:
+        try:
+            static.write(trial, few, layer["nodes"])
+            gains.append(_worst_output_db(reference, _outputs(trial, probe)) - alone)
+        except Exception:  # noqa: BLE001 - a layer onnxruntime cannot run in float alone: tried last
+            gains.append(float("-inf"))
+    # A gain under 0.1 dB is none: such layers keep their order by their own error (behind a layer that masks
+    # them, as a detector head's Concat masks the rest, each alone gains nothing).
+    order = sorted(range(len(head)), key=lambda i: (-(gains[i] if gains[i] >= 0.1 else 0.0), i))
+    return [head[i] for i in order] + layers[EFFECT_MEASURED:]
 
 
 def _probe(calibration: dict) -> dict:
