@@ -6,7 +6,8 @@ fed the same (dequantized) inputs, so each layer's figure is what quantizing
 that layer costs, whatever came before: here the PSNR of its output, the mean
 over its channels, each on its own range (``runtime.metrics``), as
 ``onnx_mixed`` measures an ONNX graph. The layers are then kept in float worst
-first, one, one, two, four… at a time, on the one calibration (no layer is
+first (the 16 worst re-ordered by what keeping each alone in float gains at
+the outputs), one, one, two, four… at a time, on the one calibration (no layer is
 calibrated twice; where the quantizer refuses a set, a float input to an int8
 Concatenation, which must share one scale, the Concatenations stay float too),
 until every output channel is within the task's
@@ -28,7 +29,7 @@ from runtime.metrics import SNR_CAP_DB, channel_fidelity
 from runtime.report import layer_note
 
 from ._base import NotApplicable, sample_count
-from .onnx_mixed import DEFAULT_TARGET_DB, PROBE, SHOWN, STEPS, TARGET_DB, TIMED_FROM_S
+from .onnx_mixed import DEFAULT_TARGET_DB, EFFECT_MEASURED, PROBE, SHOWN, STEPS, TARGET_DB, TIMED_FROM_S
 
 METRIC = "channel_psnr_mean"
 SHARED_SCALE = ("CONCATENATION",)  # int8 operators whose inputs must share the output's scale
@@ -58,16 +59,15 @@ def mixed_tflite(converter_for, calibration, task: str = "generic") -> tuple:
             raise NotApplicable(f"int8 already keeps every output channel within {target_db:.0f} dB of float32 "
                                 f"(worst {start:.1f} dB); nothing to keep in float")  # fmt: skip
         timed = trials.float_s >= TIMED_FROM_S and trials.latency(int8) < trials.float_s
-        candidates, kept, best, size = [d["tensor"] for d in layers], [], None, 1
+        sharing = [d["tensor"] for d in layers if d["op"] in SHARED_SCALE]
+        candidates = [d["tensor"] for d in _by_effect(layers, debugger, debug, trials, start, sharing)]
+        kept, best, size = [], None, 1
         for _ in range(STEPS):
             if len(kept) >= len(candidates) - 1:  # one quantized layer at least (the debugger needs one)
                 break
             kept = candidates[: min(len(kept) + size, len(candidates) - 1)]
             size = size * 2 if len(kept) > 1 else 1
-            flatbuffer = _quantized(debugger, debug, kept)
-            if flatbuffer is None:  # a Concatenation shares one scale with its inputs: a float input, a float
-                kept = list(dict.fromkeys(kept + [d["tensor"] for d in layers if d["op"] in SHARED_SCALE]))
-                flatbuffer = _quantized(debugger, debug, kept)  # concatenation
+            kept, flatbuffer = _with_shared(debugger, debug, kept, sharing)
             if flatbuffer is None:
                 continue  # the quantizer refuses this set; the next step keeps more in float
             if timed and trials.latency(flatbuffer) >= trials.float_s:
@@ -122,6 +122,27 @@ def _debugged(converter_for, probe) -> tuple:
                                             layer_direct_compare_metrics={METRIC: _own_db}))  # fmt: skip
     reader.run()
     return debug, debugger, _layers(reader)
+
+
+def _with_shared(debugger, debug, kept: list, sharing: list) -> tuple:
+    """(the layers kept in float, the model) for ``kept``; where the quantizer refuses the set (a float input
+    to an int8 Concatenation, which must share one scale), with the Concatenations (``sharing``) too."""
+    flatbuffer = _quantized(debugger, debug, kept)
+    if flatbuffer is None:
+        kept = list(dict.fromkeys(kept + sharing))
+        flatbuffer = _quantized(debugger, debug, kept)
+    return kept, flatbuffer
+
+
+def _by_effect(layers: list, debugger, debug, trials, alone: float, sharing: list) -> list:
+    """The ``EFFECT_MEASURED`` worst layers by their own error re-ordered by what keeping each alone in float
+    gains at the outputs (as ``onnx_mixed._by_effect``: under 0.1 dB is none), the others after them."""
+    head, gains = layers[:EFFECT_MEASURED], []
+    for layer in head:
+        flatbuffer = _with_shared(debugger, debug, [layer["tensor"]], sharing)[1]
+        gains.append(float("-inf") if flatbuffer is None else trials.worst_db(flatbuffer) - alone)
+    order = sorted(range(len(head)), key=lambda i: (-(gains[i] if gains[i] >= 0.1 else 0.0), i))
+    return [head[i] for i in order] + layers[EFFECT_MEASURED:]
 
 
 def _quantized(debugger, debug, kept: list):
