@@ -88,8 +88,7 @@ def mixed(static, out: Path, calibration: dict, work: Path, task: str = "generic
         if db >= target_db:
             break
     if best is None:
-        raise NotApplicable(f"no set of layers kept in float gave a model the quantizer accepts and faster than "
-                            f"float32 (int8's worst output channel {start:.1f} dB)")  # fmt: skip
+        raise nothing_faster(start)
     count, names, db = best
     if count == len(layers):
         raise NotApplicable(f"only with every layer in float does int8 come within {target_db:.0f} dB of float32 "
@@ -115,10 +114,20 @@ def _by_effect(static, layers: list, calibration: dict, probe: dict, reference: 
             gains.append(_worst_output_db(reference, _outputs(trial, probe)) - alone)
         except Exception:  # noqa: BLE001 - a layer onnxruntime cannot run in float alone: tried last
             gains.append(float("-inf"))
-    # A gain under 0.1 dB is none: such layers keep their order by their own error (behind a layer that masks
-    # them, as a detector head's Concat masks the rest, each alone gains nothing).
-    order = sorted(range(len(head)), key=lambda i: (-(gains[i] if gains[i] >= 0.1 else 0.0), i))
-    return [head[i] for i in order] + layers[EFFECT_MEASURED:]
+    return by_gain(layers, gains)
+
+
+def by_gain(layers: list, gains: list) -> list:
+    """``layers`` with the first ``len(gains)`` re-ordered by their gains, largest first. A gain under 0.1 dB is
+    none: such layers keep their order by their own error (behind a layer that masks them, as a detector
+    head's Concat masks the rest, each alone gains nothing)."""
+    order = sorted(range(len(gains)), key=lambda i: (-(gains[i] if gains[i] >= 0.1 else 0.0), i))
+    return [layers[i] for i in order] + layers[len(gains):]
+
+
+def nothing_faster(start: float) -> NotApplicable:
+    return NotApplicable(f"no set of layers kept in float gave a model the quantizer accepts and faster than "
+                         f"float32 (int8's worst output channel {start:.1f} dB)")  # fmt: skip
 
 
 def _probe(calibration: dict) -> dict:

@@ -29,7 +29,8 @@ from runtime.metrics import SNR_CAP_DB, channel_fidelity
 from runtime.report import layer_note
 
 from ._base import NotApplicable, sample_count
-from .onnx_mixed import DEFAULT_TARGET_DB, EFFECT_MEASURED, PROBE, SHOWN, STEPS, TARGET_DB, TIMED_FROM_S
+from .onnx_mixed import (DEFAULT_TARGET_DB, EFFECT_MEASURED, PROBE, SHOWN, STEPS, TARGET_DB, TIMED_FROM_S, by_gain,
+                         nothing_faster)
 
 METRIC = "channel_psnr_mean"
 SHARED_SCALE = ("CONCATENATION",)  # int8 operators whose inputs must share the output's scale
@@ -78,8 +79,7 @@ def mixed_tflite(converter_for, calibration, task: str = "generic") -> tuple:
             if db >= target_db:
                 break
     if best is None:
-        raise NotApplicable(f"no set of layers kept in float gave a model the quantizer accepts and faster than "
-                            f"float32 (int8's worst output channel {start:.1f} dB)")  # fmt: skip
+        raise nothing_faster(start)
     flatbuffer, names, db = best
     shown = tuple(layer_note(_short(d["tensor"]), d["op"], d["own_db"], None, d["tensor"] in names)
                   for d in layers[:SHOWN])  # fmt: skip
@@ -141,8 +141,7 @@ def _by_effect(layers: list, debugger, debug, trials, alone: float, sharing: lis
     for layer in head:
         flatbuffer = _with_shared(debugger, debug, [layer["tensor"]], sharing)[1]
         gains.append(float("-inf") if flatbuffer is None else trials.worst_db(flatbuffer) - alone)
-    order = sorted(range(len(head)), key=lambda i: (-(gains[i] if gains[i] >= 0.1 else 0.0), i))
-    return [head[i] for i in order] + layers[EFFECT_MEASURED:]
+    return by_gain(layers, gains)
 
 
 def _quantized(debugger, debug, kept: list):
