@@ -84,7 +84,8 @@ def first_sample(inputs):
 
 def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int = 20, seconds=None,
             throughput_batch: int = 32, native: Optional[Callable] = None,
-            say: Optional[Callable[[str], None]] = None) -> tuple[dict, Callable]:  # fmt: skip
+            say: Optional[Callable[[str], None]] = None,
+            clock: Callable[[], float] = time.perf_counter) -> tuple[dict, Callable]:  # fmt: skip
     """The figures every variant gets, measured the same way on the host and on a device.
 
     ``load()`` returns a predict function (batch in, outputs out); ``inputs``
@@ -93,17 +94,18 @@ def profile(load: Callable[[], Callable], inputs, runs: int = 200, warmup: int =
     throughput at ``throughput_batch`` (when the inputs share a shape).
     ``native(batch)``, when given, converts a batch to the model's own input dtypes once, before timing:
     every model is timed on what it takes (an int8 model on int8 values), none on numpy's conversions.
-    ``say(line)``, when given, hears what a step of more than ``SLOW_STEP_S`` seconds is about to do.
+    ``say(line)``, when given, hears what a step of more than ``SLOW_STEP_S`` seconds is about to do;
+    ``clock`` times the load and the first call (seconds).
     Returns the figures and the predict function (to score the model with).
     """
-    start = time.perf_counter()
+    start = clock()
     predict = load()
-    init_ms = (time.perf_counter() - start) * 1e3
+    init_ms = (clock() - start) * 1e3
     convert = native or (lambda batch: batch)
     one = convert(first_sample(inputs))
-    start = time.perf_counter()
+    start = clock()
     predict(one)
-    first_ms = (time.perf_counter() - start) * 1e3
+    first_ms = (clock() - start) * 1e3
     expected_s = seconds if seconds else first_ms * (runs + warmup) / 1e3
     if say and expected_s > SLOW_STEP_S:
         say(f"timing {f'{runs} calls' if not seconds else 'calls for ' + format(seconds, 'g') + ' s'}, about "

@@ -1,28 +1,27 @@
 """Resumes that keep their settings: a training killed mid-way resumes only with the settings it was started
 with; other settings start afresh and say so; a damaged model.keras is trained again; --fresh clears the
-folder. The kill is sent when the training's step log shows it mid-way (an event), not after a sleep."""
+folder. The kill is sent when the training says an epoch is done (an event), not after a sleep."""
 import json
 import signal
 import subprocess
 import sys
-import time
 
 from tests.conftest import ROOT, run_cli
 
 TRAIN = ["--model", "cnn", "--train-size", "2000", "--batch-size", "64", "--quiet"]
 
 
-def _killed_mid_training(out, epochs: int, step: int) -> None:
-    """``edgedl train`` into ``out``, killed (SIGKILL) once its step log passes ``step``."""
-    proc = subprocess.Popen([sys.executable, "-m", "edgedl.cli", "train", *TRAIN, "--epochs", str(epochs), "--out",
-                             str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+def _killed_mid_training(out, epochs: int, after: int) -> None:
+    """``edgedl train`` into ``out``, killed (SIGKILL) when it says epoch ``after`` is done (its line is the
+    event: the backup of that epoch is written before it)."""
+    argv = [a for a in TRAIN if a != "--quiet"]  # its epoch lines on stderr
+    proc = subprocess.Popen([sys.executable, "-m", "edgedl.cli", "train", *argv, "--epochs", str(epochs), "--out",
+                             str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        while proc.poll() is None:
-            logs = [json.loads(f.read_text() or "{}") for f in (out / "backup_steps").glob("*.json")]
-            if any(log.get("last", 0) >= step and not log.get("done") for log in logs):
+        for line in proc.stderr:
+            if f"train: epoch {after}/{epochs}" in line:
                 proc.send_signal(signal.SIGKILL)
                 break
-            time.sleep(0.05)  # reading the step log the training writes after every step
     finally:
         proc.wait(timeout=600)
     assert proc.returncode == -signal.SIGKILL, "the training ended before it could be killed mid-way"
@@ -37,7 +36,7 @@ def _steps(out) -> dict:
 def test_a_killed_training_resumes_with_its_settings_and_starts_afresh_with_others(tmp_path):
     same, other = tmp_path / "same", tmp_path / "other"
     for out in (same, other):
-        _killed_mid_training(out, epochs=8, step=60)  # 25 steps an epoch: killed in the third
+        _killed_mid_training(out, epochs=8, after=2)  # killed in the third epoch
         assert "Epoch 2/8" in (out / "log.txt").read_text()  # the killed run's log is in its folder
     resumed = run_cli("edgedl", "train", *TRAIN, "--epochs", "8", "--out", str(same))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
