@@ -53,13 +53,17 @@ def _stem(name: str) -> str:
 def state_pairs(meta: ModelMetadata) -> dict:
     """{input name: output name} of the state a recurrent model hands to its next call: an output of the same
     shape and dtype as an input, whose name is the input's but for an in/out or previous/next marker. Only a
-    model of several inputs has state (a denoiser's picture in and picture out is not)."""
+    model of several inputs has state, never in its first input (the data: a denoiser's picture in and
+    picture out is no state), and plain ``input``/``output`` name none."""
     if len(meta.inputs) < 2:
         return {}
-    pairs = {}
-    for spec in meta.inputs:
+    pairs, plain = {}, {"input", "output", "inputs", "outputs"}
+    for spec in meta.inputs[1:]:
+        if spec.name.lower() in plain:
+            continue
         same = [o for o in meta.outputs if o.shape == spec.shape and o.dtype == spec.dtype
-                and o.name not in pairs.values() and _stem(o.name) == _stem(spec.name)]  # fmt: skip
+                and o.name not in pairs.values() and o.name.lower() not in plain
+                and _stem(o.name) == _stem(spec.name)]  # fmt: skip
         if len(same) == 1 and _stem(spec.name):
             pairs[spec.name] = same[0].name
     return pairs

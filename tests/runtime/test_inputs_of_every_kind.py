@@ -80,6 +80,7 @@ def test_the_state_is_found_by_name_and_shape():
     # a denoiser's picture in and picture out is no state; neither is an output of another name
     assert state_pairs(meta([("image", (1, 8, 8, 1))], [("image_out", (1, 8, 8, 1))])) == {}
     assert state_pairs(meta([("x", (1, 4)), ("mask", (1, 4))], [("scores", (1, 4))])) == {}
+    assert state_pairs(meta([("mask", (1, 4)), ("input", (1, 4))], [("output", (1, 4))])) == {}
 
 
 def test_a_recurrent_model_runs_over_a_sequence_carrying_its_state(voice, tmp_path):
