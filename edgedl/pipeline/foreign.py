@@ -9,7 +9,8 @@ The evaluation data (``--eval-data``) is in one of the forms
 ``edgedl.data.model_data`` reads: labelled pictures (class sub-folders, or a
 CSV of ``file,label`` rows), an ``.npz`` with one array per input name, an
 ``.npy`` of model inputs (with ``--eval-labels``, an ``.npy`` of labels).
-With labels, the accuracy is measured over the classes the model scores. Without labels, every variant is ranked by its fidelity to the
+With labels, the accuracy is measured over the classes the model scores.
+Without labels, every variant is ranked by its fidelity to the
 original on the same inputs (top-1 agreement for a score vector, cosine
 similarity otherwise). Calibration uses ``--data`` when given, otherwise the
 first pictures of the evaluation data, which are then left out of it.
@@ -54,7 +55,8 @@ def run(config, terminal) -> dict:
     meta = replace(model.metadata, resize=config.resize)  # how its pictures are fitted, here and on the device
     takes = f"pictures as {meta.normalization.shown()}, {meta.layout}" if meta.image_input is not None else \
         "arrays: " + ", ".join(f"{s.name} {s.shown()} {s.dtype}" for s in meta.inputs)  # fmt: skip
-    log(f"model: {source.name} ({meta.format}, {len(meta.inputs)} input(s), {len(meta.outputs)} output(s); {takes})")
+    log(f"model: {source.name} ({meta.format}, {len(meta.inputs)} input(s), {len(meta.outputs)} output(s); "
+        f"{takes})")  # fmt: skip
     x, y, labels = model_inputs(meta, source.name, config.eval_data, config.eval_labels)
     calibration = None
     if config.data is not None:
