@@ -1,8 +1,9 @@
 """``edgedl pipeline --model model.onnx`` (or ``.tflite``): a model made elsewhere, measured like any run.
 
 An ``.onnx`` gets edgedl's ONNX variants (``exporters.convert_onnx``):
-float32 (as it is, with edgedl's record), float16, dynamic-range and static
-int8 calibrated on the user's own pictures prepared as the model takes them.
+float32 (as it is, with edgedl's record), float16, dynamic-range, static
+int8 calibrated on the user's own inputs prepared as the model takes them, and
+int8 with its worst layers in float (``int8_mixed``).
 A ``.tflite`` is measured as it is (there is no graph to convert from).
 
 The evaluation data (``--eval-data``) is in one of the forms
@@ -11,8 +12,8 @@ CSV of ``file,label`` rows), an ``.npz`` with one array per input name, an
 ``.npy`` of model inputs (with ``--eval-labels``, an ``.npy`` of labels).
 With labels, the accuracy is measured over the classes the model scores.
 Without labels, every variant is ranked by its fidelity to the
-original on the same inputs (top-1 agreement for a score vector, cosine
-similarity otherwise). Calibration uses ``--data`` when given, otherwise the
+original on the same inputs (top-1 agreement for a score vector, the share of
+output channels that kept their own range otherwise). Calibration uses ``--data`` when given, otherwise the
 first pictures of the evaluation data, which are then left out of it.
 """
 from __future__ import annotations
