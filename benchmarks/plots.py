@@ -29,8 +29,12 @@ def _figure(width: float = 10, height: float = 6):
 
 
 def _png(plt, fig) -> bytes:
+    import warnings
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    with warnings.catch_warnings():  # labels longer than the figure: drawn without the layout, said nowhere
+        warnings.filterwarnings("ignore", message="constrained_layout not applied")
+        fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
 

@@ -17,9 +17,11 @@ as ``int8_float``'s.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,14 +116,26 @@ def _debugged(converter_for, probe) -> tuple:
 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # a layer kept in float runs as float
     debug = tf.lite.experimental
-    debugger = debug.QuantizationDebugger(converter=converter, debug_dataset=debug_data)  # calibrates once
-    # Read from the instrumented model itself: only so does the debugger keep every tensor for the comparison.
-    reader = debug.QuantizationDebugger(quant_debug_model_content=debugger.get_debug_quantized_model(),
-                                        debug_dataset=debug_data,
-                                        debug_options=debug.QuantizationDebugOptions(
-                                            layer_direct_compare_metrics={METRIC: _own_db}))  # fmt: skip
-    reader.run()
+    with _debugger_quiet():
+        debugger = debug.QuantizationDebugger(converter=converter, debug_dataset=debug_data)  # calibrates once
+        # Read from the instrumented model itself: only so does the debugger keep every tensor to compare.
+        reader = debug.QuantizationDebugger(quant_debug_model_content=debugger.get_debug_quantized_model(),
+                                            debug_dataset=debug_data,
+                                            debug_options=debug.QuantizationDebugOptions(
+                                                layer_direct_compare_metrics={METRIC: _own_db}))  # fmt: skip
+        reader.run()
     return debug, debugger, _layers(reader)
+
+
+@contextlib.contextmanager
+def _debugger_quiet():
+    """The debugger runs TensorFlow's own interpreter, which warns at every construction that it is deprecated
+    (edgedl runs models through ai-edge-litert; the debugger has no other) and that every tensor is kept (what
+    the comparison needs): said once here, not a warning in every run's summary."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+        warnings.filterwarnings("ignore", message=r"(?s).*experimental_preserve_all_tensors")
+        yield
 
 
 def _with_shared(debugger, debug, kept: list, sharing: list) -> tuple:
@@ -147,8 +161,9 @@ def _by_effect(layers: list, debugger, debug, trials, alone: float, sharing: lis
 def _quantized(debugger, debug, kept: list):
     """The int8 model with the layers ``kept`` in float, or None where the quantizer refuses the set."""
     try:
-        debugger.options = debug.QuantizationDebugOptions(denylisted_nodes=list(kept))
-        return debugger.get_nondebug_quantized_model()
+        with _debugger_quiet():
+            debugger.options = debug.QuantizationDebugOptions(denylisted_nodes=list(kept))
+            return debugger.get_nondebug_quantized_model()
     except Exception:  # noqa: BLE001 - "quantization parameters violate the same scale constraint"
         return None
 

@@ -48,7 +48,8 @@ def _load(meta: ModelMetadata, files: list, where: Path) -> np.ndarray:
 def _pictures(meta: ModelMetadata, folder: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[tuple]]:
     """Model inputs from a folder of pictures; labels from class sub-folders, or from the one CSV of
     ``file,label`` rows in a flat folder, if it has them."""
-    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and
+                     any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()))  # not a run folder beside them
     listings = sorted(folder.glob("*.csv"))
     if not classes and len(listings) == 1:
         return _listed(meta, listings[0])
