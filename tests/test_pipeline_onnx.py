@@ -155,3 +155,22 @@ def test_a_model_with_a_state_and_a_scalar_input_is_measured_from_an_npz(tmp_pat
     assert all(v["status"] == "ok" for v in by_name.values()), by_name
     assert by_name["onnx_float32"]["metrics"]["channels_ok"] == 1.0
     assert "arrays: input 1×512 float32, state 2×1×128 float32, sr scalar int64" in " ".join(proc.stderr.split())
+
+
+def test_a_run_from_a_relative_path_evaluated_on_arrays_is_bundled(pytorch_like_onnx, tmp_path):
+    import shutil
+    import tarfile
+
+    (tmp_path / "models").mkdir()
+    shutil.copy(pytorch_like_onnx, tmp_path / "models" / "classifier.onnx")
+    np.save(tmp_path / "x.npy", np.random.default_rng(4).random((40, 3, 16, 16), dtype=np.float32))
+    proc = run_cli("edgedl", "pipeline", "--model", "models/classifier.onnx", "--eval-data", "x.npy", "--variants",
+                   "onnx_float32,onnx_int8", "--out", "run", *FAST, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # bundled from another folder: the report's paths are the run folder's
+    proc = run_cli("edgedl", "bundle", str(tmp_path / "run"), "--target", "jetson", "--out", "b.tar.gz", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with tarfile.open(elsewhere / "b.tar.gz") as tar:
+        names = tar.getnames()
+    assert any(n.endswith("data/eval.npz") for n in names) and any(n.endswith(".onnx") for n in names)
