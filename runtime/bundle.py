@@ -156,12 +156,13 @@ def _check_members(archive: Path, members: list) -> str:
     return tops.pop()
 
 
-def extract(archive: str | Path, dest: str | Path) -> Path:
+def extract(archive: str | Path, dest: str | Path, trust: Optional[dict] = None) -> Path:
     """Unpack a bundle into ``dest`` and verify it; on any refusal nothing is left behind.
 
     Returns the bundle folder. Refuses absolute paths, ``..``, links and
     device files (naming the member), archives that unpack to more than
-    ``MAX_UNPACKED_BYTES``, and a folder that already exists.
+    ``MAX_UNPACKED_BYTES``, and a folder that already exists. With ``trust``
+    (``runtime.signing.trusted_keys``), also one whose manifest no trusted key signed.
     """
     import gzip
     import shutil
@@ -197,6 +198,10 @@ def extract(archive: str | Path, dest: str | Path) -> Path:
         except OSError as exc:
             raise UserError(f"{archive}: could not be unpacked ({exc.strerror or exc})") from None
         verify(stage / top)
+        if trust:
+            from .signing import check_signed
+
+            check_signed(stage / top / MANIFEST, trust)
         _verified.pop((stage / top).resolve(), None)
         os.replace(stage / top, dest / top)
     finally:

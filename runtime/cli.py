@@ -118,6 +118,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: the interpreter's)")
     p.add_argument("--providers", help="ONNX: execution providers to use, in order (default: TensorRT, CUDA, CPU "
                                        "as installed)")  # fmt: skip
+    p.add_argument("--trust", metavar="PUBKEY", help="refuse a model not signed by this public key (PEM) or one of "
+                   "this folder's; a model in a bundle by its signed manifest (default: $EDGEDL_TRUSTED_KEYS, if set)")
     g = p.add_argument_group("preprocessing (default: what the model records, or what is stated by --describe)")
     g.add_argument("--mean", help="per-channel mean of pixel/255, e.g. 0.485,0.456,0.406 (with --std)")
     g.add_argument("--std", help="per-channel std of pixel/255, e.g. 0.229,0.224,0.225 (with --mean)")
@@ -135,6 +137,7 @@ def load_model(args):
     from .images import ImageOptions
     from .metadata import Normalization
     from .model import load
+    from .signing import trusted_keys
 
     norm = None
     mean, std = parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std")
@@ -157,7 +160,7 @@ def load_model(args):
             raise UserError(f"{args.labels}: holds no labels (one class name per line)")
     options = ImageOptions(size=_size(args.size), channels=args.channels, background=args.background)
     model = load(args.model, threads=args.threads, providers=_providers(args.providers), normalization=norm,
-                 layout=args.layout, labels=labels)  # fmt: skip
+                 layout=args.layout, labels=labels, trust=trusted_keys(args.trust))  # fmt: skip
     return model, options
 
 
@@ -266,11 +269,16 @@ def unpack_main(argv: Sequence[str]) -> int:
                       description="Unpack a bundle (safely) and check it against its manifest.")  # fmt: skip
     p.add_argument("bundle", help="a .tar.gz written by 'edgedl bundle'")
     p.add_argument("--to", default=".", help="folder to unpack into (default: here)")
+    p.add_argument("--trust", metavar="PUBKEY", help="refuse a bundle whose manifest is not signed by this public key "
+                                                     "(PEM) or one of this folder's (default: $EDGEDL_TRUSTED_KEYS)")
     args = p.parse_args(argv)
 
     def body() -> int:
-        root = extract(args.bundle, args.to)
-        print(f"unpacked and verified: {root}")
+        from .signing import trusted_keys
+
+        keys = trusted_keys(args.trust)
+        root = extract(args.bundle, args.to, keys)
+        print(f"unpacked and verified: {root}" + (", signed by a trusted key" if keys else ""))
         return 0
 
     return run_cli(body)

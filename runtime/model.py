@@ -27,6 +27,7 @@ from .metadata import ModelMetadata, Normalization
 from .providers import check_providers, onnx_session
 from .quantization import input_converter, output_converter
 from .quiet import native_noise_filtered
+from .signing import check_trusted
 from .tflite_check import check_tflite
 
 FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
@@ -362,13 +363,15 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
 
 def load(path: str | os.PathLike, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None,
          normalization: Optional[Normalization] = None, layout: Optional[str] = None,
-         labels: Optional[tuple] = None) -> Model:  # fmt: skip
+         labels: Optional[tuple] = None, trust: Optional[dict] = None) -> Model:  # fmt: skip
     """Load a ``.tflite`` or ``.onnx`` model, edgedl's or another tool's.
 
     A model inside an unpacked bundle is loaded only if every file of the
     bundle matches its manifest. ``providers`` (ONNX only) overrides the
     execution providers' order of preference. ``normalization``, ``layout``
-    and ``labels`` replace what the file says (or what was assumed).
+    and ``labels`` replace what the file says (or what was assumed). With
+    ``trust`` (public keys by id, ``runtime.signing.trusted_keys``) a model is
+    loaded only if signed by one of them (its bundle's manifest, or itself).
 
     >>> model = load("cnn_int8.tflite", threads=1)      # doctest: +SKIP
     >>> probs = model.predict(images)                   # float32 in [0, 1], N×28×28×1
@@ -378,8 +381,9 @@ def load(path: str | os.PathLike, threads: Optional[int] = None, providers: Opti
     fmt = _format_of(path)
     check_threads(threads)
     check_providers(path, providers)
-    verify_for(path)
+    bundle = verify_for(path)
     data = read_limited(path, MAX_MODEL_BYTES, "model file")
+    check_trusted(path, trust, bundle["root"] if bundle else None, data)
     record = edgedl_record(path, data, fmt)
     if fmt == "tflite":
         model: Model = TFLiteModel(path, data, record, threads)

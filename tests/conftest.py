@@ -52,10 +52,13 @@ def run_python(code: str, *args: str, block_host: bool = False, cwd=None) -> sub
     )
 
 
-def run_cli(*argv: str, cwd=None) -> subprocess.CompletedProcess:
-    """Run an installed console script (``edgedl`` or ``edgedl-run``) from this venv."""
+def run_cli(*argv: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """Run an installed console script (``edgedl`` or ``edgedl-run``) from this venv; ``env`` adds variables."""
+    import os
+
     exe = Path(sys.executable).with_name(argv[0])
-    return subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, cwd=cwd or ROOT)
+    return subprocess.run([str(exe), *argv[1:]], capture_output=True, text=True, cwd=cwd or ROOT,
+                          env={**os.environ, **env} if env else None)  # fmt: skip
 
 
 def zoo_pipeline(tmp_path, *argv) -> dict:

@@ -291,3 +291,41 @@ def test_what_a_killed_bundle_left_beside_its_target_is_cleared_by_the_next(run_
     unpacked = run_cli("edgedl-run", "unpack", str(out), "--to", str(tmp_path / "device"))
     assert unpacked.returncode == 0, unpacked.stderr
     assert [p.name for p in (tmp_path / "device").iterdir()] == ["b"]
+
+
+def test_a_signed_bundle_and_a_signed_export_run_under_trust_and_an_unsigned_bundle_does_not(run_dir, bundles,
+                                                                                            tmp_path):  # fmt: skip
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command here to make the key as a user would (tests/runtime/test_signing.py "
+                    "covers signing with keys made by cryptography)")  # fmt: skip
+    key, pub = tmp_path / "key.pem", tmp_path / "key.pub"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True)
+    out = tmp_path / "signed.tar.gz"
+    made = run_cli("edgedl", "bundle", str(run_dir), "--target", "rpi-arm64", "--out", str(out), "--sign", str(key))
+    assert made.returncode == 0 and ", signed" in made.stdout, made.stderr[-2000:]
+    unpacked = run_cli("edgedl-run", "unpack", str(out), "--to", str(tmp_path / "board"), "--trust", str(pub))
+    assert unpacked.returncode == 0, unpacked.stderr
+    root = tmp_path / "board" / "signed"
+    assert "cryptography==" in (root / "requirements.txt").read_text()  # what --trust verifies with, on the board
+    manifest = json.loads((root / "manifest.json").read_text())
+    model = root / manifest["artifacts"][0]["path"]
+    bench = run_cli("edgedl-run", "bench", str(model), "--runs", "5", "--warmup", "1", "--trust", str(pub))
+    assert bench.returncode == 0, bench.stderr
+
+    plain = run_cli("edgedl-run", "unpack", str(bundles["jetson"]), "--to", str(tmp_path / "b2"), "--trust", str(pub))
+    assert plain.returncode == 2 and "unsigned (no manifest.json.sig)" in plain.stderr, plain.stderr
+    assert len(plain.stderr.strip().splitlines()) == 1 and not any((tmp_path / "b2").iterdir())
+
+    artifact = tmp_path / "cnn.tflite"
+    exported = run_cli("edgedl", "export", str(run_dir / "model.keras"), "--format", "tflite", "--out", str(artifact),
+                       "--sign", str(key))  # fmt: skip
+    assert exported.returncode == 0 and "signed:" in exported.stdout, exported.stderr[-2000:]
+    sample = root / manifest["samples"][0]
+    assert run_cli("edgedl-run", str(artifact), str(sample), "--trust", str(pub)).returncode == 0
+    bad = run_cli("edgedl", "export", str(run_dir / "model.keras"), "--format", "tflite", "--out",
+                  str(tmp_path / "x.tflite"), "--sign", str(pub))  # the public half: no private key  # fmt: skip
+    assert bad.returncode == 2 and "not a PEM private key" in bad.stderr and not (tmp_path / "x.tflite").exists()

@@ -83,11 +83,13 @@ def cmd_export(args) -> int:
     from exporters import ModelInfo, export
     from exporters.tfkeras import weights_sha256
     from runtime.cli import parse_floats
+    from runtime.signing import load_private_key, sign_file
 
     from .. import tasks
     from ..data.preprocessing import model_normalization
     from ..training.model_io import load_keras_model
 
+    key = load_private_key(args.sign) if args.sign else None  # a bad key is said before the export
     model = load_keras_model(args.model)
     task = args.task or tasks.task_of(model)
     norm, _ = model_normalization(model, parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std"))
@@ -100,6 +102,8 @@ def cmd_export(args) -> int:
     art = export(model, args.out, args.format, info, precision=args.precision, calibration=data.calibration,
                  check_inputs=data.check, **options)  # fmt: skip
     print(f"wrote {art.path} ({art.format}, {art.precision}, {art.size_bytes:,} bytes, sha256 {art.sha256[:12]}…)")
+    if key is not None:
+        print(f"signed: {sign_file(art.path, key)}")
     return 0
 
 
@@ -253,7 +257,8 @@ def cmd_bundle(args) -> int:
     from ..deploy.bundle import bundle
 
     variants = [v for item in args.variant for v in item.split(",") if v]
-    result = bundle(args.source, args.target, args.out, variants, args.max_drop, args.by, args.max_tail_drop)
-    print(f"bundled {', '.join(result.variants)} for {result.target} ({result.why})")
+    result = bundle(args.source, args.target, args.out, variants, args.max_drop, args.by, args.max_tail_drop,
+                    args.sign)  # fmt: skip
+    print(f"bundled {', '.join(result.variants)} for {result.target} ({result.why})" + (", signed" if args.sign else ""))
     print(f"{result.path}: {result.files} files, {result.bytes:,} bytes")
     return 0

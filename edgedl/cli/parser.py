@@ -73,6 +73,8 @@ def build_parser() -> OneLineParser:
                    help="how a picture of another aspect fits the input (recorded in the artifact; default stretch)")
     add_onnx_args(p)
     add_normalization_args(p)
+    p.add_argument("--sign", type=Path, metavar="KEY", help="sign with this private key (PEM: ECDSA P-256 or Ed25519; "
+                   "an encrypted key's passphrase in $EDGEDL_KEY_PASSWORD); devices check it with 'edgedl-run --trust'")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compress", help="prune, cluster, quantization-aware train or distill a saved model")
@@ -127,6 +129,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--max-drop", type=float, help="for the default choice: metric budget (default: the task's)")
     p.add_argument("--by", default="latency", help="for the default choice: latency (default) or size")
     add_tail_arg(p)
+    p.add_argument("--sign", type=Path, metavar="KEY", help="sign with this private key (PEM: ECDSA P-256 or Ed25519; "
+                   "an encrypted key's passphrase in $EDGEDL_KEY_PASSWORD); devices check it with 'edgedl-run --trust'")
     p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")

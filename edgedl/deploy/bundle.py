@@ -32,12 +32,14 @@ from runtime.files import atomic_path, clean_leftovers, sha256_file, write_json
 from runtime.metadata import sidecar_path
 from runtime.report import is_ok, read_report
 from runtime.runfolder import EVAL_FILE, REPORT_FILE, find_run, read_eval_arrays, resolve, run_report, write_eval
+from runtime.signing import load_private_key, sign_file
 from runtime.tasks import get_task
 
 from .targets import Target, get_target
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: the runtime wheel is built from its runtime/
 SAMPLES = 8
+CRYPTOGRAPHY = "cryptography==46.0.3"  # a signed bundle's: 'edgedl-run --trust' verifies with it
 WHEEL_PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=61"]
@@ -169,7 +171,8 @@ def _compressed_eval(source: Path, dest: Path) -> None:
                compressed=True)
 
 
-def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samples: list[str], has_eval: bool) -> str:
+def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samples: list[str], has_eval: bool,
+            signed: bool = False) -> str:  # fmt: skip
     first = artifacts[0]["path"]
     sample = f"samples/{samples[0]}" if samples else "YOUR_IMAGE.png"
     run = f"edgedl-run {first} {sample}"
@@ -202,6 +205,10 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
         "",
         "`edgedl-run` checks every file against `manifest.json` before it loads a model.",
     ]
+    if signed:
+        lines += ["", "The manifest is signed (`manifest.json.sig`): with the signer's public key on the board, "
+                      "`edgedl-run --trust KEY.pub ...` (or `EDGEDL_TRUSTED_KEYS=KEY.pub`) refuses any bundle it "
+                      "did not sign."]  # fmt: skip
     if target.name == "rpi-armv7":
         lines += ["", "Raspberry Pi OS's pip takes numpy and Pillow for armv7l from piwheels.org (its default index)."]
     lines += [""] + [f"{n}" for n in target.notes] if target.notes else []
@@ -220,9 +227,11 @@ def _tar(staging: Path, out: Path) -> None:
 
 
 def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = (), max_drop: Optional[float] = None,
-           by: str = "latency", max_tail_drop: Optional[float] = None) -> BundleResult:  # fmt: skip
-    """Check, gather and pack; ``out`` appears only once the archive is complete."""
+           by: str = "latency", max_tail_drop: Optional[float] = None, sign: Optional[Path] = None) -> BundleResult:
+    """Check, gather and pack; ``out`` appears only once the archive is complete. ``sign``: a private key (PEM)
+    that signs the manifest (``runtime.signing``), read before anything is gathered."""
     target = get_target(target_name)
+    key = load_private_key(sign) if sign else None
     source = Path(source)
     if not source.exists():
         raise UserError(f"{source}: no such run folder or artifact")
@@ -251,11 +260,11 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
             raise UserError(f"{target.name} cannot run {source.name}: {problem}{hint}")
         chosen = [record or {"name": source.stem, "path": None, "format": target.format, "techniques": []}]
         why = "the artifact given"
-    return _pack(target, out, run_dir, report, chosen, why, source)
+    return _pack(target, out, run_dir, report, chosen, why, source, key)
 
 
 def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[dict], chosen: list, why: str,
-          source: Path) -> BundleResult:  # fmt: skip
+          source: Path, key) -> BundleResult:  # fmt: skip
     name = out.name[: -len(".tar.gz")] if out.name.endswith(".tar.gz") else out.name[: -len(".tgz")]
     out.parent.mkdir(parents=True, exist_ok=True)
     # One staging folder per target file, beside it: what a killed bundle of it left is cleared here.
@@ -264,13 +273,13 @@ def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[d
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        return _staged(target, out, run_dir, report, chosen, why, source, work, name)
+        return _staged(target, out, run_dir, report, chosen, why, source, work, name, key)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional[dict], chosen: list, why: str,
-            source: Path, work: Path, name: str) -> BundleResult:  # fmt: skip
+            source: Path, work: Path, name: str, key) -> BundleResult:  # fmt: skip
     from runtime.model import read_metadata
 
     staging = work / name
@@ -295,13 +304,14 @@ def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional
     if eval_src:
         _compressed_eval(eval_src, staging / "data" / "eval.npz")
         samples = _write_samples(eval_src, meta, staging / "samples")
-    requirements = [f"./wheels/{wheel.name}", *target.requirements]
+    requirements = [f"./wheels/{wheel.name}", *target.requirements, *([CRYPTOGRAPHY] if key else [])]
     (staging / "requirements.txt").write_text(
         f"# edgedl {EDGEDL_VERSION} on {target.name}: pip install -r requirements.txt (inside this folder)\n"
         + "\n".join(requirements) + "\n"
     )  # fmt: skip
     model = report["model"] if report else chosen[0]["name"]
-    (staging / "README.md").write_text(_readme(target, name, model, artifacts, samples, eval_src is not None))
+    (staging / "README.md").write_text(_readme(target, name, model, artifacts, samples, eval_src is not None,
+                                               key is not None))  # fmt: skip
     files = {p.relative_to(staging).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
              for p in sorted(staging.rglob("*")) if p.is_file()}  # fmt: skip
     original = next((v for v in report["variants"] if v["format"] == "keras"), None) if report else None
@@ -321,6 +331,8 @@ def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional
         files=files,
     )
     write_json(staging / MANIFEST, manifest)
+    if key is not None:
+        sign_file(staging / MANIFEST, key)
     _tar(staging, out)
-    return BundleResult(out, target.name, tuple(a["variant"] for a in artifacts), why, len(files) + 1,
+    return BundleResult(out, target.name, tuple(a["variant"] for a in artifacts), why, len(files) + 1 + (key is not None),
                         out.stat().st_size)  # fmt: skip
