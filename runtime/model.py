@@ -27,6 +27,7 @@ from .metadata import ModelMetadata, Normalization
 from .providers import check_providers, onnx_session
 from .quantization import input_converter, output_converter
 from .quiet import native_noise_filtered
+from .onnx_check import check_onnx
 from .signing import check_trusted
 from .tflite_check import check_tflite
 
@@ -307,6 +308,7 @@ class OnnxModel(Model):
     """An ``.onnx`` file run by onnxruntime: TensorRT, then CUDA, then the CPU, whichever is installed."""
 
     def __init__(self, path: Path, data: bytes, record: Optional[ModelMetadata], threads: Optional[int], providers):
+        check_onnx(path, data)
         session = onnx_session(path, data, threads, providers)
         with interpreter_errors(path, "reading the model's inputs and outputs"):
             specs_in = tuple(introspect.onnx_spec(a) for a in session.get_inputs())

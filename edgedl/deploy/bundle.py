@@ -260,7 +260,22 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
             raise UserError(f"{target.name} cannot run {source.name}: {problem}{hint}")
         chosen = [record or {"name": source.stem, "path": None, "format": target.format, "techniques": []}]
         why = "the artifact given"
+    _check_space(out.parent, [resolve(v["path"], run_dir) if v.get("path") and run_dir else source for v in chosen]
+                 + ([run_dir / EVAL_FILE] if run_dir and (run_dir / EVAL_FILE).is_file() else []))  # fmt: skip
     return _pack(target, out, run_dir, report, chosen, why, source, key)
+
+
+WHEEL_ROOM = 4 << 20  # the runtime wheel, the README, the samples and the manifest, with room to spare
+
+
+def _check_space(folder: Path, inputs: list) -> None:
+    """Refuse before gathering anything when ``folder`` cannot hold the staging copy and the archive (each at
+    most the inputs' size: the archive compresses)."""
+    needed = 2 * (sum(p.stat().st_size for p in inputs if p.is_file()) + WHEEL_ROOM)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise UserError(f"--out {folder}: {free / 2**20:,.1f} MiB free, the bundle needs about {needed / 2**20:,.1f} "
+                        "MiB there (a staging copy and the archive); free some space, or write elsewhere")  # fmt: skip
 
 
 def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[dict], chosen: list, why: str,
