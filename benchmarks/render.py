@@ -19,6 +19,7 @@ from typing import Optional
 
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
+from runtime.devices import device_views
 from runtime.files import atomic_path
 from runtime.report import is_ok, metric_delta, read_report, unit
 from runtime.runfolder import resolve
@@ -77,7 +78,8 @@ def _signed(value):
 
 def machine_label(report: dict) -> str:
     m = report["machine"]
-    where = f"{m['hostname']}: " if m.get("hostname") else ""
+    name = m.get("device") or m.get("hostname")  # a device reached by 'edgedl deploy': the name it was given
+    where = f"{name}: " if name else ""
     return f"{where}{m.get('board') or m.get('cpu', '?')} ({m.get('arch', '?')}, {m.get('threads', '?')} thr)"
 
 
@@ -152,10 +154,35 @@ def layer_table(rows: list[dict]) -> list[list]:
              "yes" if layer["kept_float"] else ""] for r in rows if is_ok(r) for layer in r.get("layers", ())]
 
 
-def to_markdown(title: str, header: list, body: list, layers: Optional[list] = None) -> str:
+def side_by_side(rows: list[dict]) -> Optional[tuple]:
+    """With several machines (the host and the boards 'edgedl deploy' measured on): each variant's p50 and Δ on
+    each, a column a machine; None with one machine."""
+    machines = list(dict.fromkeys(r["_machine"] for r in rows))
+    if len(machines) < 2:
+        return None
+    by = {(r["_machine"], r["name"]): r for r in rows}
+
+    def cell(r) -> str:
+        if r is None:
+            return "-"
+        if not is_ok(r):
+            return "failed"
+        delta = "" if r["metric_delta"] is None else f" ({r['metric_delta'] + 0.0:+.2f})"
+        return f"{r['latency_ms']['p50'] * 1e3:,.1f}{delta}"
+
+    names = list(dict.fromkeys(r["name"] for r in rows if r["format"] != "keras"))
+    return (["variant", *(f"{m}: p50 µs (Δ)" for m in machines)],
+            [[n, *(cell(by.get((m, n))) for m in machines)] for n in names])
+
+
+def to_markdown(title: str, header: list, body: list, layers: Optional[list] = None, side: Optional[tuple] = None) -> str:
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
     lines += ["", "★: Pareto-optimal (no other variant on the same machine is faster and at least as good)."]
+    if side:
+        lines += ["", "## Side by side: each machine's latency (Δ against the original)", "",
+                  "| " + " | ".join(side[0]) + " |", "|" + "---|" * len(side[0])]
+        lines += ["| " + " | ".join(row) + " |" for row in side[1]]
     if layers:
         lines += ["", "## int8's worst layers", "", "| " + " | ".join(LAYER_HEADER) + " |", "|" + "---|" * 6]
         lines += ["| " + " | ".join(row) + " |" for row in layers]
@@ -225,8 +252,17 @@ def _cell_html(header: str, value, link: Optional[str], selected: bool) -> str:
     return f"<td{kind}>{text}</td>"
 
 
+def _side_html(side: Optional[tuple]) -> str:
+    if not side:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in side[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in side[1])
+    return (f"<h2>Side by side: each machine's latency (Δ against the original)</h2><table id='machines'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
 def to_html(title: str, header: list, body: list, plots: dict, about: list[str], links: list, chosen: list,
-            layers: Optional[list] = None) -> str:  # fmt: skip
+            layers: Optional[list] = None, side: Optional[tuple] = None) -> str:  # fmt: skip
     """The page: what was measured and where, the table (sortable, sticky header), the plots; no network."""
     cells = "".join(f'<th{" class=t" if h in TEXT_COLUMNS else ""} title="click to sort">{html.escape(str(h))}</th>'
                     for h in header)  # fmt: skip
@@ -246,7 +282,7 @@ def to_html(title: str, header: list, body: list, plots: dict, about: list[str],
             f"{facts}<table id='variants'><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p>★ Pareto: no other variant on the same machine is both faster and at least as good. "
             f"Δ: change against the original (Keras) model; click a column's name to sort.</p>"
-            f"{_layers_html(layers or [])}{images}"
+            f"{_side_html(side)}{_layers_html(layers or [])}{images}"
             f"<script>{SORT_SCRIPT}</script></body></html>\n")  # fmt: skip
 
 
@@ -292,6 +328,9 @@ def render_reports(reports: list[dict], run_dirs: list[Path], out: Path) -> dict
     (``budget`` in the report, from ``edgedl pipeline --max-drop``) or the task's (``select.default_budget``)."""
     from .select import default_budget, select
 
+    # A run's rows measured on devices ('edgedl deploy') are shown beside the host's, a machine each.
+    pairs = [(view, folder) for report, folder in zip(reports, run_dirs) for view in (report, *device_views(report))]
+    reports, run_dirs = [p[0] for p in pairs], [p[1] for p in pairs]
     rows = merge(reports)
     models = ", ".join(dict.fromkeys(r["model"] for r in reports))
     title = f"edgedl: {models} ({reports[0]['task']})"
@@ -316,12 +355,13 @@ def render_reports(reports: list[dict], run_dirs: list[Path], out: Path) -> dict
     links = [_link(r, folders.get(r["_machine"]), out) for r in rows]
     chosen = [r["name"] == selected and r["_machine"] == rows[0]["_machine"] for r in rows]
     written = {"md": out / "report.md", "csv": out / "report.csv", "html": out / "report.html"}
-    _write(written["md"], to_markdown(title, header, body, layers))
+    side = side_by_side(rows)
+    _write(written["md"], to_markdown(title, header, body, layers, side))
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *body])
     _write(written["csv"], buffer.getvalue())
     about = _about(reports, rows, selection, budget)
-    _write(written["html"], to_html(title, header, body, plots, about, links, chosen, layers))
+    _write(written["html"], to_html(title, header, body, plots, about, links, chosen, layers, side))
     for name, png in plots.items():
         _write(out / name, png)
         written[name] = out / name

@@ -16,6 +16,7 @@ from typing import Optional
 
 from runtime.cli import OneLineParser, run_cli
 from runtime.errors import UserError
+from runtime.devices import device_view
 from runtime.files import atomic_path, write_json
 from runtime.metadata import sidecar_path
 from runtime.report import is_ok, read_report, unit
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="python -m benchmarks.select", description=__doc__.splitlines()[0])
     add_select_args(p)
     args = p.parse_args(argv)
-    return run_cli(lambda: run_select(args.report, args.max_drop, args.by, args.max_tail_drop))
+    return run_cli(lambda: run_select(args.report, args.max_drop, args.by, args.max_tail_drop, args.on))
 
 
 def add_select_args(p) -> None:
@@ -127,6 +128,12 @@ def add_select_args(p) -> None:
                                                   "budget, 1 point of accuracy or 0.5 dB of PSNR)")  # fmt: skip
     p.add_argument("--by", default="latency", help="latency (default) or size")
     add_tail_arg(p)
+    add_on_arg(p)
+
+
+def add_on_arg(p) -> None:
+    p.add_argument("--on", metavar="DEVICE", help="choose by the figures measured on this device ('edgedl deploy'; "
+                                                  "default: the host's)")  # fmt: skip
 
 
 def add_tail_arg(p) -> None:
@@ -135,14 +142,19 @@ def add_tail_arg(p) -> None:
                         "PSNR (dB)")  # fmt: skip
 
 
-def run_select(report_path: Path, max_drop: Optional[float], by: str, max_tail_drop: Optional[float] = None) -> int:
+def run_select(report_path: Path, max_drop: Optional[float], by: str, max_tail_drop: Optional[float] = None,
+               on: Optional[str] = None) -> int:  # fmt: skip
+    """``edgedl select``: by the host's figures, or (``on``) by those measured on that device."""
     report_path, run_dir = run_report(report_path)
     report = read_report(report_path)
+    if on:
+        report = device_view(report, on)
     selection = select(report, max_drop, by, max_tail_drop)
     if selection.variant is None:
         raise UserError(selection.explanation)
-    target = copy_selected(run_dir, selection.variant, selection.explanation)
-    print(f"selected {selection.explanation}")
+    where = f"measured on {on}" if on else f"timed on this host ({report['machine'].get('cpu', '?')})"
+    target = copy_selected(run_dir, selection.variant, f"{selection.explanation}; {where}")
+    print(f"selected {selection.explanation}; {where}")
     print(f"copied to {target}")
     return 0
 

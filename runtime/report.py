@@ -9,7 +9,8 @@ Schema 2 (schema 1 files still read: every variant was measured then)::
      "variants": [{"name": str, "format": str, "precision": str, "techniques": [str],
                    "status": "ok" | "failed", "error": str,         # the one-line reason, when failed
                    "metrics": {str: float}, "metric_delta": float | null,
-                   "latency_ms": {"p50": float, ...}, "size_bytes": int, ...}]}
+                   "latency_ms": {"p50": float, ...}, "size_bytes": int, ...}],
+     "devices": {name: {"machine": {...}, "variants": [...], ...}}}   # optional: see runtime.devices
 """
 from __future__ import annotations
 
@@ -222,6 +223,9 @@ def validate_report(doc, source="report") -> dict:
             raise _bad(source, f"{where} has no size_bytes")
     doc["schema_version"] = SCHEMA_VERSION
     doc.setdefault("kind", KIND)
+    from .devices import validate_devices
+
+    validate_devices(doc, source)
     return doc
 
 

@@ -104,7 +104,7 @@ def run_in_terminal(*argv: str, columns: int = 80, cwd=None) -> tuple[int, str]:
 
 # Fixtures that train or export with TensorFlow, and modules that are host-side through and through.
 TF_FIXTURES = {"mnist", "trained_cnn", "model_info", "artifacts", "eval_npz", "digit_pngs", "fuzz_seeds"}
-TF_PATHS = ("tests/edgedl/", "tests/exporters/", "tests/test_pipeline", "tests/test_bundles.py",
+TF_PATHS = ("tests/edgedl/", "tests/exporters/", "tests/test_pipeline", "tests/test_bundles.py", "tests/test_deploy.py",
             "tests/benchmarks/test_harness.py", "tests/benchmarks/test_speed_and_figures.py")  # fmt: skip
 
 

@@ -138,7 +138,7 @@ def test_jetson_refuses_an_onnx_opset_beyond_tensorrts_and_tflite_files(run_dir,
 
 def test_bad_bundle_requests_get_one_line(run_dir, tmp_path):
     cases = {
-        ("--target", "pi"): "unknown target 'pi'; known targets: rpi-arm64, rpi-armv7, jetson",
+        ("--target", "pi"): "unknown target 'pi'; known targets: rpi-arm64, rpi-armv7, jetson, linux",
         ("--target", "rpi-arm64", "--variant", "nope"): "no variant 'nope'",
     }
     for extra, message in cases.items():

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -250,7 +251,7 @@ def cmd_report(args) -> int:
 def cmd_select(args) -> int:
     from benchmarks.select import run_select
 
-    return run_select(args.report, args.max_drop, args.by, args.max_tail_drop)
+    return run_select(args.report, args.max_drop, args.by, args.max_tail_drop, args.on)
 
 
 def cmd_bundle(args) -> int:
@@ -258,7 +259,44 @@ def cmd_bundle(args) -> int:
 
     variants = [v for item in args.variant for v in item.split(",") if v]
     result = bundle(args.source, args.target, args.out, variants, args.max_drop, args.by, args.max_tail_drop,
-                    args.sign)  # fmt: skip
+                    args.sign, args.on)  # fmt: skip
     print(f"bundled {', '.join(result.variants)} for {result.target} ({result.why})" + (", signed" if args.sign else ""))
     print(f"{result.path}: {result.files} files, {result.bytes:,} bytes")
     return 0
+
+
+def cmd_deploy(args) -> int:
+    from benchmarks.select import select
+    from runtime.cli import check_timing
+    from runtime.devices import device_view
+    from runtime.runfolder import run_report
+
+    from ..deploy.device import Steps, deploy
+    from ..deploy.ssh import Deadline, Ssh
+    from .runlock import run_lock
+
+    check_timing(args.runs, args.warmup, None)
+    if args.step_timeout <= 0 or args.timeout <= 0 or (args.port is not None and not 0 < args.port < 65536):
+        raise UserError("--step-timeout and --timeout must be positive, --port from 1 to 65535")
+    if args.identity is not None and not args.identity.is_file():
+        raise UserError(f"--identity {args.identity}: no such key file")
+    _, run_dir = run_report(args.run)
+    ssh = Ssh(args.host, args.port, args.identity, tuple(args.ssh_option), deadline=Deadline(args.timeout))
+    steps = Steps(probe=min(60.0, args.step_timeout), copy=args.step_timeout, install=2 * args.step_timeout,
+                  bench=args.step_timeout)  # fmt: skip
+    names = [n for n in (args.variants or "").split(",") if n]
+    with run_lock(run_dir, "edgedl deploy " + " ".join(getattr(args, "argv", None) or [])):
+        result = deploy(run_dir, ssh, args.target, args.name, names, args.all_within, args.remote_dir, args.python,
+                        args.runs, args.warmup, args.clean, steps, say=lambda line: print(line, flush=True),
+                        work=run_dir)  # fmt: skip
+    print(f"measured on {result.device}: {', '.join(result.measured) or 'nothing new'}"
+          + (f"; measured before: {', '.join(result.reused)}" if result.reused else ""))
+    for name, why in result.failed:
+        print(f"error: bench {name} on {result.device}: {why}", file=sys.stderr)
+    view = device_view(result.report, result.device) if result.measured or result.reused else None
+    picked = select(view) if view is not None and view.get("metric") else None
+    if picked is not None:
+        print(f"would ship {picked.explanation}, measured on {result.device}" if picked.variant is not None
+              else f"would ship nothing: {picked.explanation}")  # fmt: skip
+    print(f"report: {run_dir / 'report.json'} and {run_dir / 'report' / 'report.html'}")
+    return 1 if result.failed else 0

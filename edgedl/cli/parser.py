@@ -17,8 +17,8 @@ from runtime.cli import OneLineParser, add_timing_args, run_cli
 from runtime.tasks import TASKS
 
 from ..training.cluster import in_cluster
-from .commands import (cmd_bundle, cmd_compress, cmd_export, cmd_models, cmd_pipeline, cmd_report, cmd_select,
-                       cmd_train, cmd_variants)  # fmt: skip
+from .commands import (cmd_bundle, cmd_compress, cmd_deploy, cmd_export, cmd_models, cmd_pipeline, cmd_report,
+                       cmd_select, cmd_train, cmd_variants)  # fmt: skip
 from .inputs import (add_data_args, add_fresh_arg, add_normalization_args, add_onnx_args, add_strategy_args,
                      add_training_args)
 from .runlock import owning_out
@@ -111,7 +111,7 @@ def build_parser() -> OneLineParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("select", help="pick the fastest (or smallest) variant within an accuracy budget")
-    from benchmarks.select import add_select_args, add_tail_arg
+    from benchmarks.select import add_on_arg, add_select_args, add_tail_arg
 
     add_select_args(p)
     p.set_defaults(func=cmd_select)
@@ -129,9 +129,35 @@ def build_parser() -> OneLineParser:
     p.add_argument("--max-drop", type=float, help="for the default choice: metric budget (default: the task's)")
     p.add_argument("--by", default="latency", help="for the default choice: latency (default) or size")
     add_tail_arg(p)
+    add_on_arg(p)
     p.add_argument("--sign", type=Path, metavar="KEY", help="sign with this private key (PEM: ECDSA P-256 or Ed25519; "
                    "an encrypted key's passphrase in $EDGEDL_KEY_PASSWORD); devices check it with 'edgedl-run --trust'")
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("deploy", help="measure a run's variants on a board over SSH and add its figures to the report")
+    p.add_argument("run", type=Path, metavar="RUN_DIR", help="a run folder of 'edgedl pipeline'")
+    p.add_argument("--host", required=True, help="[USER@]HOST, as ssh takes it (your ~/.ssh/config, agent and keys "
+                                                 "apply)")  # fmt: skip
+    p.add_argument("--port", type=int, help="the board's SSH port (default: ssh's)")
+    p.add_argument("--identity", type=Path, metavar="KEY", help="the private key to log in with (default: ssh's)")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPTION",
+                   help="an ssh -o option, e.g. UserKnownHostsFile=FILE (repeat for more)")
+    p.add_argument("--target", required=True, help="; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--variants", help="comma-separated variants to measure (default: every one the target runs "
+                                          "within the task's budget)")  # fmt: skip
+    which.add_argument("--all-within", type=float, metavar="BUDGET",
+                       help="every variant the target runs within this metric budget of the original")
+    p.add_argument("--name", help="what the report calls the device (default: the host name)")
+    p.add_argument("--remote-dir", default="edgedl", help="the board's folder, under its home (default: edgedl)")
+    p.add_argument("--python", default="python3", help="the board's Python (default: python3)")
+    p.add_argument("--runs", type=int, default=100, help="timed runs per variant on the board (default 100)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs per variant (default 10)")
+    p.add_argument("--step-timeout", type=float, default=900, help="seconds for one step (a copy, a bench; "
+                                                                   "installing gets twice that; default 900)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=3600, help="seconds for the whole deployment (default 3600)")
+    p.add_argument("--clean", action="store_true", help="remove the board's folder (bundles, environments) at the end")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")
     p.add_argument("--model", default="cnn", help="registry name or the path of a saved Keras model")

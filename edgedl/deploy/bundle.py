@@ -27,6 +27,7 @@ import numpy as np
 from exporters import EDGEDL_VERSION
 from runtime.answers import file_answer
 from runtime.bundle import MANIFEST, make_manifest
+from runtime.devices import device_names, device_view
 from runtime.errors import UserError
 from runtime.files import atomic_path, clean_leftovers, sha256_file, write_json
 from runtime.metadata import sidecar_path
@@ -110,11 +111,11 @@ def _choose(report: dict, run_dir: Path, target: Target, names: Sequence[str], m
             chosen.append(by_name[name])
         return chosen, "named with --variant"
     if not runs:  # say what happened: nothing of the target's format was built, or nothing the target runs
-        failed = [v["name"] for v in report["variants"] if not is_ok(v) and v["format"] == target.format]
+        failed = [v["name"] for v in report["variants"] if not is_ok(v) and v["format"] in target.formats]
         built = "" if not failed else f"; {', '.join(failed)} failed to build (their reasons are in the report)"
-        raise UserError(f"nothing to bundle for {target.name}: no {target.format} variant of this run runs on it"
+        raise UserError(f"nothing to bundle for {target.name}: no {'/'.join(target.formats)} variant of this run runs on it"
                         f"{built}; {_instead(report, runs, target)}")  # fmt: skip
-    failed = [v for v in report["variants"] if not is_ok(v) and v["format"] == target.format]  # named if none fits
+    failed = [v for v in report["variants"] if not is_ok(v) and v["format"] in target.formats]  # named if none fits
     picked = select({**report, "variants": runs + failed}, max_drop, by, max_tail_drop)
     if picked.variant is None:
         raise UserError(f"nothing to bundle for {target.name}: {picked.explanation}; "
@@ -127,7 +128,7 @@ def runnable(report: dict, run_dir: Path, target: Target) -> list[dict]:
     def runs(path) -> bool:
         return path.is_file() and target.check(path) is None
 
-    return [v for v in report["variants"] if is_ok(v) and v["format"] == target.format
+    return [v for v in report["variants"] if is_ok(v) and v["format"] in target.formats
             and runs(resolve(v["path"], run_dir))]  # fmt: skip
 
 
@@ -136,7 +137,7 @@ def _instead(report: dict, runs: list, target: Target) -> str:
         best = max(runs, key=lambda v: (v["metric_delta"] or 0.0, -v["latency_ms"]["p50"]))
         delta = "" if best["metric_delta"] is None else f" ({report['metric']} {best['metric_delta']:+.2f} vs the original)"
         return f"bundle --variant {best['name']} instead{delta}"
-    kind = "an int8 or float32 .tflite" if target.format == "tflite" else "an .onnx (opset ≤ %s)" % target.max_opset
+    kind = "an int8 or float32 .tflite" if "tflite" in target.formats else "an .onnx (opset ≤ %s)" % target.max_opset
     return f"no variant of this run can; export {kind} for it ('edgedl export')"
 
 
@@ -227,9 +228,11 @@ def _tar(staging: Path, out: Path) -> None:
 
 
 def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = (), max_drop: Optional[float] = None,
-           by: str = "latency", max_tail_drop: Optional[float] = None, sign: Optional[Path] = None) -> BundleResult:
+           by: str = "latency", max_tail_drop: Optional[float] = None, sign: Optional[Path] = None,
+           on: Optional[str] = None) -> BundleResult:  # fmt: skip
     """Check, gather and pack; ``out`` appears only once the archive is complete. ``sign``: a private key (PEM)
-    that signs the manifest (``runtime.signing``), read before anything is gathered."""
+    that signs the manifest (``runtime.signing``), read before anything is gathered. ``on``: choose by the
+    figures measured on that device (``edgedl deploy``), not the host's."""
     target = get_target(target_name)
     key = load_private_key(sign) if sign else None
     source = Path(source)
@@ -242,10 +245,14 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
     if source.is_dir() or source.suffix.lower() == ".json":  # a run folder, or its report.json
         report_path, run_dir = run_report(source)
         report = read_report(report_path)
+        if on:
+            report = device_view(report, on)
         chosen, why = _choose(report, run_dir, target, variants, max_drop, by, max_tail_drop)
+        if not variants:
+            why += f"; measured on {on}" if on else _timed_here(report, target)
     else:
-        if variants:
-            raise UserError("--variant picks from a run folder; an artifact given directly is bundled as it is")
+        if variants or on:
+            raise UserError("--variant and --on pick from a run folder; an artifact given directly is bundled as it is")
         problem = target.check(source)
         run_dir = find_run(source.parent)
         report = read_report(run_dir / REPORT_FILE) if run_dir else None
@@ -258,11 +265,20 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
                 instead = _instead(report, runnable(report, run_dir, target), target)
                 hint = "; " + instead.replace("--variant ", f"{run_dir} --variant ")
             raise UserError(f"{target.name} cannot run {source.name}: {problem}{hint}")
-        chosen = [record or {"name": source.stem, "path": None, "format": target.format, "techniques": []}]
+        chosen = [record or {"name": source.stem, "path": None, "format": source.suffix.lower().lstrip("."), "techniques": []}]
         why = "the artifact given"
     _check_space(out.parent, [resolve(v["path"], run_dir) if v.get("path") and run_dir else source for v in chosen]
                  + ([run_dir / EVAL_FILE] if run_dir and (run_dir / EVAL_FILE).is_file() else []))  # fmt: skip
     return _pack(target, out, run_dir, report, chosen, why, source, key)
+
+
+def _timed_here(report: dict, target: Target) -> str:
+    """For a board, a choice made by the host's clock says so, and how to make it by the board's."""
+    if not target.machines or report["machine"].get("arch") in target.machines:
+        return ""
+    others = ", ".join(device_names(report))
+    return (f"; timed on this host ({report['machine'].get('arch', '?')}), not on a {target.name} board: "
+            + (f"choose by a board's figures with --on ({others})" if others else "measure there with 'edgedl deploy'"))
 
 
 WHEEL_ROOM = 4 << 20  # the runtime wheel, the README, the samples and the manifest, with room to spare
@@ -319,7 +335,8 @@ def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional
     if eval_src:
         _compressed_eval(eval_src, staging / "data" / "eval.npz")
         samples = _write_samples(eval_src, meta, staging / "samples")
-    requirements = [f"./wheels/{wheel.name}", *target.requirements, *([CRYPTOGRAPHY] if key else [])]
+    formats = {a["format"] for a in artifacts}
+    requirements = [f"./wheels/{wheel.name}", *target.requirements_for(formats), *([CRYPTOGRAPHY] if key else [])]
     (staging / "requirements.txt").write_text(
         f"# edgedl {EDGEDL_VERSION} on {target.name}: pip install -r requirements.txt (inside this folder)\n"
         + "\n".join(requirements) + "\n"

@@ -9,7 +9,7 @@ domains against what the target's onnxruntime and TensorRT take.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -22,18 +22,28 @@ OPS = Path(__file__).parent / "ops"
 class Target:
     name: str
     description: str
-    format: str  # the artifact format this target runs: tflite or onnx
+    formats: tuple  # the artifact formats this target runs: tflite, onnx
     requirements: tuple  # pip requirement lines for the interpreter and numpy
+    machines: tuple = ()  # what the board's platform.machine() says (empty: any)
     op_table: Optional[str] = None  # tflite: the probed table of operator versions (edgedl/targets/ops/)
-    max_opset: Optional[int] = None  # onnx: the newest default-domain opset the target parses
+    max_opset: Optional[int] = None  # onnx: the newest default-domain opset the target parses (None: any)
     notes: tuple = ()  # lines for the bundle's README
+    by_format: dict = field(default_factory=dict)  # a target of several formats: the interpreter of each
 
     def check(self, artifact: Path) -> Optional[str]:
         """Why ``artifact`` cannot run on this target, or None if it can."""
-        suffix = artifact.suffix.lower()
-        if suffix != f".{self.format}":
-            return f"{self.name} runs .{self.format} models, not {suffix or 'files without a suffix'}"
-        return _tflite_problem(artifact, self) if self.format == "tflite" else _onnx_problem(artifact, self)
+        suffix = artifact.suffix.lower().lstrip(".")
+        if suffix not in self.formats:
+            return f"{self.name} runs {self.kinds}, not {'.' + suffix if suffix else 'files without a suffix'}"
+        return _tflite_problem(artifact, self) if suffix == "tflite" else _onnx_problem(artifact, self)
+
+    @property
+    def kinds(self) -> str:
+        return " and ".join(f".{f}" for f in self.formats) + " models"
+
+    def requirements_for(self, formats) -> tuple:
+        """What ``pip install`` needs on the board for artifacts of ``formats``."""
+        return self.requirements + tuple(line for f in self.formats if f in formats for line in self.by_format.get(f, ()))
 
 
 TARGETS = {
@@ -42,14 +52,16 @@ TARGETS = {
         Target(
             name="rpi-arm64",
             description="Raspberry Pi 4/5, Raspberry Pi OS 64-bit (bookworm, Python 3.11): ai-edge-litert",
-            format="tflite",
+            formats=("tflite",),
             requirements=("ai-edge-litert==2.3.0", "numpy>=2.0,<2.5"),
+            machines=("aarch64",),
             op_table="ai-edge-litert-2.3.0.json",
         ),
         Target(
             name="rpi-armv7",
             description="Raspberry Pi, 32-bit Raspberry Pi OS (armv7l, Python 3.11): tflite-runtime",
-            format="tflite",
+            formats=("tflite",),
+            machines=("armv7l",),
             # tflite-runtime is built against numpy 1.x and has no kernels newer than TensorFlow 2.14's.
             requirements=("tflite-runtime==2.14.0", "numpy>=1.23,<2"),
             op_table="tflite-runtime-2.14.0.json",
@@ -57,7 +69,8 @@ TARGETS = {
         Target(
             name="jetson",
             description="NVIDIA Jetson (JetPack 5/6, aarch64): onnxruntime, with TensorRT and CUDA when present",
-            format="onnx",
+            formats=("onnx",),
+            machines=("aarch64",),
             # PyPI's aarch64 onnxruntime runs on the CPU; JetPack 6 has Python 3.10, whose last one is 1.23.2.
             requirements=("onnxruntime==1.23.2; python_version < '3.11'", "onnxruntime==1.31.1; python_version >= '3.11'",
                           "numpy>=1.23,<2.5"),  # fmt: skip
@@ -68,6 +81,17 @@ TARGETS = {
                 "(https://elinux.org/Jetson_Zoo#ONNX_Runtime); edgedl-run then uses TensorRT, then CUDA, "
                 "then the CPU, and caches TensorRT engines in models/.trt_cache.",
             ),
+        ),
+        Target(
+            name="linux",
+            description="any Linux board with Python 3.9 or later: ai-edge-litert for .tflite, onnxruntime for .onnx, "
+                        "where its platform has their wheels",  # fmt: skip
+            formats=("tflite", "onnx"),
+            requirements=("numpy>=1.23,<2.5",),
+            op_table="ai-edge-litert-2.3.0.json",
+            by_format={"tflite": ("ai-edge-litert==2.3.0",),
+                       "onnx": ("onnxruntime==1.23.2; python_version < '3.11'",
+                                "onnxruntime==1.31.1; python_version >= '3.11'")},  # fmt: skip
         ),
     )
 }
@@ -140,7 +164,7 @@ def _onnx_problem(path: Path, target: Target) -> Optional[str]:
     except Exception as exc:  # onnx raises DecodeError and friends
         raise UserError(f"{path}: not a readable .onnx file ({type(exc).__name__}); re-export it") from None
     for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx") and opset.version > target.max_opset:
+        if opset.domain in ("", "ai.onnx") and target.max_opset and opset.version > target.max_opset:
             return f"opset {opset.version} is newer than {target.name} parses (up to opset {target.max_opset})"
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
