@@ -17,25 +17,8 @@ from __future__ import annotations
 from typing import Optional
 
 from .errors import UserError
-
-KEY = "devices"
-
-
-def validate_devices(doc: dict, source) -> None:
-    """The ``devices`` section of ``doc`` (when there is one), each entry a readable report of its own."""
-    from .report import validate_report
-
-    devices = doc.get(KEY)
-    if devices is None:
-        return
-    if not isinstance(devices, dict):
-        raise UserError(f"{source}: not an edgedl report (its devices are not a table by name)")
-    for name, entry in devices.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("machine"), dict):
-            raise UserError(f"{source}: not an edgedl report (device {name!r} has no machine)")
-        view = {k: doc[k] for k in ("schema_version", "model", "task", "metric") if k in doc}
-        validate_report({**view, "machine": entry["machine"], "variants": entry.get("variants")},
-                        f"{source} (device {name!r})")  # fmt: skip
+from .report import DEVICES as KEY
+from .report import with_speed
 
 
 def device_names(report: dict) -> list:
@@ -74,8 +57,6 @@ def with_device_rows(report: dict, name: str, target: str, machine: Optional[dic
     fresh = {r["name"] for r in rows}
     kept = [v for v in entry.get("variants", []) if v["name"] not in fresh]
     order = {v["name"]: i for i, v in enumerate(report["variants"])}
-    from .report import with_speed
-
     variants = with_speed(sorted(kept + rows, key=lambda v: order.get(v["name"], len(order))))
     devices[name] = {"target": target, "measured": when, "machine": machine or entry.get("machine", {}),
                      "variants": variants}  # fmt: skip

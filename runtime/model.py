@@ -385,7 +385,7 @@ def load(path: str | os.PathLike, threads: Optional[int] = None, providers: Opti
     check_providers(path, providers)
     bundle = verify_for(path)
     data = read_limited(path, MAX_MODEL_BYTES, "model file")
-    check_trusted(path, trust, bundle["root"] if bundle else None, data)
+    check_trusted(path, trust, bundle, data)
     record = edgedl_record(path, data, fmt)
     if fmt == "tflite":
         model: Model = TFLiteModel(path, data, record, threads)

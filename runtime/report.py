@@ -26,6 +26,7 @@ from .tasks import TASKS
 SCHEMA_VERSION = 2
 KIND = "edgedl-report"
 MAX_REPORT_BYTES = 64 << 20
+DEVICES = "devices"  # the rows measured on boards (runtime.devices)
 
 
 def primary_metric(task: str) -> Optional[str]:
@@ -223,10 +224,23 @@ def validate_report(doc, source="report") -> dict:
             raise _bad(source, f"{where} has no size_bytes")
     doc["schema_version"] = SCHEMA_VERSION
     doc.setdefault("kind", KIND)
-    from .devices import validate_devices
-
-    validate_devices(doc, source)
+    _validate_devices(doc, source)
     return doc
+
+
+def _validate_devices(doc: dict, source) -> None:
+    """The ``devices`` section of ``doc`` (when there is one), each entry a readable report of its own."""
+    devices = doc.get(DEVICES)
+    if devices is None:
+        return
+    if not isinstance(devices, dict):
+        raise UserError(f"{source}: not an edgedl report (its devices are not a table by name)")
+    for name, entry in devices.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("machine"), dict):
+            raise UserError(f"{source}: not an edgedl report (device {name!r} has no machine)")
+        view = {k: doc[k] for k in ("schema_version", "model", "task", "metric") if k in doc}
+        validate_report({**view, "machine": entry["machine"], "variants": entry.get("variants")},
+                        f"{source} (device {name!r})")  # fmt: skip
 
 
 def read_report(path) -> dict:

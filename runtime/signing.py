@@ -172,23 +172,23 @@ def check_signed(path: str | os.PathLike, keys: dict, data: Optional[bytes] = No
     return signer
 
 
-def check_trusted(model_path: str | os.PathLike, keys: Optional[dict], bundle_root: Optional[Path] = None,
+def check_trusted(model_path: str | os.PathLike, keys: Optional[dict], bundle: Optional[dict] = None,
                   data: Optional[bytes] = None) -> None:  # fmt: skip
-    """Under ``--trust``: a model inside a bundle needs a signed manifest (it lists the model's sha256, checked by
-    ``runtime.bundle.verify``); a model on its own needs its own signature. Without keys, nothing is asked."""
+    """Under ``--trust``: a model inside a bundle (``bundle``: ``runtime.bundle.verify_for``'s root and manifest,
+    already checked against the files) needs a signed manifest that lists these very bytes; a model on its own
+    needs its own signature. Without keys, nothing is asked."""
     if not keys:
         return
-    if bundle_root is None:
+    if bundle is None:
         check_signed(model_path, keys, data)
         return
-    check_signed(Path(bundle_root) / "manifest.json", keys)
-    if data is not None:  # the bytes used are the bytes the signed manifest lists
-        from .bundle import read_manifest
-
-        rel = Path(model_path).resolve().relative_to(Path(bundle_root).resolve()).as_posix()
-        entry = read_manifest(Path(bundle_root))["files"].get(rel)
-        if not isinstance(entry, dict) or entry.get("sha256") != hashlib.sha256(data).hexdigest():
-            raise _refused(Path(model_path), "not listed, or listed otherwise, in the bundle's signed manifest")
+    root = Path(bundle["root"])
+    check_signed(root / "manifest.json", keys)
+    signed = json.loads((root / "manifest.json").read_bytes())  # what the signature covers, read again
+    rel = Path(model_path).resolve().relative_to(root.resolve()).as_posix()
+    entry = signed.get("files", {}).get(rel) if isinstance(signed, dict) else None
+    if data is not None and (not isinstance(entry, dict) or entry.get("sha256") != hashlib.sha256(data).hexdigest()):
+        raise _refused(Path(model_path), "not listed, or listed otherwise, in the bundle's signed manifest")
 
 
 def sign_all(paths: Sequence[str | os.PathLike], key_path: str | os.PathLike) -> list:

@@ -54,9 +54,9 @@ class Board:
                 "--ssh-option", "GlobalKnownHostsFile=/dev/null"]  # fmt: skip
 
 
-def start(folder: Path) -> Board:
+def start(folder: Path, extra: tuple = ()) -> Board:
     """Start the server (it runs in the foreground of its own process) and return once it listens: the
-    server's own "Server listening" line is the event waited on."""
+    server's own "Server listening" line is the event waited on. ``extra``: more sshd_config lines."""
     folder.mkdir(parents=True, exist_ok=True)
     host_key, client_key = make_key(folder / "host_key"), make_key(folder / "client_key")
     (folder / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
@@ -66,7 +66,7 @@ def start(folder: Path) -> Board:
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {folder / 'sshd.pid'}",
         f"AuthorizedKeysFile {folder / 'authorized_keys'}", "StrictModes no", "PubkeyAuthentication yes",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
-        "PermitRootLogin prohibit-password", "LogLevel INFO", "MaxStartups 50",
+        "PermitRootLogin prohibit-password", "LogLevel INFO", "MaxStartups 50", *extra,
     ]) + "\n")  # fmt: skip
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(exist_ok=True)  # the privilege-separation folder Debian's server expects

@@ -31,9 +31,9 @@ def board(tmp_path_factory):
     stop(started)
 
 
-def _deploy(run_dir, board, *extra, **where):
-    return run_cli("edgedl", "deploy", str(run_dir), *board.args(**where), "--name", "loopback", "--runs", "10",
-                   "--warmup", "2", "--remote-dir", str(board.folder / "home"), *extra)  # fmt: skip
+def _deploy(run_dir, board, *extra, name="loopback", **where):
+    return run_cli("edgedl", "deploy", str(run_dir), *board.args(**where), "--name", name, "--runs", "10",
+                   "--warmup", "2", "--remote-dir", str(board.folder / name), *extra)  # fmt: skip
 
 
 def _one_line(proc, *words) -> str:
@@ -77,6 +77,12 @@ def test_deploy_measures_every_candidate_on_the_board_and_choices_follow_its_fig
     assert "nothing new" in again.stdout and "copying" not in again.stdout and "installing" not in again.stdout
     assert json.loads((run_dir / "report.json").read_text())["devices"]["loopback"]["variants"] == rows
 
+    # A board without a package index: every wheel fetched here for its platform, installed with --no-index.
+    offline = _deploy(run_dir, board, "--target", "linux", "--variants", "tflite_int8", "--offline", name="airgapped")
+    assert offline.returncode == 0 and "fetching every wheel" in offline.stdout, offline.stderr[-2000:]
+    devices = json.loads((run_dir / "report.json").read_text())["devices"]
+    assert [v["name"] for v in devices["airgapped"]["variants"]] == ["tflite_int8"] and "loopback" in devices
+
 
 def test_every_way_of_not_reaching_the_board_is_one_line_and_leaves_the_report(run_dir, board, tmp_path):
     before = (run_dir / "report.json").read_bytes()
@@ -112,3 +118,52 @@ def test_a_full_disk_on_the_board_is_one_line_before_anything_is_copied(run_dir,
     finally:
         subprocess.run(["umount", str(small)], check=True)
     assert (run_dir / "report.json").read_bytes() == before
+
+
+ARM64_ROOT = "/tmp/edgedl-arm64/rootfs"  # benchmarks/arm64_emulation.sh builds it there (and the slow test of it)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot, mounts and binfmt_misc need root (CI runs as root)")
+def test_deploy_into_the_emulated_arm64_root_through_the_same_server(run_dir, tmp_path):
+    """The same server, its logins chrooted into the arm64 Debian root (run by qemu-user through binfmt_misc):
+    ``--target rpi-arm64`` finds an aarch64 board, installs its aarch64 wheels from PyPI and measures there."""
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    root = Path(ARM64_ROOT)
+    if not (root / "usr" / "bin" / "python3").exists():  # build the root (and run its own check) once
+        packed = tmp_path / "seed.tar.gz"
+        assert run_cli("edgedl", "bundle", str(run_dir), "--target", "rpi-arm64", "--out", str(packed)).returncode == 0
+        built = subprocess.run(["bash", str(ROOT / "benchmarks" / "arm64_emulation.sh"), str(packed)],
+                               capture_output=True, text=True)  # fmt: skip
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    # sshd's ChrootDirectory must be owned by root with no world-writable part (/tmp is): bind the root under /run.
+    board_root = Path("/run/edgedl-arm64-board")
+    board_root.mkdir(exist_ok=True)
+    mounts = [["mount", "--bind", str(root), str(board_root)], ["mount", "-t", "proc", "proc", str(board_root / "proc")],
+              ["mount", "--bind", "/dev", str(board_root / "dev")]]  # fmt: skip
+    done = []
+    try:
+        for m in mounts:
+            subprocess.run(m, check=True)
+            done.append(m[-1])
+        certs = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
+        (board_root / "etc" / "ssl" / "certs" / "host-ca-bundle.crt").write_bytes(certs.read_bytes())
+        (board_root / "etc" / "pip.conf").write_text("[global]\ncert = /etc/ssl/certs/host-ca-bundle.crt\n")
+        (board_root / "etc" / "resolv.conf").write_bytes(Path("/etc/resolv.conf").read_bytes())
+        board = start(tmp_path / "server", extra=(f"ChrootDirectory {board_root}",))
+        try:
+            proc = run_cli("edgedl", "deploy", str(run_dir), *board.args(), "--target", "rpi-arm64", "--name", "arm64",
+                           "--variants", "tflite_int8", "--runs", "5", "--warmup", "1", "--remote-dir", "edgedl-test",
+                           "--step-timeout", "2400", "--clean")  # fmt: skip
+        finally:
+            stop(board)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        device = json.loads((run_dir / "report.json").read_text())["devices"]["arm64"]
+        assert device["machine"]["arch"] == "aarch64" and device["variants"][0]["status"] == "ok"
+        assert "ai-edge-litert" in device["machine"]["versions"]
+    finally:
+        for point in reversed(done):
+            subprocess.run(["umount", "-l", point], check=False)

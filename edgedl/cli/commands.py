@@ -96,6 +96,11 @@ def cmd_export(args) -> int:
     norm, _ = model_normalization(model, parse_floats(args.mean, "--mean"), parse_floats(args.std, "--std"))
     data = prepare_model(args, model, task, norm)
     labels = tuple(args.labels.split(",")) if args.labels else data.labels
+    classes = model.outputs[0].shape[-1]
+    if not args.labels and labels and classes and len(labels) != classes:  # the default data's classes, not its
+        print(f"note: {args.model} has {classes} classes, the data {len(labels)}: the artifact names none (give "
+              "--labels)", file=sys.stderr)  # fmt: skip
+        labels = None
     info = ModelInfo(task=task, labels=labels if get_task(task).class_scores else None,
                      normalization=norm, source_sha256=weights_sha256(model), resize=args.resize)  # fmt: skip
     options = {"activations": args.onnx_activations, "calibration_method": args.onnx_calibration} \
@@ -256,12 +261,19 @@ def cmd_select(args) -> int:
 
 def cmd_bundle(args) -> int:
     from ..deploy.bundle import bundle
+    from ..deploy.targets import get_target
+    from ..deploy.wheels import parse_platform, this_machine
 
     variants = [v for item in args.variant for v in item.split(",") if v]
+    wheels_for = None
+    if args.wheels or args.wheels_for:
+        board = args.wheels_for or get_target(args.target).board
+        wheels_for = parse_platform(board) if board else this_machine()
     result = bundle(args.source, args.target, args.out, variants, args.max_drop, args.by, args.max_tail_drop,
-                    args.sign, args.on)  # fmt: skip
+                    args.sign, args.on, wheels_for)  # fmt: skip
     print(f"bundled {', '.join(result.variants)} for {result.target} ({result.why})" + (", signed" if args.sign else ""))
-    print(f"{result.path}: {result.files} files, {result.bytes:,} bytes")
+    print(f"{result.path}: {result.files} files, {result.bytes:,} bytes"
+          + (f", with every wheel for {wheels_for.machine}, Python {wheels_for.python}" if wheels_for else ""))
     return 0
 
 
@@ -288,7 +300,7 @@ def cmd_deploy(args) -> int:
     with run_lock(run_dir, "edgedl deploy " + " ".join(getattr(args, "argv", None) or [])):
         result = deploy(run_dir, ssh, args.target, args.name, names, args.all_within, args.remote_dir, args.python,
                         args.runs, args.warmup, args.clean, steps, say=lambda line: print(line, flush=True),
-                        work=run_dir)  # fmt: skip
+                        work=run_dir, offline=args.offline)  # fmt: skip
     print(f"measured on {result.device}: {', '.join(result.measured) or 'nothing new'}"
           + (f"; measured before: {', '.join(result.reused)}" if result.reused else ""))
     for name, why in result.failed:

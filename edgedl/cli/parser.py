@@ -130,6 +130,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--by", default="latency", help="for the default choice: latency (default) or size")
     add_tail_arg(p)
     add_on_arg(p)
+    p.add_argument("--wheels", action="store_true", help="also pack every wheel the board installs, for a board "
+                                                         "without internet (for the target's usual system)")  # fmt: skip
+    p.add_argument("--wheels-for", metavar="MACHINE/PYTHON/GLIBC",
+                   help="with --wheels: the board's, e.g. aarch64/3.11/2.36 (Raspberry Pi OS bookworm 64-bit)")
     p.add_argument("--sign", type=Path, metavar="KEY", help="sign with this private key (PEM: ECDSA P-256 or Ed25519; "
                    "an encrypted key's passphrase in $EDGEDL_KEY_PASSWORD); devices check it with 'edgedl-run --trust'")
     p.set_defaults(func=cmd_bundle)
@@ -157,6 +161,8 @@ def build_parser() -> OneLineParser:
                                                                    "installing gets twice that; default 900)")  # fmt: skip
     p.add_argument("--timeout", type=float, default=3600, help="seconds for the whole deployment (default 3600)")
     p.add_argument("--clean", action="store_true", help="remove the board's folder (bundles, environments) at the end")
+    p.add_argument("--offline", action="store_true", help="the board has no package index: bring every wheel it "
+                                                          "needs, fetched here for its architecture and Python")  # fmt: skip
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("pipeline", help="train, export every variant, benchmark, write report.json")

@@ -268,6 +268,10 @@ def _split(data, eval_data, image_shape: tuple, seed: int, reading: Reading) -> 
     if data is None:
         default_train, default_eval = mnist_default()
         if eval_data is None:
+            if int(np.prod(image_shape)) != int(np.prod(default_train.x.shape[1:])):  # never digits for photos
+                shape = "×".join(str(d) for d in image_shape)
+                raise UserError(f"the model takes {shape} inputs, the embedded default data is 28×28 digits: give "
+                                "--data (a folder of pictures, a sub-folder per class; or an .npz of x and y)")  # fmt: skip
             return default_train, default_eval
         evaluation = load_data(eval_data, "test", image_shape, reading)
         if tuple(image_shape) == default_train.x.shape[1:]:

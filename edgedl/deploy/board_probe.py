@@ -53,7 +53,8 @@ def main():
     folder = os.path.abspath(os.path.expanduser(os.path.join("~", sys.argv[1] if len(sys.argv) > 1 else "edgedl")))
     found = {"folder": folder, "machine": platform.machine(), "system": platform.system() + " " + platform.release(),
              "os": _os_name(), "python": platform.python_version(), "executable": sys.executable,
-             "cpu": _cpu(), "cores": os.cpu_count(), "memory_available": _meminfo("MemAvailable")}
+             "cpu": _cpu(), "cores": os.cpu_count(), "memory_available": _meminfo("MemAvailable"),
+             "glibc": platform.libc_ver()[1]}
     try:
         import ensurepip  # noqa: F401 - Debian's python3 lacks it without python3-venv
         import venv  # noqa: F401

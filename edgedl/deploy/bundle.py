@@ -12,6 +12,7 @@ the operator and a variant of the run that would work.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -37,10 +38,12 @@ from runtime.signing import load_private_key, sign_file
 from runtime.tasks import get_task
 
 from .targets import Target, get_target
+from .wheels import Platform, download
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: the runtime wheel is built from its runtime/
 SAMPLES = 8
 CRYPTOGRAPHY = "cryptography==46.0.3"  # a signed bundle's: 'edgedl-run --trust' verifies with it
+RUNTIME_DEPENDENCIES = ("numpy>=1.23,<2.5", "Pillow>=10,<14")  # the runtime wheel's own
 WHEEL_PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=61"]
@@ -51,7 +54,7 @@ name = "edgedl-runtime"
 version = "{version}"
 description = "edgedl's device side: run and benchmark exported models with numpy and one interpreter"
 requires-python = ">=3.9"
-dependencies = ["numpy>=1.23,<2.5", "Pillow>=10,<14"]
+dependencies = {dependencies}
 
 [project.scripts]
 edgedl-run = "runtime.cli:main"
@@ -77,7 +80,8 @@ def build_runtime_wheel(dest: Path, work: Optional[Path] = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="edgedl-wheel-", dir=work) as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(ROOT / "runtime", src / "runtime", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        (src / "pyproject.toml").write_text(WHEEL_PYPROJECT.format(version=EDGEDL_VERSION))
+        (src / "pyproject.toml").write_text(WHEEL_PYPROJECT.format(version=EDGEDL_VERSION,
+                                                                dependencies=json.dumps(list(RUNTIME_DEPENDENCIES))))
         built = Path(tmp) / "dist"
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
@@ -173,7 +177,7 @@ def _compressed_eval(source: Path, dest: Path) -> None:
 
 
 def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samples: list[str], has_eval: bool,
-            signed: bool = False) -> str:  # fmt: skip
+            signed: bool = False, wheels_for: Optional[Platform] = None) -> str:  # fmt: skip
     first = artifacts[0]["path"]
     sample = f"samples/{samples[0]}" if samples else "YOUR_IMAGE.png"
     run = f"edgedl-run {first} {sample}"
@@ -193,7 +197,8 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
         "",
         "```sh",
         "# 1. install: numpy, the interpreter and edgedl-run, into a virtual environment",
-        "python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt",
+        "python3 -m venv .venv && . .venv/bin/activate && pip install "
+        + ("--no-index --find-links wheels " if wheels_for else "") + "-r requirements.txt",
         "# 2. run on an image",
         run,
         ("# 3. benchmark: latency, init, memory and the metric on data/eval.npz, as the host measured them"
@@ -206,6 +211,9 @@ def _readme(target: Target, folder: str, model: str, artifacts: list[dict], samp
         "",
         "`edgedl-run` checks every file against `manifest.json` before it loads a model.",
     ]
+    if wheels_for:
+        lines += ["", f"Every wheel is in wheels/ (for {wheels_for.machine}, Python {wheels_for.python}, glibc "
+                      f"{wheels_for.glibc} or newer): the install needs no internet."]
     if signed:
         lines += ["", "The manifest is signed (`manifest.json.sig`): with the signer's public key on the board, "
                       "`edgedl-run --trust KEY.pub ...` (or `EDGEDL_TRUSTED_KEYS=KEY.pub`) refuses any bundle it "
@@ -229,10 +237,11 @@ def _tar(staging: Path, out: Path) -> None:
 
 def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = (), max_drop: Optional[float] = None,
            by: str = "latency", max_tail_drop: Optional[float] = None, sign: Optional[Path] = None,
-           on: Optional[str] = None) -> BundleResult:  # fmt: skip
+           on: Optional[str] = None, wheels_for: Optional[Platform] = None) -> BundleResult:  # fmt: skip
     """Check, gather and pack; ``out`` appears only once the archive is complete. ``sign``: a private key (PEM)
     that signs the manifest (``runtime.signing``), read before anything is gathered. ``on``: choose by the
-    figures measured on that device (``edgedl deploy``), not the host's."""
+    figures measured on that device (``edgedl deploy``), not the host's. ``wheels_for``: also pack every wheel
+    the board needs (``edgedl.deploy.wheels``), for a board without internet."""
     target = get_target(target_name)
     key = load_private_key(sign) if sign else None
     source = Path(source)
@@ -268,8 +277,15 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
         chosen = [record or {"name": source.stem, "path": None, "format": source.suffix.lower().lstrip("."), "techniques": []}]
         why = "the artifact given"
     _check_space(out.parent, [resolve(v["path"], run_dir) if v.get("path") and run_dir else source for v in chosen]
-                 + ([run_dir / EVAL_FILE] if run_dir and (run_dir / EVAL_FILE).is_file() else []))  # fmt: skip
-    return _pack(target, out, run_dir, report, chosen, why, source, key)
+                 + ([run_dir / EVAL_FILE] if run_dir and (run_dir / EVAL_FILE).is_file() else []),
+                 WHEELS_ROOM if wheels_for else 0)  # fmt: skip
+    return _pack(target, out, run_dir, report, chosen, why, source, Packing(key, wheels_for))
+
+
+@dataclass(frozen=True)
+class Packing:
+    key: object = None  # the private key that signs the manifest
+    wheels_for: Optional[Platform] = None  # the board whose wheels are packed
 
 
 def _timed_here(report: dict, target: Target) -> str:
@@ -282,12 +298,13 @@ def _timed_here(report: dict, target: Target) -> str:
 
 
 WHEEL_ROOM = 4 << 20  # the runtime wheel, the README, the samples and the manifest, with room to spare
+WHEELS_ROOM = 300 << 20  # with --wheels: numpy, an interpreter and their dependencies for the board
 
 
-def _check_space(folder: Path, inputs: list) -> None:
+def _check_space(folder: Path, inputs: list, extra: int = 0) -> None:
     """Refuse before gathering anything when ``folder`` cannot hold the staging copy and the archive (each at
     most the inputs' size: the archive compresses)."""
-    needed = 2 * (sum(p.stat().st_size for p in inputs if p.is_file()) + WHEEL_ROOM)
+    needed = 2 * (sum(p.stat().st_size for p in inputs if p.is_file()) + WHEEL_ROOM + extra)
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise UserError(f"--out {folder}: {free / 2**20:,.1f} MiB free, the bundle needs about {needed / 2**20:,.1f} "
@@ -295,7 +312,7 @@ def _check_space(folder: Path, inputs: list) -> None:
 
 
 def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[dict], chosen: list, why: str,
-          source: Path, key) -> BundleResult:  # fmt: skip
+          source: Path, packing: Packing) -> BundleResult:  # fmt: skip
     name = out.name[: -len(".tar.gz")] if out.name.endswith(".tar.gz") else out.name[: -len(".tgz")]
     out.parent.mkdir(parents=True, exist_ok=True)
     # One staging folder per target file, beside it: what a killed bundle of it left is cleared here.
@@ -304,13 +321,13 @@ def _pack(target: Target, out: Path, run_dir: Optional[Path], report: Optional[d
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        return _staged(target, out, run_dir, report, chosen, why, source, work, name, key)
+        return _staged(target, out, run_dir, report, chosen, why, source, work, name, packing)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional[dict], chosen: list, why: str,
-            source: Path, work: Path, name: str, key) -> BundleResult:  # fmt: skip
+            source: Path, work: Path, name: str, packing: Packing) -> BundleResult:  # fmt: skip
     from runtime.model import read_metadata
 
     staging = work / name
@@ -335,15 +352,17 @@ def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional
     if eval_src:
         _compressed_eval(eval_src, staging / "data" / "eval.npz")
         samples = _write_samples(eval_src, meta, staging / "samples")
-    formats = {a["format"] for a in artifacts}
+    formats, key = {a["format"] for a in artifacts}, packing.key
     requirements = [f"./wheels/{wheel.name}", *target.requirements_for(formats), *([CRYPTOGRAPHY] if key else [])]
+    if packing.wheels_for is not None:
+        download([*requirements, *RUNTIME_DEPENDENCIES], staging / "wheels", packing.wheels_for)
     (staging / "requirements.txt").write_text(
         f"# edgedl {EDGEDL_VERSION} on {target.name}: pip install -r requirements.txt (inside this folder)\n"
         + "\n".join(requirements) + "\n"
     )  # fmt: skip
     model = report["model"] if report else chosen[0]["name"]
     (staging / "README.md").write_text(_readme(target, name, model, artifacts, samples, eval_src is not None,
-                                               key is not None))  # fmt: skip
+                                               key is not None, packing.wheels_for))  # fmt: skip
     files = {p.relative_to(staging).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
              for p in sorted(staging.rglob("*")) if p.is_file()}  # fmt: skip
     original = next((v for v in report["variants"] if v["format"] == "keras"), None) if report else None
@@ -361,6 +380,7 @@ def _staged(target: Target, out: Path, run_dir: Optional[Path], report: Optional
         samples=[f"samples/{s}" for s in samples],
         requirements=requirements,
         files=files,
+        **({"wheels_for": vars(packing.wheels_for)} if packing.wheels_for else {}),
     )
     write_json(staging / MANIFEST, manifest)
     if key is not None:

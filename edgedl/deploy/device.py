@@ -33,6 +33,7 @@ from runtime.runfolder import REPORT_FILE, resolve, run_report
 
 from .bundle import bundle, runnable
 from .ssh import Ssh, last_line
+from .wheels import Platform
 from .targets import Target, get_target
 
 PROBE = Path(__file__).with_name("board_probe.py")
@@ -138,7 +139,7 @@ def _install_command(name: str, venv: str, python: str, offline: bool) -> str:
 def deploy(run: Path, ssh: Ssh, target_name: str, device: Optional[str] = None, names: Sequence[str] = (),
            within: Optional[float] = None, folder: str = "edgedl", python: str = "python3", runs: int = 100,
            warmup: int = 10, clean: bool = False, steps: Steps = Steps(), say: Callable[[str], None] = print,
-           work: Optional[Path] = None) -> DeployResult:  # fmt: skip
+           work: Optional[Path] = None, offline: bool = False) -> DeployResult:  # fmt: skip
     """Measure the run's candidates on the board ``ssh`` reaches and merge the rows into the run's report."""
     target = get_target(target_name)
     report_path, run_dir = run_report(run)
@@ -158,8 +159,10 @@ def deploy(run: Path, ssh: Ssh, target_name: str, device: Optional[str] = None, 
     check_board(board, target, ssh.host, 3 * sizes + (VENV_BYTES if todo else 0))
     rows, failed, machine = [], [], None
     if todo:
+        wheels_for = Platform(board["machine"], ".".join(board["python"].split(".")[:2]), board.get("glibc") or "2.17") \
+            if offline else None  # fmt: skip
         rows, failed, machine = _measure(run_dir, ssh, target, todo, shas, board, python, runs, warmup, steps, say,
-                                         work or run_dir)  # fmt: skip
+                                         work or run_dir, wheels_for)  # fmt: skip
     if clean:
         ssh.run("clean", f"rm -rf {shlex.quote(board['folder'])}", steps.probe)
         say(f"removed {board['folder']} from {device}")
@@ -173,17 +176,20 @@ def deploy(run: Path, ssh: Ssh, target_name: str, device: Optional[str] = None, 
 
 
 def _measure(run_dir: Path, ssh: Ssh, target: Target, todo: list, shas: dict, board: dict, python: str, runs: int,
-             warmup: int, steps: Steps, say, work: Path) -> tuple:  # fmt: skip
+             warmup: int, steps: Steps, say, work: Path, wheels_for: Optional[Platform]) -> tuple:  # fmt: skip
     """Bundle, copy, install and bench ``todo`` on the board: (rows, failures, the board's machine record)."""
     import shutil
 
-    key = hashlib.sha256(json.dumps(sorted(shas.items())).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([sorted(shas.items()), wheels_for is not None]).encode()).hexdigest()[:12]
     name = f"bundle-{key}"
     stage = work / ".edgedl-tmp" / f"deploy-{key}"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
-        made = bundle(run_dir, target.name, stage / f"{name}.tar.gz", [v["name"] for v in todo])
+        if wheels_for is not None:
+            say(f"fetching every wheel {ssh.host} needs ({wheels_for.machine}, Python {wheels_for.python})")
+        made = bundle(run_dir, target.name, stage / f"{name}.tar.gz", [v["name"] for v in todo],
+                      wheels_for=wheels_for)  # fmt: skip
         local = stage / "unpacked"
         from runtime.bundle import extract
 

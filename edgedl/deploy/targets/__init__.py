@@ -29,6 +29,7 @@ class Target:
     max_opset: Optional[int] = None  # onnx: the newest default-domain opset the target parses (None: any)
     notes: tuple = ()  # lines for the bundle's README
     by_format: dict = field(default_factory=dict)  # a target of several formats: the interpreter of each
+    board: str = ""  # MACHINE/PYTHON/GLIBC of its usual system, for 'bundle --wheels' (empty: this machine's)
 
     def check(self, artifact: Path) -> Optional[str]:
         """Why ``artifact`` cannot run on this target, or None if it can."""
@@ -55,6 +56,7 @@ TARGETS = {
             formats=("tflite",),
             requirements=("ai-edge-litert==2.3.0", "numpy>=2.0,<2.5"),
             machines=("aarch64",),
+            board="aarch64/3.11/2.36",
             op_table="ai-edge-litert-2.3.0.json",
         ),
         Target(
@@ -62,6 +64,7 @@ TARGETS = {
             description="Raspberry Pi, 32-bit Raspberry Pi OS (armv7l, Python 3.11): tflite-runtime",
             formats=("tflite",),
             machines=("armv7l",),
+            board="armv7l/3.11/2.36",
             # tflite-runtime is built against numpy 1.x and has no kernels newer than TensorFlow 2.14's.
             requirements=("tflite-runtime==2.14.0", "numpy>=1.23,<2"),
             op_table="tflite-runtime-2.14.0.json",
@@ -71,6 +74,7 @@ TARGETS = {
             description="NVIDIA Jetson (JetPack 5/6, aarch64): onnxruntime, with TensorRT and CUDA when present",
             formats=("onnx",),
             machines=("aarch64",),
+            board="aarch64/3.10/2.35",  # JetPack 6: Ubuntu 22.04
             # PyPI's aarch64 onnxruntime runs on the CPU; JetPack 6 has Python 3.10, whose last one is 1.23.2.
             requirements=("onnxruntime==1.23.2; python_version < '3.11'", "onnxruntime==1.31.1; python_version >= '3.11'",
                           "numpy>=1.23,<2.5"),  # fmt: skip
