@@ -20,6 +20,6 @@ def check_onnx(path: Path, data: bytes) -> None:
                         "re-export it") from None  # fmt: skip
     try:
         onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise UserError(f"{path}: not a valid ONNX model (onnx.checker: {one_line(exc, 200)}); re-export it, "
+    except Exception as exc:  # ValidationError, and what damaged strings raise on the way (UnicodeDecodeError)
+        raise UserError(f"{path}: not a valid ONNX model (onnx.checker: {one_line(exc, 200, typed=True)}); re-export it, "
                         "or check it with onnx.checker.check_model") from None  # fmt: skip

@@ -232,16 +232,19 @@ def cmd_pipeline(args) -> int:
         if args.max_drop is not None:
             from benchmarks.select import copy_selected, select
 
+            where = ""
             if args.target is not None:  # among what the target's interpreter runs (operators, versions, format)
-                from ..deploy.bundle import runnable
+                from ..deploy.bundle import runnable, timed_here
                 from ..deploy.targets import get_target
 
-                report = {**report, "variants": runnable(report, Path(args.out), get_target(args.target))}
+                device = get_target(args.target)
+                report = {**report, "variants": runnable(report, Path(args.out), device)}
+                where = timed_here(report, device)
             selection = select(report, args.max_drop, args.by)
             if selection.variant is None:
                 raise UserError(selection.explanation)
-            target = copy_selected(Path(args.out), selection.variant, selection.explanation)
-            terminal.out.print(f"selected {selection.explanation}\ncopied to {target}", soft_wrap=True)
+            target = copy_selected(Path(args.out), selection.variant, selection.explanation + where)
+            terminal.out.print(f"selected {selection.explanation}{where}\ncopied to {target}", soft_wrap=True)
     return 0
 
 

@@ -258,7 +258,7 @@ def bundle(source: Path, target_name: str, out: Path, variants: Sequence[str] = 
             report = device_view(report, on)
         chosen, why = _choose(report, run_dir, target, variants, max_drop, by, max_tail_drop)
         if not variants:
-            why += f"; measured on {on}" if on else _timed_here(report, target)
+            why += f"; measured on {on}" if on else timed_here(report, target)
     else:
         if variants or on:
             raise UserError("--variant and --on pick from a run folder; an artifact given directly is bundled as it is")
@@ -288,7 +288,7 @@ class Packing:
     wheels_for: Optional[Platform] = None  # the board whose wheels are packed
 
 
-def _timed_here(report: dict, target: Target) -> str:
+def timed_here(report: dict, target: Target) -> str:
     """For a board, a choice made by the host's clock says so, and how to make it by the board's."""
     if not target.machines or report["machine"].get("arch") in target.machines:
         return ""

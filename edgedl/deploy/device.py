@@ -157,6 +157,11 @@ def deploy(run: Path, ssh: Ssh, target_name: str, device: Optional[str] = None, 
         f"{board['free_bytes'] / 2**30:.1f} GiB free in {board['folder']}")  # fmt: skip
     sizes = sum(resolve(v["path"], run_dir).stat().st_size for v in todo)
     check_board(board, target, ssh.host, 3 * sizes + (VENV_BYTES if todo else 0))
+    largest = max((resolve(v["path"], run_dir).stat().st_size for v in todo), default=0)
+    memory = board.get("memory_available")
+    if memory and todo and memory < (200 << 20) + 4 * largest:  # the interpreter, numpy, the model and its arena
+        say(f"note: {device} has {memory / 2**20:,.0f} MiB of memory available; the largest candidate "
+            f"({largest / 2**20:,.1f} MiB) may not fit")  # fmt: skip
     rows, failed, machine = [], [], None
     if todo:
         wheels_for = Platform(board["machine"], ".".join(board["python"].split(".")[:2]), board.get("glibc") or "2.17") \
