@@ -70,6 +70,14 @@ def zoo_pipeline(tmp_path, *argv) -> dict:
     return json.loads((tmp_path / "run" / "report.json").read_text())
 
 
+def quick_cnn_run(out: Path, variants: str) -> Path:
+    """A one-epoch ``cnn`` pipeline run of ``variants`` into ``out``, measured briefly; it must succeed."""
+    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--epochs", "1", "--out", str(out), "--runs", "20",
+                   "--warmup", "2", "--variants", variants)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
 def run_in_terminal(*argv: str, columns: int = 80, cwd=None) -> tuple[int, str]:
     """Run a console script in a pseudo-terminal ``columns`` wide, as a user's shell would; return its exit
     code and everything it showed (stdout and stderr, as the user sees them), colour codes removed."""

@@ -16,18 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require_package_index, run_cli
+from tests.conftest import quick_cnn_run, require_package_index, run_cli
 
 TARGETS = ("rpi-arm64", "rpi-armv7", "jetson")
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundle-run") / "cnn"
-    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--epochs", "1", "--out", str(out), "--runs", "20",
-                   "--warmup", "2", "--variants", "tflite_float32,tflite_dynamic,tflite_int8,onnx_float32")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+    return quick_cnn_run(tmp_path_factory.mktemp("bundle-run") / "cnn", "tflite_float32,tflite_dynamic,tflite_int8,onnx_float32")
 
 
 @pytest.fixture(scope="module")

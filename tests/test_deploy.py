@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import require_package_index, run_cli
+from tests.conftest import quick_cnn_run, require_package_index, run_cli
 from tests.ssh_board import free_port, make_key, sshd_missing, start, stop
 
 pytestmark = pytest.mark.skipif(bool(sshd_missing()), reason=sshd_missing() or "-")
@@ -17,11 +17,7 @@ pytestmark = pytest.mark.skipif(bool(sshd_missing()), reason=sshd_missing() or "
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("deploy-run") / "cnn"
-    proc = run_cli("edgedl", "pipeline", "--model", "cnn", "--epochs", "1", "--out", str(out), "--runs", "20",
-                   "--warmup", "2", "--variants", "tflite_float32,tflite_int8,onnx_float32")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+    return quick_cnn_run(tmp_path_factory.mktemp("deploy-run") / "cnn", "tflite_float32,tflite_int8,onnx_float32")
 
 
 @pytest.fixture(scope="module")
