@@ -79,6 +79,10 @@ def test_deploy_measures_every_candidate_on_the_board_and_choices_follow_its_fig
     devices = json.loads((run_dir / "report.json").read_text())["devices"]
     assert [v["name"] for v in devices["airgapped"]["variants"]] == ["tflite_int8"] and "loopback" in devices
 
+    quick_cnn_run(run_dir, "tflite_float32,tflite_int8,onnx_float32")  # re-run, same settings: the same artifacts
+    kept = json.loads((run_dir / "report.json").read_text())["devices"]
+    assert kept["loopback"]["variants"] == rows and "airgapped" in kept  # a board's figures outlive the re-run
+
 
 def test_every_way_of_not_reaching_the_board_is_one_line_and_leaves_the_report(run_dir, board, tmp_path):
     before = (run_dir / "report.json").read_bytes()
@@ -157,8 +161,12 @@ def test_deploy_into_the_emulated_arm64_root_through_the_same_server(run_dir, tm
         finally:
             stop(board)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-        device = json.loads((run_dir / "report.json").read_text())["devices"]["arm64"]
+        report = json.loads((run_dir / "report.json").read_text())
+        device = report["devices"]["arm64"]
         assert device["machine"]["arch"] == "aarch64" and device["variants"][0]["status"] == "ok"
+        host = next(v for v in report["variants"] if v["name"] == "tflite_int8")
+        # XNNPACK's arm64 kernels against its x86 ones: at most one picture in a thousand answered otherwise.
+        assert device["variants"][0]["metrics"]["accuracy"] == pytest.approx(host["metrics"]["accuracy"], abs=1e-3)
         assert "ai-edge-litert" in device["machine"]["versions"]
     finally:
         for point in reversed(done):

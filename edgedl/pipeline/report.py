@@ -33,9 +33,38 @@ def merged_with_previous(records: list, out: Path, model: str, task: str, finger
     return merged + list(fresh.values())
 
 
+def with_device_rows_kept(report: dict, out: Path) -> dict:
+    """The rows boards measured ('edgedl deploy') of the previous report.json, those of artifacts that are still
+    the same bytes (``artifact_sha256``): a re-run does not throw a board's figures away, nor keep stale ones."""
+    from runtime.devices import KEY
+    from runtime.files import sha256_file
+    from runtime.runfolder import resolve
+
+    try:
+        previous = read_report(out / REPORT_FILE) if (out / REPORT_FILE).exists() else {}
+    except UserError:
+        return report
+    if previous.get("model") != report["model"] or not previous.get(KEY):
+        return report
+    names = {v["name"]: v for v in report["variants"] if is_ok(v) and v.get("path")}
+
+    def same(row) -> bool:
+        host = names.get(row["name"])
+        path = resolve(host["path"], out) if host else None
+        return path is not None and path.is_file() and sha256_file(path) == row.get("artifact_sha256")
+
+    kept = {}
+    for device, entry in previous[KEY].items():
+        rows = [r for r in entry.get("variants", []) if same(r)]
+        if rows:
+            kept[device] = {**entry, "variants": rows}
+    return {**report, KEY: kept} if kept else report
+
+
 def publish(report: dict, out: Path, terminal, what: str) -> dict:
     """Write ``report`` once into the run folder ``out``, render it, show its table; a run whose every variant
     failed is a ``UserError`` (the report says why each did) after all that."""
+    report = with_device_rows_kept(report, out)
     write_report(out / REPORT_FILE, report)
     bad = [r for r in report["variants"] if not is_ok(r)]
     if bad:
