@@ -27,9 +27,13 @@ def board(tmp_path_factory):
     stop(started)
 
 
-def _deploy(run_dir, board, *extra, name="loopback", **where):
+def _deploy(run_dir, board, *extra, name="loopback", remote=None, **where):
     return run_cli("edgedl", "deploy", str(run_dir), *board.args(**where), "--name", name, "--runs", "10",
-                   "--warmup", "2", "--remote-dir", str(board.folder / name), *extra)  # fmt: skip
+                   "--warmup", "2", "--remote-dir", str(board.folder / (remote or name)), *extra)  # fmt: skip
+
+
+def select_on(run_dir, device):
+    return run_cli("edgedl", "select", str(run_dir), "--on", device)
 
 
 def _one_line(proc, *words) -> str:
@@ -73,6 +77,17 @@ def test_deploy_measures_every_candidate_on_the_board_and_choices_follow_its_fig
     assert "nothing new" in again.stdout and "copying" not in again.stdout and "installing" not in again.stdout
     assert json.loads((run_dir / "report.json").read_text())["devices"]["loopback"]["variants"] == rows
 
+    # A bench that fails on the board (its bundle damaged there): a failed row with the board's own line, exit 1.
+    for damaged in (board.folder / "loopback").glob("bundle-*/data/eval.npz"):
+        with open(damaged, "ab") as f:
+            f.write(b"\0")
+    broken = _deploy(run_dir, board, "--target", "linux", name="broken", remote="loopback")
+    assert broken.returncode == 1 and "copying" not in broken.stdout, broken.stderr[-2000:]
+    errors = broken.stderr.strip().splitlines()
+    assert len(errors) == 3 and all("eval.npz: does not match the bundle's manifest" in e for e in errors), errors
+    failed = json.loads((run_dir / "report.json").read_text())["devices"]["broken"]["variants"]
+    assert [v["status"] for v in failed] == ["failed"] * 3
+
     # A board without a package index: every wheel fetched here for its platform, installed with --no-index.
     offline = _deploy(run_dir, board, "--target", "linux", "--variants", "tflite_int8", "--offline", name="airgapped")
     assert offline.returncode == 0 and "fetching every wheel" in offline.stdout, offline.stderr[-2000:]
@@ -82,6 +97,7 @@ def test_deploy_measures_every_candidate_on_the_board_and_choices_follow_its_fig
     quick_cnn_run(run_dir, "tflite_float32,tflite_int8,onnx_float32")  # re-run, same settings: the same artifacts
     kept = json.loads((run_dir / "report.json").read_text())["devices"]
     assert kept["loopback"]["variants"] == rows and "airgapped" in kept  # a board's figures outlive the re-run
+    assert select_on(run_dir, "broken").returncode == 2  # nothing measured there that can be chosen
 
 
 def test_every_way_of_not_reaching_the_board_is_one_line_and_leaves_the_report(run_dir, board, tmp_path):

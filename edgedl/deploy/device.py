@@ -29,7 +29,7 @@ from runtime.devices import measured, with_device_rows
 from runtime.errors import UserError
 from runtime.files import sha256_file
 from runtime.report import is_ok, read_report, validate_report
-from runtime.runfolder import REPORT_FILE, resolve, run_report
+from runtime.runfolder import resolve, run_report
 
 from .bundle import bundle, runnable
 from .ssh import Ssh, last_line
@@ -162,27 +162,44 @@ def deploy(run: Path, ssh: Ssh, target_name: str, device: Optional[str] = None, 
     if memory and todo and memory < (200 << 20) + 4 * largest:  # the interpreter, numpy, the model and its arena
         say(f"note: {device} has {memory / 2**20:,.0f} MiB of memory available; the largest candidate "
             f"({largest / 2**20:,.1f} MiB) may not fit")  # fmt: skip
-    rows, failed, machine = [], [], None
+    ledger = Ledger(report, report_path, device, target.name)
+    failed = []
     if todo:
         wheels_for = Platform(board["machine"], ".".join(board["python"].split(".")[:2]), board.get("glibc") or "2.17") \
             if offline else None  # fmt: skip
-        rows, failed, machine = _measure(run_dir, ssh, target, todo, shas, board, python, runs, warmup, steps, say,
-                                         work or run_dir, wheels_for)  # fmt: skip
+        failed = _measure(run_dir, ssh, target, todo, shas, board, python, runs, warmup, steps, say, work or run_dir,
+                          wheels_for, ledger.keep)  # fmt: skip
     if clean:
         ssh.run("clean", f"rm -rf {shlex.quote(board['folder'])}", steps.probe)
         say(f"removed {board['folder']} from {device}")
-    merged = report
-    if rows:
-        merged = with_device_rows(report, device, target.name, machine, rows,
+    if ledger.rows:
+        publish_devices(ledger.report, run_dir)
+    return DeployResult(device, board, tuple(r["name"] for r in ledger.rows if is_ok(r)), reused, tuple(failed),
+                        ledger.report)  # fmt: skip
+
+
+class Ledger:
+    """The run's report with each row the board measured merged in and written at once (under the run's lock):
+    a deployment stopped half way keeps what it measured, and the next one goes on from there."""
+
+    def __init__(self, report: dict, path: Path, device: str, target: str):
+        self.report, self.path, self.device, self.target, self.rows = report, path, device, target, []
+
+    def keep(self, row: dict, machine: Optional[dict]) -> None:
+        from runtime.files import write_json
+
+        merged = with_device_rows(self.report, self.device, self.target, machine, [row],
                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # fmt: skip
-        validate_report(json.loads(json.dumps(merged)), report_path)
-        publish_devices(merged, run_dir)
-    return DeployResult(device, board, tuple(r["name"] for r in rows if is_ok(r)), reused, tuple(failed), merged)
+        validate_report(json.loads(json.dumps(merged)), self.path)
+        write_json(self.path, merged)
+        self.report = merged
+        self.rows.append(row)
 
 
 def _measure(run_dir: Path, ssh: Ssh, target: Target, todo: list, shas: dict, board: dict, python: str, runs: int,
-             warmup: int, steps: Steps, say, work: Path, wheels_for: Optional[Platform]) -> tuple:  # fmt: skip
-    """Bundle, copy, install and bench ``todo`` on the board: (rows, failures, the board's machine record)."""
+             warmup: int, steps: Steps, say, work: Path, wheels_for: Optional[Platform], keep) -> list:  # fmt: skip
+    """Bundle, copy, install and bench ``todo`` on the board, each row handed to ``keep`` with the board's
+    machine record as it comes; the failures, (name, reason)."""
     import shutil
 
     key = hashlib.sha256(json.dumps([sorted(shas.items()), wheels_for is not None]).encode()).hexdigest()[:12]
@@ -214,7 +231,7 @@ def _measure(run_dir: Path, ssh: Ssh, target: Target, todo: list, shas: dict, bo
         if proc.returncode != 0:
             raise UserError(f"deploy: install on {ssh.host} failed: {last_line(proc.stderr.decode('utf-8', 'replace'))}"
                             f"{' (the board may have no package index: bundle its wheels with --wheels)' if not offline else ''}")  # fmt: skip
-        rows, failed, machine = [], [], None
+        failed, machine = [], None
         for v in todo:
             artifact = next(a for a in made_manifest(local / name)["artifacts"] if a["variant"] == v["name"])
             say(f"measuring {v['name']} on {ssh.host}")
@@ -223,21 +240,22 @@ def _measure(run_dir: Path, ssh: Ssh, target: Target, todo: list, shas: dict, bo
                      f"--runs {runs} --warmup {warmup} --json {out} >/dev/null && cat {out} && rm -f {out}")  # fmt: skip
             proc = ssh.run(f"bench {v['name']}", bench, steps.bench, check=False)
             if proc.returncode != 0:
-                why = last_line(proc.stderr.decode("utf-8", "replace")) or f"exit {proc.returncode}"
+                why = f"took more than {steps.bench:.0f} s (--step-timeout)" if proc.returncode == 124 else \
+                    last_line(proc.stderr.decode("utf-8", "replace")) or f"exit {proc.returncode}"  # fmt: skip
                 failed.append((v["name"], why))
-                rows.append(_failed_row(v, shas[v["name"]], why))
+                keep(_failed_row(v, shas[v["name"]], why), machine)
                 say(f"bench {v['name']} on {ssh.host} failed: {why}")
                 continue
             try:
                 doc = validate_report(json.loads(proc.stdout.decode("utf-8", "replace")), f"{ssh.host}: {out}")
             except (ValueError, UserError) as exc:
                 failed.append((v["name"], str(exc)))
-                rows.append(_failed_row(v, shas[v["name"]], f"its result could not be read ({exc})"))
+                keep(_failed_row(v, shas[v["name"]], f"its result could not be read ({exc})"), machine)
                 continue
             machine = doc["machine"]
-            rows.append({**doc["variants"][0], "name": v["name"], "path": v["path"], "device_path": artifact["path"],
-                         "artifact_sha256": shas[v["name"]], "techniques": v.get("techniques", [])})  # fmt: skip
-        return rows, failed, machine
+            keep({**doc["variants"][0], "name": v["name"], "path": v["path"], "device_path": artifact["path"],
+                  "artifact_sha256": shas[v["name"]], "techniques": v.get("techniques", [])}, machine)  # fmt: skip
+        return failed
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -254,9 +272,7 @@ def _failed_row(v: dict, sha: str, why: str) -> dict:
 
 
 def publish_devices(report: dict, run_dir: Path) -> None:
-    """Write the report with its device rows, and its pages, in the run folder."""
+    """The run's pages, with the device's rows."""
     from benchmarks.render import render_reports
-    from runtime.files import write_json
 
-    write_json(run_dir / REPORT_FILE, report)
     render_reports([report], [run_dir], run_dir / "report")
