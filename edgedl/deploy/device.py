@@ -118,14 +118,19 @@ def candidates(report: dict, run_dir: Path, target: Target, names: Sequence[str]
     return chosen
 
 
-def _venv_name(bundle_dir: Path) -> str:
-    """An environment named by what it holds: the requirements (the runtime wheel's sha256 in place of its path)."""
-    lines = []
-    for line in (bundle_dir / "requirements.txt").read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        lines.append(sha256_file(bundle_dir / line) if line.startswith("./wheels/") else line.strip())
+def _venv_name(manifest: dict) -> str:
+    """An environment named by what it holds: the bundle's requirements, the runtime wheel's by its sha256."""
+    files = manifest["files"]
+    lines = [files[line[2:]]["sha256"] if line.startswith("./") else line for line in manifest["requirements"]]
     return "venv-" + hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
+
+
+def _manifest_of(archive: Path, name: str) -> dict:
+    """The manifest of the bundle just made, read from the archive."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        return json.loads(tar.extractfile(f"{name}/manifest.json").read())
 
 
 def _install_command(name: str, venv: str, python: str, offline: bool) -> str:
@@ -212,11 +217,10 @@ def _measure(run_dir: Path, ssh: Ssh, target: Target, todo: list, shas: dict, bo
             say(f"fetching every wheel {ssh.host} needs ({wheels_for.machine}, Python {wheels_for.python})")
         made = bundle(run_dir, target.name, stage / f"{name}.tar.gz", [v["name"] for v in todo],
                       wheels_for=wheels_for)  # fmt: skip
-        local = stage / "unpacked"
-        from runtime.bundle import extract
-
-        venv = _venv_name(extract(made.path, local))
-        offline = len(list((local / name / "wheels").glob("*.whl"))) > 1  # packed with 'edgedl bundle --wheels'
+        manifest = _manifest_of(made.path, name)
+        venv = _venv_name(manifest)
+        offline = sum(f.startswith("wheels/") for f in manifest["files"]) > 1  # packed with 'edgedl bundle --wheels'
+        artifacts = {a["variant"]: a for a in manifest["artifacts"]}
         remote = shlex.quote(board["folder"])
         if name not in board.get("entries", []):
             say(f"copying {made.bytes / 2**20:.1f} MiB to {ssh.host}:{board['folder']}/{name}")
@@ -233,7 +237,7 @@ def _measure(run_dir: Path, ssh: Ssh, target: Target, todo: list, shas: dict, bo
                             f"{' (the board may have no package index: bundle its wheels with --wheels)' if not offline else ''}")  # fmt: skip
         failed, machine = [], None
         for v in todo:
-            artifact = next(a for a in made_manifest(local / name)["artifacts"] if a["variant"] == v["name"])
+            artifact = artifacts[v["name"]]
             say(f"measuring {v['name']} on {ssh.host}")
             out = f"../results-{name}-{v['name']}.json"
             bench = (f"cd {remote}/{name} && ../{venv}/bin/edgedl-run bench {shlex.quote(artifact['path'])} "
@@ -258,10 +262,6 @@ def _measure(run_dir: Path, ssh: Ssh, target: Target, todo: list, shas: dict, bo
         return failed
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def made_manifest(root: Path) -> dict:
-    return json.loads((root / "manifest.json").read_text())
 
 
 def _failed_row(v: dict, sha: str, why: str) -> dict:
