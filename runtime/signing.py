@@ -184,9 +184,8 @@ def check_trusted(model_path: str | os.PathLike, keys: Optional[dict], bundle: O
         return
     root = Path(bundle["root"])
     check_signed(root / "manifest.json", keys)
-    signed = json.loads((root / "manifest.json").read_bytes())  # what the signature covers, read again
     rel = Path(model_path).resolve().relative_to(root.resolve()).as_posix()
-    entry = signed.get("files", {}).get(rel) if isinstance(signed, dict) else None
+    entry = bundle["manifest"]["files"].get(rel)  # the manifest verify_for read, whose bytes are what was signed
     if data is not None and (not isinstance(entry, dict) or entry.get("sha256") != hashlib.sha256(data).hexdigest()):
         raise _refused(Path(model_path), "not listed, or listed otherwise, in the bundle's signed manifest")
 

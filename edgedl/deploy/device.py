@@ -149,7 +149,7 @@ def deploy(run: Path, ssh: Ssh, target_name: str, device: Optional[str] = None, 
     target = get_target(target_name)
     report_path, run_dir = run_report(run)
     report = read_report(report_path)
-    device = device or ssh.host.rsplit("@", 1)[-1]
+    device = device or ssh.hostname
     chosen = candidates(report, run_dir, target, names, within)
     shas = {v["name"]: sha256_file(resolve(v["path"], run_dir)) for v in chosen}
     before = measured(report, device)
@@ -160,9 +160,9 @@ def deploy(run: Path, ssh: Ssh, target_name: str, device: Optional[str] = None, 
     board = probe(ssh, folder, python, steps)
     say(f"{device}: {board['cpu']} ({board['machine']}), {board['os']}, Python {board['python']}, "
         f"{board['free_bytes'] / 2**30:.1f} GiB free in {board['folder']}")  # fmt: skip
-    sizes = sum(resolve(v["path"], run_dir).stat().st_size for v in todo)
-    check_board(board, target, ssh.host, 3 * sizes + (VENV_BYTES if todo else 0))
-    largest = max((resolve(v["path"], run_dir).stat().st_size for v in todo), default=0)
+    sizes = [resolve(v["path"], run_dir).stat().st_size for v in todo]
+    check_board(board, target, ssh.host, 3 * sum(sizes) + (VENV_BYTES if todo else 0))
+    largest = max(sizes, default=0)
     memory = board.get("memory_available")
     if memory and todo and memory < (200 << 20) + 4 * largest:  # the interpreter, numpy, the model and its arena
         say(f"note: {device} has {memory / 2**20:,.0f} MiB of memory available; the largest candidate "

@@ -83,12 +83,13 @@ class Ssh:
         return proc
 
     @property
-    def _name(self) -> str:
+    def hostname(self) -> str:
+        """The host without its user: what the report calls the board unless told otherwise."""
         return self.host.rsplit("@", 1)[-1]
 
     def failure(self, stderr: str) -> str:
         """What ssh's own failure means, and the one thing to do about it."""
-        host, port = self._name, f" -p {self.port}" if self.port else ""
+        host, port = self.hostname, f" -p {self.port}" if self.port else ""
         known = f"[{host}]:{self.port}" if self.port and self.port != 22 else host
         if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
             return (f"the host key of {known} has CHANGED since it was recorded (a reinstalled board, or someone in "
